@@ -107,9 +107,9 @@ def from_dict(cls: type[T], data: dict[str, Any], *, _prefix: str = "") -> T:
     if unknown:
         k = unknown[0]
         close = difflib.get_close_matches(str(k), list(fields), n=1)
-        hint = f" (did you mean {_prefix}{close[0]!r}?)" if close else ""
+        hint = f" (did you mean {_prefix + close[0]!r}?)" if close else ""
         raise ConfigError(
-            f"unknown config key {_prefix}{k!r}{hint}; valid keys: {', '.join(sorted(fields))}"
+            f"unknown config key {_prefix + str(k)!r}{hint}; valid keys: {', '.join(sorted(fields))}"
         )
     kwargs = {k: _coerce(v, hints[k], f"{_prefix}{k}") for k, v in data.items()}
     try:
