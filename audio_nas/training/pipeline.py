@@ -1,0 +1,68 @@
+"""From names to a trained checkpoint: dataset -> features -> train -> save.
+
+Shared by ``audio-nas train``, the training benchmark and the streaming demo's
+"train a small default model first" path, so none of them re-implements it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Any
+
+from audio_nas.errors import SpecError
+from audio_nas.training.checkpoint import save_checkpoint
+from audio_nas.training.config import TrainConfig
+from audio_nas.training.trainer import TrainResult, train
+
+log = logging.getLogger(__name__)
+
+
+def spec_for_dataset(arch: str, dataset: Any) -> Any:
+    """Resolve a preset name or spec string and fit its front-end/classes to the dataset."""
+    from audio_nas.space import resolve_arch
+
+    spec = resolve_arch(arch)
+    fe = spec.frontend
+    if fe.sample_rate_hz != dataset.sample_rate_hz:
+        fe = dataclasses.replace(fe, sample_rate_hz=dataset.sample_rate_hz)
+    clip_ms = int(round(1000 * dataset.waveforms.shape[1] / dataset.sample_rate_hz))
+    if fe.clip_ms != clip_ms:
+        fe = dataclasses.replace(fe, clip_ms=clip_ms)
+    n_classes = len(dataset.class_names)
+    try:
+        return dataclasses.replace(spec, frontend=fe, n_classes=n_classes)
+    except SpecError as exc:
+        raise SpecError(f"{arch!r} does not fit dataset {dataset.name!r}: {exc}") from exc
+
+
+def train_and_save(
+    arch: str, dataset_name: str, out_dir: str | Path, cfg: TrainConfig | None = None
+) -> tuple[Any, TrainResult, Path]:
+    from audio_nas.data import load_dataset
+    from audio_nas.features import compute_features
+    from audio_nas.space import arch_costs
+
+    dataset = load_dataset(dataset_name)
+    spec = spec_for_dataset(arch, dataset)
+    features = compute_features(dataset, spec.frontend)
+    result = train(spec, features, cfg or TrainConfig())
+    costs = arch_costs(spec)
+    metrics = {
+        "val_accuracy": result.val_accuracy,
+        "test_accuracy": result.test_accuracy,
+        "per_class_accuracy": result.per_class_accuracy,
+        "confusion": result.confusion,
+        "curve": result.curve,
+        "epochs_run": result.epochs_run,
+        "train_time_s": result.train_time_s,
+        "params": costs.params,
+        "macs": costs.macs,
+        "dataset": dataset_name,
+        "dataset_hash": dataset.content_hash,
+        "train_config": dataclasses.asdict(cfg or TrainConfig()),
+    }
+    path = save_checkpoint(out_dir, spec, result.model, metrics, tuple(features.class_names))
+    log.info("saved checkpoint to %s", path)
+    return spec, result, path

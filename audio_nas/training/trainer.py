@@ -1,0 +1,224 @@
+"""Train one ArchSpec on one FeatureSet.
+
+AdamW + linear warm-up + cosine decay, SpecAugment, label smoothing, optional
+knowledge distillation from a teacher's logits and optional quantisation-aware
+fine-tuning in the last epochs. Deterministic for a given seed (torch's global
+generator is seeded from ``TrainConfig.seed``; batches are drawn from a separate
+numpy Generator). After every epoch ``on_epoch(epoch, val_accuracy, train_loss)``
+is called; returning ``False`` stops the run (the search's pruner hooks in here)
+and the result is marked ``pruned``.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from audio_nas.errors import TrainingError
+from audio_nas.training.augment import spec_augment
+from audio_nas.training.config import TrainConfig
+from audio_nas.training.metrics import classification_metrics, predict_logits
+
+log = logging.getLogger(__name__)
+
+SPLIT_IDS = {"train": 0, "validation": 1, "test": 2}
+
+EpochCallback = Callable[[int, float, float], bool | None]
+
+
+@dataclass
+class TrainResult:
+    model: torch.nn.Module  # best-validation weights loaded, eval mode, on CPU
+    val_accuracy: float
+    test_accuracy: float
+    per_class_accuracy: dict[str, float]
+    confusion: list[list[int]]
+    curve: list[float]  # validation accuracy after each epoch
+    loss_curve: list[float]
+    epochs_run: int
+    best_epoch: int
+    train_time_s: float
+    train_examples_seen: int
+    pruned: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def samples_per_s(self) -> float:
+        return self.train_examples_seen / self.train_time_s if self.train_time_s > 0 else float("nan")
+
+
+def _resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise TrainingError("train.device is 'cuda' but no CUDA device is available; use device: cpu or auto")
+    return torch.device(name)
+
+
+def _split_arrays(features: Any, split: str) -> tuple[np.ndarray, np.ndarray]:
+    mask = np.asarray(features.split) == SPLIT_IDS[split]
+    idx = np.flatnonzero(mask)
+    return np.asarray(features.x[idx], dtype=np.float32), np.asarray(features.labels)[idx].astype(np.int64)
+
+
+def _check_input(spec: Any, features: Any) -> None:
+    expected = tuple(spec.frontend.output_shape)
+    got = tuple(features.x.shape[1:])
+    if expected != got:
+        raise TrainingError(
+            f"features have shape {got} per clip but the spec's front-end gives {expected}; "
+            f"compute the features with the spec's front-end (compute_features(dataset, spec.frontend))"
+        )
+    if spec.n_classes != len(features.class_names):
+        raise TrainingError(
+            f"spec has n_classes={spec.n_classes} but the dataset has {len(features.class_names)} classes; "
+            f"set n{len(features.class_names)} in the spec string"
+        )
+
+
+def _lr_lambda(cfg: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
+    total = max(1, cfg.epochs * steps_per_epoch)
+    warm = int(cfg.warmup_epochs * steps_per_epoch)
+
+    def f(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        progress = (step - warm) / max(1, total - warm)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return f
+
+
+def _distill_loss(logits: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+    t = temperature
+    return F.kl_div(F.log_softmax(logits / t, dim=1), F.softmax(teacher / t, dim=1), reduction="batchmean") * t * t
+
+
+def train(
+    spec: Any,
+    features: Any,
+    cfg: TrainConfig | None = None,
+    *,
+    on_epoch: EpochCallback | None = None,
+    teacher_logits: np.ndarray | None = None,
+    model: torch.nn.Module | None = None,
+) -> TrainResult:
+    """Train ``spec`` (or the given ``model`` built from it) on ``features``; see the module doc."""
+    from audio_nas.space import build_model
+
+    cfg = cfg or TrainConfig()
+    _check_input(spec, features)
+    if cfg.num_threads is not None:
+        torch.set_num_threads(cfg.num_threads)
+    device = _resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+
+    x_tr, y_tr = _split_arrays(features, "train")
+    x_va, y_va = _split_arrays(features, "validation")
+    x_te, y_te = _split_arrays(features, "test")
+    if len(x_tr) == 0:
+        raise TrainingError("the dataset has no training examples (split 'train' is empty); check the dataset splits")
+    if len(x_va) == 0:
+        raise TrainingError("the dataset has no validation examples; best-checkpoint selection needs a validation split")
+    if teacher_logits is not None:
+        teacher_logits = np.asarray(teacher_logits, np.float32)
+        if teacher_logits.shape != (len(x_tr), spec.n_classes):
+            raise TrainingError(
+                f"teacher_logits must have shape (train examples, classes) = {(len(x_tr), spec.n_classes)}, "
+                f"got {teacher_logits.shape}"
+            )
+    if cfg.max_train_examples is not None and cfg.max_train_examples < len(x_tr):
+        keep = np.sort(rng.choice(len(x_tr), cfg.max_train_examples, replace=False))
+        x_tr, y_tr = x_tr[keep], y_tr[keep]
+        if teacher_logits is not None:
+            teacher_logits = teacher_logits[keep]
+
+    model = (model or build_model(spec)).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = math.ceil(len(x_tr) / cfg.batch_size)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, steps_per_epoch))
+    xt = torch.from_numpy(x_tr)
+    yt = torch.from_numpy(y_tr)
+    tt = torch.from_numpy(teacher_logits) if teacher_logits is not None else None
+
+    curve: list[float] = []
+    losses: list[float] = []
+    best_acc, best_epoch, best_state = -1.0, -1, None
+    pruned = False
+    seen = 0
+    t0 = time.perf_counter()
+    qat_start = cfg.epochs - cfg.qat_epochs if cfg.qat else None
+    for epoch in range(cfg.epochs):
+        if qat_start is not None and epoch == qat_start:
+            from audio_nas.export import prepare_qat  # QAT fake-quant matches TFLM rounding
+
+            model = prepare_qat(model).to(device)
+            opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr * 0.1, weight_decay=cfg.weight_decay)
+            sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _s: 1.0)
+            best_acc = -1.0  # select among quantisation-aware weights only
+        model.train()
+        order = rng.permutation(len(x_tr))
+        total_loss = 0.0
+        for start in range(0, len(order), cfg.batch_size):
+            idx = torch.from_numpy(order[start : start + cfg.batch_size])
+            xb = spec_augment(xt[idx], cfg.specaugment).to(device)
+            yb = yt[idx].to(device)
+            logits = model(xb)
+            loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
+            if tt is not None and cfg.distill_alpha > 0:
+                kd = _distill_loss(logits, tt[idx].to(device), cfg.distill_temperature)
+                loss = (1 - cfg.distill_alpha) * loss + cfg.distill_alpha * kd
+            if not torch.isfinite(loss):
+                raise TrainingError(
+                    f"loss became {loss.item()} at epoch {epoch + 1}; the candidate diverged "
+                    f"(lower train.lr, now {cfg.lr}, or check the features for NaN)"
+                )
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            opt.step()
+            sched.step()
+            total_loss += loss.item() * len(idx)
+            seen += len(idx)
+        epoch_loss = total_loss / len(order)
+        val_acc = classification_metrics(
+            predict_logits(model, x_va, device=str(device)), y_va, tuple(features.class_names)
+        ).accuracy
+        curve.append(val_acc)
+        losses.append(epoch_loss)
+        log.debug("epoch %d: loss %.4f val_acc %.4f", epoch + 1, epoch_loss, val_acc)
+        if val_acc > best_acc:
+            best_acc, best_epoch = val_acc, epoch
+            best_state = copy.deepcopy(model.state_dict())
+        if on_epoch is not None and on_epoch(epoch, val_acc, epoch_loss) is False:
+            pruned = epoch + 1 < cfg.epochs
+            break
+    train_time_s = time.perf_counter() - t0
+
+    assert best_state is not None  # at least one epoch ran
+    model.load_state_dict(best_state)
+    model = model.cpu().eval()
+    test = classification_metrics(predict_logits(model, x_te), y_te, tuple(features.class_names))
+    return TrainResult(
+        model=model,
+        val_accuracy=best_acc,
+        test_accuracy=test.accuracy,
+        per_class_accuracy=test.per_class_accuracy,
+        confusion=test.confusion,
+        curve=curve,
+        loss_curve=losses,
+        epochs_run=len(curve),
+        best_epoch=best_epoch,
+        train_time_s=train_time_s,
+        train_examples_seen=seen,
+        pruned=pruned,
+    )

@@ -1,0 +1,147 @@
+"""Trainer tests on small learnable synthetic features (no audio needed)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+
+from audio_nas.errors import TrainingError
+from audio_nas.features.config import FrontEndConfig
+from audio_nas.training import TrainConfig, load_checkpoint, save_checkpoint, train
+from audio_nas.training.augment import spec_augment
+from audio_nas.training.config import SpecAugmentConfig
+
+space = pytest.importorskip("audio_nas.space")
+
+
+@dataclass
+class FakeFeatures:
+    x: np.ndarray
+    labels: np.ndarray
+    split: np.ndarray
+    class_names: tuple[str, ...]
+    frontend: FrontEndConfig
+
+
+FE = FrontEndConfig(kind="mfcc", window_ms=40, hop_ms=20, n_mfcc=10)  # 49 x 10
+
+
+def make_features(n_per_class=40, n_classes=3, seed=0, noise=0.6):
+    """Each class is a distinct time-frequency blob plus noise: learnable, not trivial."""
+    rng = np.random.default_rng(seed)
+    t, f = FE.output_shape
+    protos = rng.normal(size=(n_classes, t, f)).astype(np.float32)
+    xs, ys, split = [], [], []
+    for c in range(n_classes):
+        for i in range(n_per_class):
+            xs.append(protos[c] + noise * rng.normal(size=(t, f)).astype(np.float32) * 2)
+            ys.append(c)
+            split.append(0 if i < n_per_class * 0.6 else (1 if i < n_per_class * 0.8 else 2))
+    return FakeFeatures(np.stack(xs), np.array(ys), np.array(split, np.uint8), tuple(f"c{i}" for i in range(n_classes)), FE)
+
+
+def tiny_spec(n_classes=3):
+    spec = space.resolve_arch("ds_cnn_s")
+    import dataclasses
+
+    return dataclasses.replace(spec, frontend=FE, n_classes=n_classes)
+
+
+CFG = TrainConfig(epochs=3, batch_size=16, lr=3e-3, seed=1, specaugment=SpecAugmentConfig(time_masks=1, freq_masks=1))
+
+
+def test_learns_above_chance_and_reports_metrics():
+    feats = make_features()
+    calls = []
+    res = train(tiny_spec(), feats, CFG, on_epoch=lambda e, acc, loss: calls.append((e, acc, loss)))
+    assert [c[0] for c in calls] == [0, 1, 2]
+    assert res.epochs_run == 3 and not res.pruned
+    assert res.val_accuracy == max(res.curve)
+    assert res.test_accuracy > 0.6  # chance is 1/3
+    cm = np.array(res.confusion)
+    assert cm.sum() == int((feats.split == 2).sum())
+    assert set(res.per_class_accuracy) == {"c0", "c1", "c2"}
+    assert res.loss_curve[-1] < res.loss_curve[0]
+
+
+def test_same_seed_same_result_and_different_seed_differs():
+    feats = make_features()
+    a = train(tiny_spec(), feats, CFG)
+    b = train(tiny_spec(), feats, CFG)
+    assert a.curve == b.curve and a.loss_curve == b.loss_curve
+    for (ka, va), (kb, vb) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
+        assert ka == kb and torch.equal(va, vb)
+    c = train(tiny_spec(), feats, TrainConfig(**{**CFG.__dict__, "seed": 2}))
+    assert c.loss_curve != a.loss_curve
+
+
+def test_on_epoch_false_prunes():
+    res = train(tiny_spec(), make_features(), CFG, on_epoch=lambda e, acc, loss: e < 0)
+    assert res.pruned and res.epochs_run == 1
+
+
+def test_shape_and_class_mismatch_errors():
+    feats = make_features()
+    import dataclasses
+
+    wrong_fe = dataclasses.replace(tiny_spec(), frontend=FrontEndConfig(kind="logmel", n_mels=40))
+    with pytest.raises(TrainingError, match="front-end"):
+        train(wrong_fe, feats, CFG)
+    with pytest.raises(TrainingError, match="n_classes"):
+        train(tiny_spec(n_classes=5), feats, CFG)
+
+
+def test_nan_features_fail_clearly():
+    feats = make_features()
+    feats.x[feats.split == 0] = np.nan
+    with pytest.raises(TrainingError, match="diverged"):
+        train(tiny_spec(), feats, CFG)
+
+
+def test_distillation_changes_training_and_checks_shape():
+    feats = make_features()
+    n_train = int((feats.split == 0).sum())
+    teacher = np.random.default_rng(0).normal(size=(n_train, 3)).astype(np.float32) * 5
+    cfg = TrainConfig(**{**CFG.__dict__, "distill_alpha": 0.7})
+    plain = train(tiny_spec(), feats, CFG)
+    kd = train(tiny_spec(), feats, cfg, teacher_logits=teacher)
+    assert kd.loss_curve != plain.loss_curve
+    with pytest.raises(TrainingError, match="teacher_logits"):
+        train(tiny_spec(), feats, cfg, teacher_logits=teacher[:-1])
+
+
+def test_checkpoint_round_trip(tmp_path):
+    feats = make_features()
+    spec = tiny_spec()
+    res = train(spec, feats, TrainConfig(**{**CFG.__dict__, "epochs": 1}))
+    save_checkpoint(tmp_path / "ck", spec, res.model, {"test_accuracy": res.test_accuracy}, feats.class_names)
+    spec2, model2, meta = load_checkpoint(tmp_path / "ck")
+    assert spec2 == spec and meta["class_names"] == list(feats.class_names)
+    x = torch.from_numpy(feats.x[:4])
+    assert torch.equal(res.model(x), model2(x))
+    assert not list(tmp_path.glob("ck/*.pkl")) and not list(tmp_path.glob("ck/*.pt"))
+
+
+def test_load_checkpoint_errors(tmp_path):
+    with pytest.raises(TrainingError, match="not a checkpoint"):
+        load_checkpoint(tmp_path)
+
+
+def test_spec_augment_masks_and_keeps_shape():
+    torch.manual_seed(0)
+    x = torch.randn(8, 49, 10) + 3.0
+    y = spec_augment(x, SpecAugmentConfig(time_masks=2, time_mask_frames=5, freq_masks=2, freq_mask_bins=3))
+    assert y.shape == x.shape
+    assert (y != x).any()
+    assert torch.equal(spec_augment(x, SpecAugmentConfig(time_masks=0, freq_masks=0)), x)
+
+
+@pytest.mark.parametrize("field, value", [("epochs", 0), ("lr", -1.0), ("label_smoothing", 1.0), ("device", "tpu")])
+def test_train_config_validation(field, value):
+    from audio_nas.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=field):
+        TrainConfig(**{field: value})
