@@ -1,0 +1,12 @@
+"""Search space: ArchSpec grammar, primitives, builder, analytic costs, sampling/encoding, presets."""
+
+from audio_nas.space.builder import AudioNet, build_model
+from audio_nas.space.costs import ArchCosts, arch_costs
+from audio_nas.space.plan import LayerCost
+from audio_nas.space.presets import BASELINES, PRESETS, resolve_arch
+from audio_nas.space.spec import ArchSpec, ConvSpec, DSSpec, HeadSpec, MQASpec, StemSpec, UIBSpec
+
+__all__ = [
+    "ArchSpec", "StemSpec", "UIBSpec", "DSSpec", "ConvSpec", "MQASpec", "HeadSpec", "LayerCost",
+    "AudioNet", "build_model", "ArchCosts", "arch_costs", "PRESETS", "BASELINES", "resolve_arch",
+]
