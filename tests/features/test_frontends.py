@@ -1,0 +1,133 @@
+"""Front-ends against librosa (tolerances stated), cache behaviour and the cost model."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import librosa
+import numpy as np
+import pytest
+
+from audio_nas.data.dataset import AudioDataset, content_hash
+from audio_nas.errors import ConfigError, DataError
+from audio_nas.features import FrontEndConfig, compute_features, frontend_cost, make_frontend
+from audio_nas.features.frontends import LOG_EPS, PCEN
+
+
+def audio(n=3, seconds=1.0, sr=16000, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(sr * seconds)) / sr
+    x = [0.3 * np.sin(2 * np.pi * rng.uniform(200, 3000) * t) + 0.05 * rng.standard_normal(len(t)) for _ in range(n)]
+    return np.stack(x).astype(np.float32)
+
+
+def librosa_mel_power(x, cfg):
+    """librosa with the same framing: frames of window_samples, periodic Hann, zero-padded to n_fft."""
+    frames = librosa.util.frame(x, frame_length=cfg.window_samples, hop_length=cfg.hop_samples, axis=0)
+    win = librosa.filters.get_window("hann", cfg.window_samples, fftbins=True)
+    spec = np.abs(np.fft.rfft(frames * win, n=cfg.n_fft_effective, axis=1)) ** 2
+    fb = librosa.filters.mel(sr=cfg.sample_rate_hz, n_fft=cfg.n_fft_effective, n_mels=cfg.n_mels, fmin=cfg.fmin_hz,
+                             fmax=cfg.fmax_hz_effective, htk=True, norm=None)
+    return spec @ fb.T
+
+
+@pytest.mark.parametrize("window_ms, hop_ms, n_mels", [(30, 20, 40), (40, 20, 32), (25, 10, 20)])
+def test_logmel_matches_librosa(window_ms, hop_ms, n_mels):
+    cfg = FrontEndConfig(kind="logmel", window_ms=window_ms, hop_ms=hop_ms, n_mels=n_mels)
+    x = audio()
+    ours = make_frontend(cfg)(x)
+    assert ours.shape == (3, *cfg.output_shape)
+    ref = np.log(librosa_mel_power(x[0].astype(np.float64), cfg) + LOG_EPS)
+    # tolerance: float32 vs float64 arithmetic; 1e-3 nats is 0.004 dB
+    np.testing.assert_allclose(ours[0], ref, atol=1e-3)
+
+
+def test_mfcc_matches_librosa_dct():
+    cfg = FrontEndConfig(kind="mfcc", window_ms=40, hop_ms=20, n_mels=40, n_mfcc=10)
+    x = audio()
+    ours = make_frontend(cfg)(x)
+    assert ours.shape == (3, 49, 10)
+    logmel = np.log(librosa_mel_power(x[1].astype(np.float64), cfg) + LOG_EPS)
+    ref = librosa.feature.mfcc(S=logmel.T, n_mfcc=10, dct_type=2, norm="ortho").T
+    np.testing.assert_allclose(ours[1], ref, atol=2e-3)
+
+
+def test_pcen_matches_librosa():
+    cfg = FrontEndConfig(kind="pcen", window_ms=30, hop_ms=20, n_mels=40)
+    fe = PCEN(cfg)
+    x = audio(1)
+    ours = fe(x)[0]
+    mel = librosa_mel_power(x[0].astype(np.float64), cfg)
+    ref = librosa.pcen(mel.T, sr=cfg.sample_rate_hz, hop_length=cfg.hop_samples, gain=0.98, bias=2.0, power=0.5,
+                       time_constant=0.4, eps=1e-6, zi=None).T
+    # same smoother start as librosa (steady state for unit input); float32 vs float64: 0.1% relative
+    np.testing.assert_allclose(ours, ref, rtol=1e-3, atol=1e-5)
+
+
+def test_output_shape_is_derived_from_config_alone():
+    for cfg in [FrontEndConfig(kind="mfcc", window_ms=40, hop_ms=20, n_mfcc=13),
+                FrontEndConfig(window_ms=30, hop_ms=30, n_mels=20), FrontEndConfig(clip_ms=500)]:
+        x = np.zeros((1, cfg.clip_samples), np.float32)
+        assert make_frontend(cfg)(x).shape[1:] == cfg.output_shape
+
+
+def fake_dataset(n=40, sr=16000, name="fake"):
+    w = audio(n)
+    labels = np.arange(n) % 4
+    split = (np.arange(n) % 10 >= 8).astype(np.uint8)
+    classes = ("a", "b", "c", "d")
+    return AudioDataset(name=name, waveforms=w, labels=labels, split=split, class_names=classes, sample_rate_hz=sr,
+                        content_hash=content_hash(w, labels, split, classes))
+
+
+def test_cache_reuses_and_keys_on_config_and_data(tmp_path):
+    ds = fake_dataset()
+    cfg = FrontEndConfig()
+    a = compute_features(ds, cfg, tmp_path)
+    files = sorted(p.name for p in tmp_path.iterdir())
+    b = compute_features(ds, cfg, tmp_path)
+    assert a.key == b.key and sorted(p.name for p in tmp_path.iterdir()) == files
+    assert isinstance(b.x, np.memmap)
+    np.testing.assert_array_equal(np.asarray(a.x), make_frontend(cfg)(ds.waveforms))
+    c = compute_features(ds, dataclasses.replace(cfg, n_mels=20), tmp_path)
+    assert c.key != a.key and c.x.shape[2] == 20
+    ds2 = fake_dataset(n=41)
+    assert compute_features(ds2, cfg, tmp_path).key != a.key
+    assert not list(tmp_path.glob("*.tmp"))
+    sub = a.subset("validation")
+    assert len(sub.labels) == int((ds.split == 1).sum())
+
+
+def test_cache_is_much_faster_than_recomputing(tmp_path):
+    ds = fake_dataset(n=200)
+    cfg = FrontEndConfig()
+    t0 = time.perf_counter()
+    compute_features(ds, cfg, tmp_path)
+    cold = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    np.asarray(compute_features(ds, cfg, tmp_path).x).sum()
+    warm = time.perf_counter() - t0
+    assert warm < cold  # the 20x target is measured in `make bench` (docs/benchmarks.md)
+
+
+def test_rate_and_length_mismatch_errors(tmp_path):
+    ds = fake_dataset()
+    with pytest.raises(DataError, match="8000 Hz"):
+        compute_features(ds, FrontEndConfig(sample_rate_hz=8000), tmp_path)
+    with pytest.raises(DataError, match="clip_ms"):
+        compute_features(ds, FrontEndConfig(clip_ms=500), tmp_path)
+
+
+def test_cost_model_scales_and_names_cores():
+    small = frontend_cost(FrontEndConfig(window_ms=30, hop_ms=20, n_mels=20))
+    mfcc = frontend_cost(FrontEndConfig(kind="mfcc", window_ms=30, hop_ms=20, n_mels=20, n_mfcc=10))
+    fast = frontend_cost(FrontEndConfig(window_ms=30, hop_ms=10, n_mels=20))
+    m0 = frontend_cost(FrontEndConfig(window_ms=30, hop_ms=20, n_mels=20), core="cortex-m0plus")
+    assert mfcc.macs_per_frame == small.macs_per_frame + 200
+    assert fast.cycles_per_s == pytest.approx(2 * small.cycles_per_s)
+    assert m0.cycles_per_frame > small.cycles_per_frame
+    # 512-point real FFT: 128 x 8 butterflies x 4 + 256 x 4 split = 5120 MACs, plus window 480, power/mel 2 x 2 x 257
+    assert small.macs_per_frame == 480 + 5120 + 4 * 257
+    with pytest.raises(ConfigError, match="cortex-m4f"):
+        frontend_cost(FrontEndConfig(), core="z80")
