@@ -1,0 +1,69 @@
+"""Search configuration (YAML, strict keys)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from audio_nas.errors import ConfigError
+from audio_nas.training.config import TrainConfig
+
+
+@dataclass(frozen=True, kw_only=True)
+class PrunerConfig:
+    kind: Literal["pareto-median", "none"] = "pareto-median"
+    warmup_epochs: int = 2  # never stop before this many epochs
+    min_peers: int = 4  # cheaper completed trials needed before a trial can be stopped
+
+    def __post_init__(self) -> None:
+        if self.warmup_epochs < 1:
+            raise ConfigError(f"pruner.warmup_epochs must be >= 1, got {self.warmup_epochs}")
+        if self.min_peers < 1:
+            raise ConfigError(f"pruner.min_peers must be >= 1, got {self.min_peers}")
+
+
+DEFAULT_TRAIN = TrainConfig(epochs=6, batch_size=64, max_train_examples=1800, num_threads=1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SearchConfig:
+    name: str = "default"
+    dataset: str = "synth-kws"
+    board: str = "nucleo-l4r5zi"
+    strategy: str = "hybrid"
+    evaluator: Literal["train", "synthetic"] = "train"
+    n_trials: int = 60
+    time_budget_s: float | None = None
+    workers: int = 2
+    executor: Literal["local", "ray"] = "local"
+    ray_address: str | None = None
+    seed: int = 0
+    energy_source: Literal["emulated", "analytic", "predicted"] = "emulated"
+    train: TrainConfig = DEFAULT_TRAIN
+    pruner: PrunerConfig = field(default_factory=PrunerConfig)
+    n_initial: int = 8  # random trials before the model-based parts start
+    baselines: tuple[str, ...] = ("ds_cnn_s", "mobilenet_v1_x0.25", "mobilenet_v2_x0.35")
+    export_pareto: bool = True
+    hv_reference: tuple[float, float, float] = (1.0, 5.0, 6.0)  # (1 - acc, log10 uJ, log10 bytes); see objectives.py
+
+    def __post_init__(self) -> None:
+        from audio_nas.search.strategies import STRATEGIES
+
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"strategy {self.strategy!r} is unknown; choose one of {', '.join(STRATEGIES)}")
+        if self.n_trials < 1:
+            raise ConfigError(f"n_trials must be >= 1, got {self.n_trials}")
+        if self.n_initial < 1 or self.n_initial > self.n_trials:
+            raise ConfigError(f"n_initial must be in 1..n_trials ({self.n_trials}), got {self.n_initial}")
+        if self.workers < 1:
+            raise ConfigError(f"workers must be >= 1, got {self.workers}")
+        if self.time_budget_s is not None and self.time_budget_s <= 0:
+            raise ConfigError(f"time_budget_s must be > 0, got {self.time_budget_s}")
+        if self.executor == "ray" and self.ray_address is None:
+            pass  # a local Ray instance is started
+        if not self.name or "/" in self.name:
+            raise ConfigError(f"name must be a non-empty directory name, got {self.name!r}")
+
+    # keys whose change makes an existing run directory incompatible
+    COMPATIBILITY_KEYS = ("dataset", "board", "strategy", "evaluator", "seed", "energy_source", "train", "pruner",
+                          "n_initial", "hv_reference")

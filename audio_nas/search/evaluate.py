@@ -1,0 +1,119 @@
+"""Evaluating one trial: cheap objectives + constraints, then training (or the synthetic objective).
+
+``evaluate_trial(payload)`` is a top-level function so process pools and Ray can run it. It never
+raises: a crash, a NaN loss or a diverged run comes back as a 'failed' result with the error text.
+
+Pruning ("pareto-median", multi-objective aware): after ``warmup_epochs``, a trial stops when at least
+``min_peers`` finished trials that are no more expensive in energy had a higher median validation
+accuracy at the same epoch. A cheap model is therefore never stopped by expensive ones: it only
+competes with models that cost the same or less, which is what keeps the low-energy end of the front.
+
+The synthetic objective (for tests and the strategy benchmark) keeps the structure of the real one:
+energy and RAM are the *real* cost models of the spec; accuracy saturates with capacity
+(log MACs, log params) as trained accuracy does, with a smooth architecture-dependent term
+(front-end kind and resolution, depth, kernel sizes, expansion) and small per-spec noise; learning
+curves rise like 1 - exp(-epoch / tau) with a spec-dependent tau, so early epochs rank candidates
+imperfectly, as in real training, and pruning has something to get wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import time
+import traceback
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+_CACHE: dict[str, Any] = {}
+
+
+def cheap_objectives(spec, board, energy_source: str = "emulated") -> dict[str, Any]:
+    """Costs known before training and whether the spec fits the board."""
+    from audio_nas.energy import make_energy_model
+    from audio_nas.space import arch_costs
+
+    c = arch_costs(spec)
+    est = make_energy_model(energy_source if energy_source != "predicted" else "emulated").estimate(spec, board, layers=c.layers)
+    ram = c.peak_ram_bytes + c.frontend_ram_bytes
+    reasons = []
+    if ram > board.sram_bytes:
+        reasons.append(f"needs {ram} B RAM > {board.sram_bytes} B SRAM of {board.name}")
+    if c.flash_bytes > board.flash_bytes:
+        reasons.append(f"needs {c.flash_bytes} B flash > {board.flash_bytes} B of {board.name}")
+    return {"energy_uj": est.energy_uj, "energy_source": est.source, "latency_ms": est.latency_ms,
+            "peak_ram_bytes": ram, "flash_bytes": c.flash_bytes, "params": c.params, "macs": c.macs,
+            "infeasible": "; ".join(reasons) or None}
+
+
+def should_prune(epoch: int, acc: float, log_energy: float, peers: list[tuple[float, list[float]]], cfg: dict) -> bool:
+    if cfg["kind"] == "none" or epoch + 1 < cfg["warmup_epochs"]:
+        return False
+    cheaper = [curve[epoch] for le, curve in peers if le <= log_energy and len(curve) > epoch]
+    return len(cheaper) >= cfg["min_peers"] and acc < float(np.median(cheaper))
+
+
+def _features(dataset_name: str, frontend):
+    from audio_nas.data import load_dataset
+    from audio_nas.features import compute_features
+
+    if dataset_name not in _CACHE:
+        _CACHE.clear()
+        _CACHE[dataset_name] = load_dataset(dataset_name)
+    return compute_features(_CACHE[dataset_name], frontend)
+
+
+def synthetic_curve(spec, epochs: int, costs: dict) -> list[float]:
+    h = int(hashlib.sha256(spec.to_str().encode()).hexdigest()[:8], 16)
+    noise = np.random.default_rng(h)
+    lm, lp = math.log10(max(costs["macs"], 1)), math.log10(max(costs["params"], 1))
+    fe = spec.frontend
+    arch = (0.03 * (fe.kind == "mfcc") + 0.02 * math.tanh((fe.n_bins - 20) / 20) - 0.015 * (fe.hop_ms > 20)
+            + 0.01 * min(len(spec.blocks), 4) + 0.01 * math.sin(lp * 3.1 + lm))
+    acc_max = 0.93 / (1 + math.exp(-2.2 * (lp - 3.7))) * (0.85 + 0.15 * math.tanh(lm - 5.5)) + arch
+    acc_max = float(np.clip(acc_max + noise.normal(0, 0.01), 0.09, 0.99))
+    tau = 0.8 + 2.5 * noise.random()
+    return [float(np.clip(acc_max * (1 - math.exp(-(e + 1) / tau)) + noise.normal(0, 0.005), 0, 1)) for e in range(epochs)]
+
+
+def evaluate_trial(payload: dict[str, Any]) -> dict[str, Any]:
+    """payload: spec, evaluator, dataset, train (TrainConfig dict), pruner (dict), peers, cheap (dict)."""
+    t0 = time.perf_counter()
+    try:
+        from audio_nas.config import from_dict
+        from audio_nas.space import ArchSpec
+        from audio_nas.training.config import TrainConfig
+
+        spec = ArchSpec.from_str(payload["spec"])
+        cheap = payload["cheap"]
+        log_e = math.log10(max(cheap["energy_uj"], 1e-9))
+        cfg = from_dict(TrainConfig, payload["train"])
+        peers = payload.get("peers", [])
+        if payload["evaluator"] == "synthetic":
+            curve_full = synthetic_curve(spec, cfg.epochs, cheap)
+            curve = []
+            pruned = False
+            for e, acc in enumerate(curve_full):
+                curve.append(acc)
+                if should_prune(e, acc, log_e, peers, payload["pruner"]) and e + 1 < cfg.epochs:
+                    pruned = True
+                    break
+            if payload.get("sleep_s"):
+                time.sleep(payload["sleep_s"] * len(curve) / cfg.epochs)
+            return {"state": "pruned" if pruned else "complete", "accuracy": max(curve), "test_accuracy": max(curve),
+                    "curve": curve, "epochs_run": len(curve), "duration_s": time.perf_counter() - t0}
+        from audio_nas.training import train
+
+        feats = _features(payload["dataset"], spec.frontend)
+        res = train(spec, feats, cfg, on_epoch=lambda e, acc, loss: not should_prune(e, acc, log_e, peers, payload["pruner"]))
+        if not math.isfinite(res.val_accuracy):
+            raise FloatingPointError("validation accuracy is NaN")
+        return {"state": "pruned" if res.pruned else "complete", "accuracy": res.val_accuracy,
+                "test_accuracy": res.test_accuracy, "curve": res.curve, "epochs_run": res.epochs_run,
+                "duration_s": time.perf_counter() - t0}
+    except Exception as exc:  # recorded as a failed trial; the search goes on
+        return {"state": "failed", "error": f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=4)}",
+                "duration_s": time.perf_counter() - t0}

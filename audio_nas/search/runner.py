@@ -1,0 +1,188 @@
+"""The search loop: ask -> constraint check -> train (in workers) -> tell, everything in the store.
+
+Resumability: each ask, each start and each result is committed to SQLite before the next step,
+and the strategy state is saved after every ask and tell. After ``kill -9``, running the same
+command requeues the trials that were running, keeps every finished one, restores the strategy
+and continues until the budget of finished trials is reached exactly.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from audio_nas.config import to_dict
+from audio_nas.errors import SearchError
+from audio_nas.paths import progress_enabled
+from audio_nas.search.config import SearchConfig
+from audio_nas.search.evaluate import cheap_objectives, evaluate_trial
+from audio_nas.search.executors import make_executor
+from audio_nas.search.objectives import hypervolume, non_dominated, objective_vector
+from audio_nas.search.store import FINISHED, TrialStore
+from audio_nas.search.strategies import STRATEGIES, StrategyContext
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SearchResult:
+    run_dir: Path
+    n_finished: int
+    pareto_ids: list[int]
+    hypervolume: float
+    wall_s: float
+
+
+def _space_for(cfg: SearchConfig):
+    from audio_nas.space import SearchSpace
+
+    if cfg.evaluator == "synthetic":
+        return SearchSpace()
+    from audio_nas.data import load_dataset
+
+    ds = load_dataset(cfg.dataset)  # generates the embedded dataset on first use
+    return SearchSpace(n_classes=len(ds.class_names), sample_rate_hz=ds.sample_rate_hz, clip_ms=ds.clip_ms)
+
+
+def trial_objectives(t) -> np.ndarray:
+    return objective_vector(t.accuracy, t.energy_uj, t.peak_ram_bytes)
+
+
+class SearchRunner:
+    def __init__(self, cfg: SearchConfig, run_dir: str | Path, *, sleep_s: float = 0.0):
+        from audio_nas.energy import load_board
+
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.store = TrialStore(self.run_dir / "study.sqlite")
+        self.store.check_config(to_dict(cfg), SearchConfig.COMPATIBILITY_KEYS)
+        self.board = load_board(cfg.board)
+        self.space = _space_for(cfg)
+        self._cheap: dict[str, dict] = {}
+        self.ctx = StrategyContext(space=self.space, cheap_objectives=self._cheap_for_strategy,
+                                   hv_reference=cfg.hv_reference)
+        kwargs = {"n_initial": cfg.n_initial} if cfg.strategy == "hybrid" else {}
+        self.strategy = STRATEGIES[cfg.strategy](self.ctx, seed=cfg.seed, **kwargs)
+        state = self.store.get_meta("strategy_state")
+        if state is not None:
+            self.strategy.load_state_dict(state)
+        self.sleep_s = sleep_s
+
+    # -- cheap objectives, memoised per spec string
+    def cheap(self, spec) -> dict:
+        key = spec.to_str()
+        if key not in self._cheap:
+            self._cheap[key] = cheap_objectives(spec, self.board, self.cfg.energy_source)
+        return self._cheap[key]
+
+    def _cheap_for_strategy(self, spec):
+        c = self.cheap(spec)
+        if c["infeasible"]:
+            return None
+        return (math.log10(c["energy_uj"]), math.log10(c["peak_ram_bytes"]))
+
+    def _peers(self) -> list[tuple[float, list[float]]]:
+        return [(math.log10(t.energy_uj), t.curve) for t in self.store.trials(("complete",)) if t.curve]
+
+    def _payload(self, t) -> dict:
+        from audio_nas.space import ArchSpec
+
+        return {"spec": t.spec, "evaluator": self.cfg.evaluator, "dataset": self.cfg.dataset,
+                "train": to_dict(self.cfg.train), "pruner": to_dict(self.cfg.pruner), "peers": self._peers(),
+                "cheap": self.cheap(ArchSpec.from_str(t.spec)), "sleep_s": self.sleep_s}
+
+    def _save_state(self) -> None:
+        self.store.set_meta("strategy_state", self.strategy.state_dict())
+
+    def front(self):
+        done = [t for t in self.store.trials(("complete",)) if t.has_objectives]
+        if not done:
+            return [], np.zeros((0, 3))
+        F = np.stack([trial_objectives(t) for t in done])
+        idx = non_dominated(F)
+        return [done[i] for i in idx], F[idx]
+
+    def run(self) -> SearchResult:
+        from audio_nas.space import ArchSpec
+
+        cfg, store = self.cfg, self.store
+        requeued = store.requeue_running()
+        if requeued:
+            log.info("resuming: %d trial(s) that were running are queued again", requeued)
+        t0 = time.time()
+        executor = make_executor(cfg.executor, cfg.workers, cfg.ray_address)
+        in_flight: dict[int, object] = {}
+        bar = None
+        if progress_enabled():
+            from tqdm import tqdm
+
+            bar = tqdm(total=cfg.n_trials, initial=store.count(FINISHED), desc=f"search {cfg.name}", unit="trial")
+        try:
+            while True:
+                finished = store.count(FINISHED)
+                out_of_time = cfg.time_budget_s is not None and time.time() - t0 > cfg.time_budget_s
+                while not out_of_time and len(in_flight) < cfg.workers and finished + len(in_flight) < cfg.n_trials:
+                    queued = [t for t in store.trials(("queued",)) if t.id not in in_flight]
+                    if not queued:
+                        for spec, origin in self.strategy.ask(1):
+                            store.add(spec.to_str(), spec.spec_hash, origin)
+                        self._save_state()
+                        continue
+                    t = queued[0]
+                    c = self.cheap(ArchSpec.from_str(t.spec))
+                    if c["infeasible"]:  # checked before any training
+                        store.finish(t.id, "infeasible", {**c, "error": c["infeasible"]})
+                        self.strategy.tell(ArchSpec.from_str(t.spec), None)
+                        self._save_state()
+                        finished += 1
+                        continue
+                    store.mark_running(t.id, cfg.executor)
+                    in_flight[t.id] = executor.submit(evaluate_trial, self._payload(t))
+                if not in_flight:
+                    break
+                done = executor.wait_any(list(in_flight.values()))
+                for tid in [k for k, h in in_flight.items() if h in done]:
+                    handle = in_flight.pop(tid)
+                    res = executor.result(handle)
+                    trial = next(t for t in store.trials() if t.id == tid)
+                    spec = ArchSpec.from_str(trial.spec)
+                    cheap = self.cheap(spec)
+                    state = res.pop("state")
+                    store.finish(tid, state, {**cheap, **res})
+                    F = objective_vector(res["accuracy"], cheap["energy_uj"], cheap["peak_ram_bytes"]) \
+                        if state in ("complete", "pruned") else None
+                    self.strategy.tell(spec, F)
+                    self._save_state()
+                    if state == "failed":
+                        log.warning("trial %d failed: %s", tid, res.get("error", "").splitlines()[0])
+                    if bar is not None:
+                        front, Ff = self.front()
+                        bar.update(1)
+                        best = max((t.accuracy for t in front), default=float("nan"))
+                        bar.set_postfix(front=len(front), best_acc=f"{best:.3f}",
+                                        hv=f"{hypervolume(Ff, cfg.hv_reference):.3f}")
+        finally:
+            if bar is not None:
+                bar.close()
+            executor.shutdown()
+        front, Ff = self.front()
+        return SearchResult(self.run_dir, store.count(FINISHED), [t.id for t in front],
+                            hypervolume(Ff, cfg.hv_reference), time.time() - t0)
+
+
+def run_search(cfg: SearchConfig, run_dir: str | Path | None = None, **kwargs) -> SearchResult:
+    from audio_nas.paths import runs_dir
+
+    run_dir = Path(run_dir) if run_dir else runs_dir() / cfg.name
+    if cfg.n_trials < 1:
+        raise SearchError("n_trials must be >= 1")
+    runner = SearchRunner(cfg, run_dir, **kwargs)
+    try:
+        return runner.run()
+    finally:
+        runner.store.close()

@@ -1,0 +1,161 @@
+"""Trial store: SQLite in WAL mode. Every trial, its learning curve, objectives, state and errors,
+plus the study's config and the strategy state, so a killed search resumes exactly.
+
+States: queued -> running -> complete | pruned | failed | infeasible. On open, trials left
+'running' by a dead process go back to 'queued' and are retried; completed ones are never lost
+because each transition is its own committed transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from audio_nas.errors import SearchError
+
+STATES = ("queued", "running", "complete", "pruned", "failed", "infeasible")
+FINISHED = ("complete", "pruned", "failed", "infeasible")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS trials (
+  id INTEGER PRIMARY KEY,
+  spec TEXT NOT NULL,
+  spec_hash TEXT NOT NULL,
+  origin TEXT NOT NULL,
+  state TEXT NOT NULL,
+  accuracy REAL, test_accuracy REAL,
+  energy_uj REAL, energy_source TEXT, latency_ms REAL,
+  peak_ram_bytes INTEGER, flash_bytes INTEGER, params INTEGER, macs INTEGER,
+  curve TEXT, epochs_run INTEGER,
+  created REAL NOT NULL, started REAL, finished REAL, duration_s REAL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  error TEXT, worker TEXT
+);
+CREATE TABLE IF NOT EXISTS baselines (name TEXT PRIMARY KEY, result TEXT NOT NULL);
+"""
+
+
+@dataclass
+class Trial:
+    id: int
+    spec: str
+    spec_hash: str
+    origin: str
+    state: str
+    accuracy: float | None = None
+    test_accuracy: float | None = None
+    energy_uj: float | None = None
+    energy_source: str | None = None
+    latency_ms: float | None = None
+    peak_ram_bytes: int | None = None
+    flash_bytes: int | None = None
+    params: int | None = None
+    macs: int | None = None
+    curve: list[float] | None = None
+    epochs_run: int | None = None
+    duration_s: float | None = None
+    error: str | None = None
+
+    @property
+    def has_objectives(self) -> bool:
+        return self.state in ("complete", "pruned") and self.accuracy is not None and self.energy_uj is not None
+
+
+class TrialStore:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- meta / config / strategy state
+    def get_meta(self, key: str) -> Any:
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def set_meta(self, key: str, value: Any) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
+
+    def check_config(self, config: dict, compat_keys: tuple[str, ...]) -> None:
+        """Store ``config`` on first use; refuse a run directory made with an incompatible config."""
+        old = self.get_meta("config")
+        if old is None:
+            self.set_meta("config", config)
+            return
+        diff = [k for k in compat_keys if old.get(k) != config.get(k)]
+        if diff:
+            detail = "; ".join(f"{k}: {old.get(k)!r} there, {config.get(k)!r} now" for k in diff)
+            raise SearchError(
+                f"{self.path.parent} holds a search made with another configuration ({detail}). "
+                f"Use another --name (or run directory), or restore the original config to resume it"
+            )
+        self.set_meta("config", config)  # budget/workers may change between runs
+
+    # -- trials
+    def add(self, spec: str, spec_hash: str, origin: str) -> int:
+        cur = self.db.execute(
+            "INSERT INTO trials (spec, spec_hash, origin, state, created) VALUES (?, ?, ?, 'queued', ?)",
+            (spec, spec_hash, origin, time.time()),
+        )
+        return int(cur.lastrowid)
+
+    def requeue_running(self) -> int:
+        cur = self.db.execute("UPDATE trials SET state='queued', worker=NULL WHERE state='running'")
+        return cur.rowcount
+
+    def mark_running(self, trial_id: int, worker: str = "") -> None:
+        self.db.execute(
+            "UPDATE trials SET state='running', started=?, worker=?, attempts=attempts+1 WHERE id=?",
+            (time.time(), worker, trial_id),
+        )
+
+    def finish(self, trial_id: int, state: str, result: dict[str, Any]) -> None:
+        if state not in FINISHED:
+            raise SearchError(f"cannot finish a trial in state {state!r}")
+        cols = ("accuracy", "test_accuracy", "energy_uj", "energy_source", "latency_ms", "peak_ram_bytes",
+                "flash_bytes", "params", "macs", "epochs_run", "duration_s", "error")
+        values = [result.get(c) for c in cols]
+        curve = json.dumps(result.get("curve")) if result.get("curve") is not None else None
+        self.db.execute(
+            f"UPDATE trials SET state=?, {', '.join(f'{c}=?' for c in cols)}, curve=?, finished=? WHERE id=?",
+            (state, *values, curve, time.time(), trial_id),
+        )
+
+    def trials(self, states: tuple[str, ...] | None = None) -> list[Trial]:
+        q = "SELECT id, spec, spec_hash, origin, state, accuracy, test_accuracy, energy_uj, energy_source, latency_ms, " \
+            "peak_ram_bytes, flash_bytes, params, macs, curve, epochs_run, duration_s, error FROM trials"
+        args: tuple = ()
+        if states:
+            q += f" WHERE state IN ({','.join('?' * len(states))})"
+            args = states
+        out = []
+        for row in self.db.execute(q + " ORDER BY id", args):
+            t = Trial(*row[:14], curve=json.loads(row[14]) if row[14] else None, epochs_run=row[15],
+                      duration_s=row[16], error=row[17])
+            out.append(t)
+        return out
+
+    def __iter__(self) -> Iterator[Trial]:
+        return iter(self.trials())
+
+    def count(self, states: tuple[str, ...]) -> int:
+        return int(self.db.execute(
+            f"SELECT COUNT(*) FROM trials WHERE state IN ({','.join('?' * len(states))})", states).fetchone()[0])
+
+    # -- baselines (evaluated once per run directory)
+    def get_baseline(self, name: str) -> dict | None:
+        row = self.db.execute("SELECT result FROM baselines WHERE name=?", (name,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def set_baseline(self, name: str, result: dict) -> None:
+        self.db.execute("INSERT OR REPLACE INTO baselines VALUES (?, ?)", (name, json.dumps(result)))

@@ -1,0 +1,17 @@
+"""Strategy registry: name -> class taking (ctx, seed, **kwargs)."""
+
+from audio_nas.search.strategies.base import BaseStrategy, Strategy, StrategyContext
+from audio_nas.search.strategies.hybrid import Hybrid
+from audio_nas.search.strategies.model_based import MOBayesOpt, ParticleSwarm
+from audio_nas.search.strategies.simple import RandomSearch, RegularizedEvolution
+
+STRATEGIES: dict[str, type[BaseStrategy]] = {
+    "random": RandomSearch,
+    "evolution": RegularizedEvolution,
+    "bo": MOBayesOpt,
+    "pso": ParticleSwarm,
+    "hybrid": Hybrid,
+}
+
+__all__ = ["STRATEGIES", "Strategy", "StrategyContext", "BaseStrategy", "RandomSearch", "RegularizedEvolution",
+           "MOBayesOpt", "ParticleSwarm", "Hybrid"]
