@@ -114,7 +114,7 @@ def write_report(runner: SearchRunner, export: bool | None = None) -> Path:
     for t in sorted(front, key=lambda t: t.energy_uj):
         arena = exported.get(t.id, {}).get("arena_bytes", "")
         lines.append(f"| {t.id} | {t.origin} | {t.accuracy:.3f} | {t.test_accuracy:.3f} | {t.energy_uj:.0f} | "
-                     f"{t.latency_ms:.1f} | {t.peak_ram_bytes} | {t.flash_bytes} | {t.params} | {arena} | `{t.spec.replace('|', ' \\| ')}` |")
+                     f"{t.latency_ms:.1f} | {t.peak_ram_bytes} | {t.flash_bytes} | {t.params} | {arena} | `{_cell(t.spec)}` |")
     lines += ["", "## Baselines (same recipe, same energy model)", "",
               "| baseline | val acc | test acc | energy µJ | RAM B | params | MACs |", "|---|---|---|---|---|---|---|"]
     for name, b in baselines.items():
@@ -127,6 +127,11 @@ def write_report(runner: SearchRunner, export: bool | None = None) -> Path:
     return run_dir / "report.md"
 
 
+def _cell(text: str) -> str:
+    """A spec string inside a markdown table cell: its '|' separators must be escaped."""
+    return text.replace("|", "\\|")
+
+
 def _md_table_html(md: str) -> str:
     """A small self-contained HTML rendering of the report (tables, bullets, image, headings)."""
     out = ["<!doctype html><meta charset='utf-8'><title>audio-nas report</title>",
@@ -135,7 +140,8 @@ def _md_table_html(md: str) -> str:
     in_table = False
     for line in md.splitlines():
         if line.startswith("|"):
-            cells = [html.escape(c.strip()).replace("`", "") for c in line.strip("|").split("|")]
+            cells = [html.escape(c.strip().replace("\x00", "|")).replace("`", "")
+                     for c in line.replace("\\|", "\x00").strip("|").split("|")]
             if set("".join(cells)) <= set("-"):
                 continue
             if not in_table:

@@ -145,11 +145,11 @@ def test_hypervolume_and_front_by_hand():
 
 
 def test_incompatible_run_directory_is_refused(tmp_path):
-    run_search(synth_cfg(n_trials=3), tmp_path)
+    run_search(synth_cfg(n_trials=3, n_initial=2), tmp_path)
     with pytest.raises(SearchError, match="seed: 0 there, 5 now"):
-        SearchRunner(synth_cfg(n_trials=3, seed=5), tmp_path)
+        SearchRunner(synth_cfg(n_trials=3, n_initial=2, seed=5), tmp_path)
     # a larger budget with the same config resumes
-    assert run_search(synth_cfg(n_trials=5), tmp_path).n_finished == 5
+    assert run_search(synth_cfg(n_trials=5, n_initial=2), tmp_path).n_finished == 5
 
 
 @pytest.mark.parametrize(
