@@ -83,3 +83,16 @@ def test_frontend_shape_matches_micro_speech_and_mlperf():
 def test_frontend_rejects_bad_values_naming_field(kwargs, field):
     with pytest.raises(ConfigError, match=field):
         FrontEndConfig(**kwargs)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Fixed:
+    point: tuple[float, float, int] = (1.0, 2.0, 3)
+
+
+def test_fixed_length_tuple_fields():
+    assert from_dict(Fixed, {"point": [0.5, 1, 7]}).point == (0.5, 1.0, 7)
+    with pytest.raises(ConfigError, match=r"point: expected 3 items"):
+        from_dict(Fixed, {"point": [1.0, 2.0]})
+    with pytest.raises(ConfigError, match=r"point\[2\]"):
+        from_dict(Fixed, {"point": [1.0, 2.0, 3.5]})
