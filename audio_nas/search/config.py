@@ -22,7 +22,7 @@ class PrunerConfig:
             raise ConfigError(f"pruner.min_peers must be >= 1, got {self.min_peers}")
 
 
-DEFAULT_TRAIN = TrainConfig(epochs=6, batch_size=64, max_train_examples=1800, num_threads=1)
+DEFAULT_TRAIN = TrainConfig(epochs=15, batch_size=64, num_threads=1)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 from audio_nas.space.plan import ALIAS_OPS, MAC_OPS, LayerCost, numel
@@ -77,10 +78,27 @@ def peak_activation_bytes(layers: list[LayerCost], input_shape: tuple[int, ...])
     return peak, where
 
 
+@contextlib.contextmanager
+def _no_weight_init():
+    """Costs need shapes, not values: skip the (slow) random initialisation while building."""
+    from torch import nn
+
+    classes = (nn.Conv2d, nn.Linear, nn.BatchNorm2d)
+    saved = {cls: cls.reset_parameters for cls in classes}
+    try:
+        for cls in classes:
+            cls.reset_parameters = lambda self: None
+        yield
+    finally:
+        for cls, fn in saved.items():
+            cls.reset_parameters = fn
+
+
 def arch_costs(spec: ArchSpec, *, weight_bits: int = 8, act_bits: int = 8) -> ArchCosts:
     from audio_nas.space.builder import build_model
 
-    model = build_model(spec)
+    with _no_weight_init():
+        model = build_model(spec)
     layers = model.layer_plan()
     params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     macs_by_op: dict[str, int] = {}

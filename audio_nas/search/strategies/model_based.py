@@ -25,7 +25,7 @@ class MOBayesOpt(BaseStrategy):
 
     name = "bo"
 
-    def __init__(self, ctx: StrategyContext, seed: int = 0, n_random: int = 150, n_mutants: int = 150, kappa: float = 1.0,
+    def __init__(self, ctx: StrategyContext, seed: int = 0, n_random: int = 80, n_mutants: int = 80, kappa: float = 1.0,
                  min_observations: int = 5):
         super().__init__(ctx, seed)
         self.n_random, self.n_mutants, self.kappa, self.min_observations = n_random, n_mutants, kappa, min_observations
@@ -66,7 +66,11 @@ class MOBayesOpt(BaseStrategy):
         current = front.copy()
         for _ in range(n):
             base = hypervolume(current, ref)
-            gains = np.array([hypervolume(np.vstack([current, p]), ref) - base for p in pts])
+            # a candidate dominated by the current front adds nothing: only compute HV for the rest
+            dominated = np.array([bool(len(current)) and bool(np.any(np.all(current <= p, axis=1))) for p in pts])
+            gains = np.zeros(len(pts))
+            for j in np.flatnonzero(~dominated):
+                gains[j] = hypervolume(np.vstack([current, pts[j]]), ref) - base
             gains[[i for i, (s, _) in enumerate(cands) if s.to_str() in self.ctx.seen]] = -1
             i = int(np.argmax(gains))
             if gains[i] < 0:
