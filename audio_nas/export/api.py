@@ -1,0 +1,111 @@
+"""``export_model``: trained model -> int8 .tflite + C sources + summary, verified on TFLM."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from audio_nas.errors import ExportError
+from audio_nas.export.c_array import write_c_sources
+from audio_nas.export.graph import SUPPORTED_OPS, lower_model
+from audio_nas.export.quantize import quantize_graph, quantize_input, run_int8
+from audio_nas.export.tflite_writer import write_tflite
+from audio_nas.export.verify import run_tflm, tflm_arena_bytes
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ExportResult:
+    tflite_path: Path
+    tflite_bytes: int
+    arena_bytes: int  # from the TFLM host interpreter
+    analytic_ram_bytes: int
+    flash_bytes: int
+    ops: list[str]
+    input_scale: float
+    input_zero_point: int
+    output_scale: float
+    output_zero_point: int
+    per_op_macs: list[tuple[str, str, int]] = field(default_factory=list)
+    parity_exact: float = float("nan")  # fraction of TFLM outputs equal to the simulation on the calibration set
+    parity_within_1: float = float("nan")
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["tflite_path"] = str(self.tflite_path)
+        return d
+
+
+def export_model(spec, model, calib_x: np.ndarray, out_dir: str | Path, *, calibration: str = "minmax",
+                 verify_samples: int = 32) -> ExportResult:
+    """Quantise ``model`` (built from ``spec``) on ``calib_x`` [N, T, F], write everything to ``out_dir``."""
+    from audio_nas.space import arch_costs
+
+    out_dir = Path(out_dir)
+    calib_x = np.asarray(calib_x, np.float32)
+    if calib_x.ndim != 3 or calib_x.shape[1:] != tuple(spec.input_shape):
+        raise ExportError(f"calibration features must be [N, {spec.input_shape[0]}, {spec.input_shape[1]}], "
+                          f"got {calib_x.shape}; compute them with the spec's front-end")
+    g = lower_model(model)  # raises ExportError naming an unsupported op before anything is written
+    quantize_graph(g, calib_x, calibration=calibration)
+    model_bytes = write_tflite(g, description=f"audio-nas {spec.to_str()}")
+    arena = tflm_arena_bytes(model_bytes)
+    xq = quantize_input(g, calib_x[:verify_samples])
+    sim = run_int8(g, xq)
+    tflm = run_tflm(model_bytes, xq, arena_bytes=arena)
+    diff = np.abs(tflm.astype(int) - sim.astype(int))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "model.tflite"
+    path.write_bytes(model_bytes)
+    ops = g.op_kinds
+    write_c_sources(model_bytes, ops, out_dir)
+    costs = arch_costs(spec)
+    tin, tout = g.tensors[g.input], g.tensors[g.output]
+    res = ExportResult(
+        tflite_path=path, tflite_bytes=len(model_bytes), arena_bytes=arena,
+        analytic_ram_bytes=costs.peak_ram_bytes, flash_bytes=len(model_bytes), ops=ops,
+        input_scale=float(tin.scale[0]), input_zero_point=int(tin.zero_point[0]),
+        output_scale=float(tout.scale[0]), output_zero_point=int(tout.zero_point[0]),
+        per_op_macs=[(l.name, l.op, l.macs) for l in costs.layers], parity_exact=float((diff == 0).mean()),
+        parity_within_1=float((diff <= 1).mean()),
+    )
+    summary = {**res.to_json(), "spec": spec.to_str(), "arena_vs_analytic_bytes": arena - costs.peak_ram_bytes,
+               "supported_ops": list(SUPPORTED_OPS)}
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    (out_dir / "ops.txt").write_text("\n".join(ops) + "\n")
+    log.info("exported %s: %d B flatbuffer, TFLM arena %d B (analytic %d B), parity %.3f exact",
+             path, len(model_bytes), arena, costs.peak_ram_bytes, res.parity_exact)
+    return res
+
+
+def parse_tflite_ops(model_bytes: bytes) -> list[dict]:
+    """Per-op records (op name, input/output shapes, kernel, stride) of a .tflite, for the energy model."""
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as S
+
+    from audio_nas.export.verify import check_structure
+
+    m = check_structure(model_bytes)
+    names = {v: k for k, v in vars(S.BuiltinOperator).items() if not k.startswith("_")}
+    sg = m.subgraphs[0]
+    out = []
+    for op in sg.operators:
+        code = m.operatorCodes[op.opcodeIndex]
+        name = names.get(max(code.builtinCode, code.deprecatedBuiltinCode), "UNKNOWN")
+        ins = [list(sg.tensors[i].shape) for i in op.inputs if i >= 0]
+        outs = [list(sg.tensors[i].shape) for i in op.outputs]
+        rec = {"op": name, "inputs": ins, "outputs": outs}
+        if name in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+            w = ins[1]
+            oh, ow, oc = outs[0][1:]
+            kh, kw = (w[1], w[2])
+            cin = ins[0][3] if name == "CONV_2D" else 1
+            rec.update(kernel=(kh, kw), macs=oh * ow * oc * cin * kh * kw)
+        elif name == "FULLY_CONNECTED":
+            rec["macs"] = ins[1][0] * ins[1][1]
+        out.append(rec)
+    return out

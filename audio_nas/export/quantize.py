@@ -1,0 +1,185 @@
+"""int8 quantisation following TFLite/TFLM conventions, and an integer simulation of TFLM's kernels.
+
+- weights: per-channel symmetric int8 in [-127, 127] (conv: channel axis 0, depthwise: axis 3),
+  FULLY_CONNECTED per-tensor symmetric;
+- activations: per-tensor asymmetric int8, range from calibration (min/max, or a percentile) widened
+  to include 0; RESHAPE and AVERAGE_POOL_2D outputs share their input's parameters (as TFLite requires);
+- biases: int32 with scale input_scale x weight_scale and zero point 0.
+``run_int8`` reproduces TFLM's reference integer kernels: QuantizeMultiplier (frexp to a Q31 multiplier
+and shift), MultiplyByQuantizedMultiplier (saturating rounding doubling high multiply, then rounding
+right shift), ADD with a 20-bit left shift and three multipliers, AVERAGE_POOL_2D with rounding
+division. HARD_SWISH is simulated through float (dequantise, hswish, requantise): TFLM's fixed-point
+version can differ by 1 LSB there, which the parity test tolerates.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from audio_nas.errors import ExportError
+from audio_nas.export.graph import Graph, conv_nhwc, run_float
+
+INT8_MIN, INT8_MAX = -128, 127
+
+
+def quantize_multiplier(real: float) -> tuple[int, int]:
+    """TFLite QuantizeMultiplier: real = m * 2^(shift - 31), m in [2^30, 2^31)."""
+    if real == 0:
+        return 0, 0
+    mant, shift = math.frexp(real)
+    q = int(round(mant * (1 << 31)))
+    if q == (1 << 31):
+        q //= 2
+        shift += 1
+    if shift < -31:
+        return 0, 0
+    return q, shift
+
+
+def _srdhm(a: np.ndarray, b: int) -> np.ndarray:
+    """SaturatingRoundingDoublingHighMul for int32 a and scalar b (int64 arithmetic, no overflow)."""
+    a = a.astype(np.int64)
+    ab = a * np.int64(b)
+    nudge = np.where(ab >= 0, np.int64(1 << 30), np.int64(1 - (1 << 30)))
+    # C++ integer division truncates toward zero
+    num = ab + nudge
+    res = np.where(num >= 0, num // (1 << 31), -((-num) // (1 << 31)))
+    overflow = (a == np.iinfo(np.int32).min) & (b == np.iinfo(np.int32).min)
+    return np.where(overflow, np.iinfo(np.int32).max, res)
+
+
+def _rdbpot(x: np.ndarray, exponent: int) -> np.ndarray:
+    """RoundingDivideByPOT."""
+    if exponent == 0:
+        return x
+    mask = np.int64((1 << exponent) - 1)
+    remainder = x & mask
+    threshold = (mask >> 1) + (x < 0).astype(np.int64)
+    return (x >> exponent) + (remainder > threshold).astype(np.int64)
+
+
+def mbqm(x: np.ndarray, m: int, shift: int) -> np.ndarray:
+    """MultiplyByQuantizedMultiplier (TFLM reference, non-double-rounding variant)."""
+    left = shift if shift > 0 else 0
+    right = -shift if shift < 0 else 0
+    return _rdbpot(_srdhm(np.asarray(x, np.int64) * (1 << left), m), right)
+
+
+def act_qparams(lo: float, hi: float) -> tuple[float, int]:
+    lo, hi = min(lo, 0.0), max(hi, 0.0)
+    if hi - lo < 1e-8:
+        hi = lo + 1e-8
+    scale = (hi - lo) / 255.0
+    zp = int(np.clip(round(INT8_MIN - lo / scale), INT8_MIN, INT8_MAX))
+    return scale, zp
+
+
+def quantize_graph(g: Graph, calib_x: np.ndarray, *, calibration: str = "minmax", percentile: float = 99.99) -> Graph:
+    """Calibrate activation ranges on ``calib_x`` and quantise every tensor in place."""
+    if calibration not in ("minmax", "percentile"):
+        raise ExportError(f"calibration {calibration!r} is unknown; choose minmax or percentile")
+    if len(calib_x) == 0:
+        raise ExportError("calibration needs at least one example (calib_x is empty)")
+    record: dict[int, list] = {}
+    run_float(g, calib_x, record)
+    ranges = {}
+    for t, entries in record.items():
+        v = np.concatenate([e[2].ravel() for e in entries])
+        if calibration == "percentile":
+            ranges[t] = (float(np.percentile(v, 100 - percentile)), float(np.percentile(v, percentile)))
+        else:
+            ranges[t] = (float(v.min()), float(v.max()))
+    # shared-parameter ops: RESHAPE and AVERAGE_POOL_2D outputs use their input's parameters
+    for op in g.ops:
+        if op.kind in ("RESHAPE", "AVERAGE_POOL_2D"):
+            ranges[op.outputs[0]] = ranges[op.inputs[0]]
+    for t, (lo, hi) in ranges.items():
+        s, z = act_qparams(lo, hi)
+        g.tensors[t].scale, g.tensors[t].zero_point = np.array([s]), np.array([z])
+    for op in g.ops:
+        if op.kind in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
+            w, b = g.tensors[op.inputs[1]], g.tensors[op.inputs[2]]
+            axis = 3 if op.kind == "DEPTHWISE_CONV_2D" else 0
+            absmax = np.abs(w.data).max(axis=tuple(i for i in range(w.data.ndim) if i != axis))
+            if op.kind == "FULLY_CONNECTED":
+                absmax = np.full_like(absmax, absmax.max())
+            ws = np.where(absmax > 0, absmax / 127.0, 1e-8)
+            shape = [1] * w.data.ndim
+            shape[axis] = -1
+            w.q = np.clip(np.round(w.data / ws.reshape(shape)), -127, 127).astype(np.int8)
+            w.scale, w.zero_point = ws, np.zeros(len(ws), np.int64)
+            in_s = g.tensors[op.inputs[0]].scale[0]
+            b.scale, b.zero_point = in_s * ws, np.zeros(len(ws), np.int64)
+            b.q = np.clip(np.round(b.data / b.scale), -(2**31), 2**31 - 1).astype(np.int32)
+    return g
+
+
+def _clamp(y: np.ndarray, act: str, s: float, z: int) -> np.ndarray:
+    lo, hi = INT8_MIN, INT8_MAX
+    if act in ("relu", "relu6"):
+        lo = max(lo, z)
+    if act == "relu6":
+        hi = min(hi, z + int(round(6.0 / s)))
+    return np.clip(y, lo, hi)
+
+
+def quantize_input(g: Graph, x: np.ndarray) -> np.ndarray:
+    t = g.tensors[g.input]
+    return np.clip(np.round(np.asarray(x, np.float64)[..., None] / t.scale[0]) + t.zero_point[0], -128, 127).astype(np.int8)
+
+
+def dequantize_output(g: Graph, q: np.ndarray) -> np.ndarray:
+    t = g.tensors[g.output]
+    return (q.astype(np.float64) - t.zero_point[0]) * t.scale[0]
+
+
+def run_int8(g: Graph, xq: np.ndarray) -> np.ndarray:
+    """Integer simulation of TFLM on int8 input [N, T, F, 1]; returns int8 logits [N, K]."""
+    vals: dict[int, np.ndarray] = {g.input: xq.astype(np.int64)}
+    T = g.tensors
+    for op in g.ops:
+        a = vals[op.inputs[0]]
+        ti, to = T[op.inputs[0]], T[op.outputs[0]]
+        zi, si = int(ti.zero_point[0]), float(ti.scale[0])
+        zo, so = int(to.zero_point[0]), float(to.scale[0])
+        if op.kind in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
+            w, b = T[op.inputs[1]], T[op.inputs[2]]
+            if op.kind == "FULLY_CONNECTED":
+                acc = (a.reshape(a.shape[0], -1) - zi) @ w.q.astype(np.int64).T + b.q.astype(np.int64)
+            else:  # integer values in float64 are exact for these sizes (< 2^53)
+                acc = np.rint(conv_nhwc((a - zi).astype(np.float64), w.q.astype(np.float64), None,
+                                        op.options["stride"], op.kind == "DEPTHWISE_CONV_2D")).astype(np.int64)
+                acc = acc + b.q.astype(np.int64)
+            out = np.empty_like(acc)
+            for c in range(acc.shape[-1]):
+                m, sh = quantize_multiplier(si * float(w.scale[c if len(w.scale) > 1 else 0]) / so)
+                out[..., c] = mbqm(acc[..., c], m, sh)
+            y = _clamp(out + zo, op.options["act"], so, zo)
+        elif op.kind == "ADD":
+            tb = T[op.inputs[1]]
+            b_ = vals[op.inputs[1]]
+            sb, zb = float(tb.scale[0]), int(tb.zero_point[0])
+            twice_max = 2 * max(si, sb)
+            m1, s1 = quantize_multiplier(si / twice_max)
+            m2, s2 = quantize_multiplier(sb / twice_max)
+            mo, s_o = quantize_multiplier(twice_max / ((1 << 20) * so))
+            x1 = mbqm((a - zi) * (1 << 20), m1, s1)
+            x2 = mbqm((b_ - zb) * (1 << 20), m2, s2)
+            y = _clamp(mbqm(x1 + x2, mo, s_o) + zo, op.options["act"], so, zo)
+        elif op.kind == "AVERAGE_POOL_2D":
+            count = a.shape[1] * a.shape[2]
+            acc = a.sum(axis=(1, 2), keepdims=True)
+            half = count // 2
+            num = np.where(acc > 0, acc + half, acc - half)
+            y = np.clip(np.where(num >= 0, num // count, -((-num) // count)), INT8_MIN, INT8_MAX)
+        elif op.kind == "RESHAPE":
+            y = a.reshape((a.shape[0], *g.shape(op.outputs[0])[1:]))
+        elif op.kind == "HARD_SWISH":
+            r = (a - zi) * si
+            y = np.clip(np.round(r * np.clip(r + 3, 0, 6) / 6 / so) + zo, INT8_MIN, INT8_MAX).astype(np.int64)
+        else:
+            raise ExportError(f"op {op.kind} has no int8 simulation")
+        vals[op.outputs[0]] = y
+    return vals[g.output].astype(np.int8)
