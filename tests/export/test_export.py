@@ -1,0 +1,141 @@
+"""Export: parity with the real TFLM interpreter for every block variant, errors, C sources."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+
+from audio_nas.errors import ExportError, VerificationError
+from audio_nas.export import export_model, parse_tflite_ops, run_tflm, tflm_arena_bytes
+from audio_nas.export.graph import lower_model, run_float
+from audio_nas.export.quantize import mbqm, quantize_graph, quantize_input, quantize_multiplier, run_int8
+from audio_nas.export.tflite_writer import write_tflite
+from audio_nas.space import ArchSpec, build_model, resolve_arch
+
+pytestmark = pytest.mark.xdist_group("export")
+
+FE = "fe:logmel_w30_h20_m20"
+VARIANTS = {
+    "IB": f"{FE}|stem:c2d_k3_s2_c8_relu|uib_a0_k3_e2_s2_c16_r2_relu6|n12",
+    "ConvNext": f"{FE}|stem:c2d_k3_s2_c8_relu|uib_a5_k0_e3_s2_c16_r2_relu|n12",
+    "ExtraDW": f"{FE}|stem:c2d_k3_s2_c8_relu|uib_a3_k3_e2_s1_c8_r2_hswish|head:c16_relu|n12",
+    "FFN": f"{FE}|stem:c2d_k3_s2_c8_relu6|uib_a0_k0_e2_s1_c8_r2_relu|n12",
+    "stem-1d": f"{FE}|stem:c1d_k5_s2_c16_relu|ds_k3_s2x1_c16_r2_relu|uib_a3_k5_e2_s1_c16_r1_relu6|n12",
+    "ds_cnn_s": "ds_cnn_s",
+    "mobilenet_v2_x0.35": "mobilenet_v2_x0.35",
+    "micro_speech_tiny_conv": "micro_speech_tiny_conv",
+}
+
+
+@pytest.fixture(scope="module")
+def real_features(tmp_path_factory):
+    """Real audio features: a tiny synth-kws set through each spec's own front-end."""
+    from audio_nas.data import make_dataset
+    from audio_nas.data.synthetic import load_generated
+
+    path = make_dataset("synth-kws", per_class=3, seed=1, out_dir=tmp_path_factory.mktemp("d") / "k", progress=False, workers=2)
+    ds = load_generated(path)
+
+    def get(spec):
+        from audio_nas.features import compute_features
+
+        return np.asarray(compute_features(ds, spec.frontend, use_cache=False).x)
+
+    return get
+
+
+def trained_like(spec, seed=0):
+    """A model with non-trivial BN statistics, as after training."""
+    torch.manual_seed(seed)
+    m = build_model(spec).eval()
+    for mod in m.modules():
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            mod.running_mean.uniform_(-0.3, 0.3)
+            mod.running_var.uniform_(0.5, 2.0)
+            mod.weight.data.uniform_(0.5, 1.5)
+    return m
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_tflm_matches_int8_simulation(name, real_features, tmp_path):
+    spec = resolve_arch(VARIANTS[name])
+    model = trained_like(spec)
+    x = real_features(spec)
+    g = lower_model(model)
+    # the float IR (BN folded) is the torch model
+    np.testing.assert_allclose(run_float(g, x[:8]), model(torch.from_numpy(x[:8])).detach().numpy(), atol=1e-4, rtol=1e-4)
+    res = export_model(spec, model, x, tmp_path, verify_samples=len(x))
+    assert res.parity_within_1 >= 0.99, (name, res.parity_exact, res.parity_within_1)
+    assert res.arena_bytes > 0 and (tmp_path / "model.tflite").stat().st_size == res.tflite_bytes
+
+
+def test_quantize_multiplier_and_mbqm_against_float():
+    rng = np.random.default_rng(0)
+    for real in rng.uniform(1e-4, 0.99, 50):
+        m, s = quantize_multiplier(float(real))
+        assert 2**30 <= m < 2**31
+        assert m * 2.0 ** (s - 31) == pytest.approx(real, rel=1e-9)
+        x = rng.integers(-(2**20), 2**20, 100)
+        assert np.max(np.abs(mbqm(x, m, s) - x * real)) <= 1.0
+
+
+def test_corrupt_and_truncated_models_raise_verification_error(tmp_path):
+    spec = resolve_arch(VARIANTS["IB"])
+    model = trained_like(spec)
+    x = np.random.default_rng(0).normal(-5, 2, size=(4, *spec.input_shape)).astype(np.float32)
+    g = quantize_graph(lower_model(model), x)
+    good = write_tflite(g)
+    xq = quantize_input(g, x)[:, :, :, :]
+    with pytest.raises(VerificationError, match="too short"):
+        run_tflm(good[:10], xq)
+    with pytest.raises(VerificationError, match="TFL3"):
+        run_tflm(b"\x00" * 8 + good[8:], xq)
+    with pytest.raises(VerificationError):
+        run_tflm(good[: len(good) // 2], xq)
+    rng = np.random.default_rng(1)
+    for _ in range(5):  # random byte flips: a clear error or a valid run, never a crash of this process
+        bad = bytearray(good)
+        for i in rng.integers(8, len(bad), 20):
+            bad[i] ^= 0xFF
+        try:
+            run_tflm(bytes(bad), xq)
+        except VerificationError:
+            pass
+
+
+def test_arena_too_small_reports_the_size_needed():
+    spec = resolve_arch(VARIANTS["FFN"])
+    g = quantize_graph(lower_model(trained_like(spec)), np.random.default_rng(0).normal(size=(4, *spec.input_shape)))
+    b = write_tflite(g)
+    need = tflm_arena_bytes(b)
+    xq = quantize_input(g, np.zeros((1, *spec.input_shape)))
+    assert run_tflm(b, xq, arena_bytes=need).shape == (1, 12)
+    with pytest.raises(VerificationError, match=f"needs {need} B"):
+        run_tflm(b, xq, arena_bytes=need - 512)
+
+
+def test_unsupported_op_is_refused_before_anything_is_written(tmp_path):
+    spec = ArchSpec.from_str(f"{FE}|stem:c2d_k3_s2_c8_relu|mqa_h2_d8_kv2|n12")
+    x = np.zeros((2, *spec.input_shape), np.float32)
+    with pytest.raises(ExportError, match="Mobile MQA"):
+        export_model(spec, build_model(spec), x, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_c_sources_compile_and_are_aligned(tmp_path):
+    spec = resolve_arch(VARIANTS["IB"])
+    x = np.random.default_rng(0).normal(size=(8, *spec.input_shape)).astype(np.float32)
+    res = export_model(spec, trained_like(spec), x, tmp_path)
+    cc = (tmp_path / "model_data.cc").read_text()
+    assert "alignas(16)" in cc and f"g_model_len = {res.tflite_bytes};" in cc
+    assert (tmp_path / "ops.txt").read_text().split() == res.ops
+    ops = parse_tflite_ops((tmp_path / "model.tflite").read_bytes())
+    assert sorted({o["op"] for o in ops}) == res.ops
+    if shutil.which("g++") is None:
+        pytest.skip("g++ not installed: cannot compile the C array")
+    subprocess.run(["g++", "-std=c++17", "-c", "-Wall", "-Werror", str(tmp_path / "model_data.cc"), "-o",
+                    str(tmp_path / "m.o")], check=True)
