@@ -72,7 +72,29 @@ class EmulatedModel:
         return energy_from_cycles(cycles, board, self.source)
 
 
-ENERGY_MODELS: dict[str, Callable[[], EnergyModel]] = {"analytic": AnalyticModel, "emulated": EmulatedModel}
+class PredictedModel:
+    """The random forest fitted on this board's measurements (``audio-nas predictor fit``)."""
+
+    source = "predicted"
+
+    def __init__(self):
+        self._cache: dict[str, Any] = {}
+
+    def estimate(self, spec, board, *, layers=None):
+        from audio_nas.energy.campaign import store_path
+        from audio_nas.energy.predictor import RandomForestEnergyPredictor
+
+        if board.name not in self._cache:
+            self._cache[board.name] = RandomForestEnergyPredictor.load(store_path(board.name).with_name("predictor"), board)
+        lat, sd = self._cache[board.name].predict_latency([spec])
+        uj_per_ms = board.active_power_mw
+        return EnergyEstimate(latency_ms=float(lat[0]), energy_uj=float(lat[0] * uj_per_ms), source=self.source,
+                              uncertainty_uj=float(sd[0] * uj_per_ms), cycles=float(lat[0] * 1e-3 * board.clock_hz))
+
+
+ENERGY_MODELS: dict[str, Callable[[], EnergyModel]] = {
+    "analytic": AnalyticModel, "emulated": EmulatedModel, "predicted": PredictedModel,
+}
 
 
 def make_energy_model(name: str) -> EnergyModel:

@@ -22,6 +22,9 @@ from audio_nas.errors import ExportError
 from audio_nas.export.graph import Graph, conv_nhwc, run_float
 
 INT8_MIN, INT8_MAX = -128, 127
+# A tensor that is (almost) constant gets this minimum range: a tinier output scale makes
+# input_scale * weight_scale / output_scale overflow TFLM's multiplier ("no_integer_overflow_from_quantization").
+MIN_ACT_RANGE = 1e-2
 
 
 def quantize_multiplier(real: float) -> tuple[int, int]:
@@ -69,8 +72,8 @@ def mbqm(x: np.ndarray, m: int, shift: int) -> np.ndarray:
 
 def act_qparams(lo: float, hi: float) -> tuple[float, int]:
     lo, hi = min(lo, 0.0), max(hi, 0.0)
-    if hi - lo < 1e-8:
-        hi = lo + 1e-8
+    if hi - lo < MIN_ACT_RANGE:
+        hi = lo + MIN_ACT_RANGE
     scale = (hi - lo) / 255.0
     zp = int(np.clip(round(INT8_MIN - lo / scale), INT8_MIN, INT8_MAX))
     return scale, zp

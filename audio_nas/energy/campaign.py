@@ -1,0 +1,138 @@
+"""Measurement campaigns: sample N architectures, export each, measure it, store every result at once.
+
+The spec list is derived from the seed, so an interrupted campaign asks for the same specs again and
+skips those already stored: nothing is lost or duplicated. Backends (registry ``BACKENDS``):
+  emulated  the exported .tflite runs in the TFLM host interpreter (outputs, real arena size) and its
+            op list (parsed from the flatbuffer) goes through the per-op cycle model of the board's core.
+            An estimate, labelled source="emulated".
+A board backend ("device", through the serial bridge of issue 5) plugs in here once the bridge exists.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from audio_nas.energy.boards import BoardProfile
+from audio_nas.energy.cycle_model import model_cycles
+from audio_nas.energy.measurements import Measurement, MeasurementStore
+from audio_nas.energy.models import energy_from_cycles
+from audio_nas.errors import DeviceError, EnergyModelError
+from audio_nas.paths import progress_enabled, runs_dir
+
+log = logging.getLogger(__name__)
+TFLITE_TO_OP = {"CONV_2D": "conv2d", "DEPTHWISE_CONV_2D": "depthwise_conv2d", "FULLY_CONNECTED": "fully_connected",
+                "ADD": "add", "AVERAGE_POOL_2D": "mean", "MEAN": "mean", "RESHAPE": "reshape", "HARD_SWISH": "hard_swish",
+                "SOFTMAX": "softmax", "BATCH_MATMUL": "batch_matmul"}
+
+
+@dataclass(frozen=True)
+class OpRecord:
+    """A parsed TFLite op in the fields the cycle model reads."""
+
+    name: str
+    op: str
+    in_shape: tuple
+    out_shape: tuple
+    kernel_hw: tuple = (1, 1)
+    macs: int = 0
+
+
+def ops_from_tflite(records: list[dict]) -> list[OpRecord]:
+    out = []
+    for i, r in enumerate(records):
+        if r["op"] not in TFLITE_TO_OP:
+            raise EnergyModelError(f"op {r['op']} has no cycle model; ops: {', '.join(TFLITE_TO_OP)}")
+        out.append(OpRecord(f"op{i}", TFLITE_TO_OP[r["op"]], tuple(r["inputs"][0]), tuple(r["outputs"][0]),
+                            tuple(r.get("kernel", (1, 1))), int(r.get("macs", 0))))
+    return out
+
+
+def campaign_specs(count: int, seed: int, board: BoardProfile) -> list:
+    """The campaign's specs: deterministic from the seed, feasible on the board, no duplicates."""
+    from audio_nas.space import arch_costs, sample_spec
+
+    rng = np.random.default_rng(seed)
+    specs, seen = [], set()
+    while len(specs) < count:
+        s = sample_spec(rng)
+        c = arch_costs(s)
+        if s.to_str() in seen or c.peak_ram_bytes + c.frontend_ram_bytes > board.sram_bytes or any(
+            getattr(b, "KIND", "") == "mqa" for b in s.blocks
+        ):
+            continue  # Mobile MQA is not exported yet (see audio_nas.export.graph)
+        seen.add(s.to_str())
+        specs.append(s)
+    return specs
+
+
+def measure_emulated(spec, board: BoardProfile, seed: int = 0) -> Measurement:
+    import torch
+
+    from audio_nas.export.graph import lower_model
+    from audio_nas.export.quantize import quantize_graph
+    from audio_nas.export.tflite_writer import write_tflite
+    from audio_nas.export.verify import tflm_arena_bytes
+    from audio_nas.export import parse_tflite_ops
+    from audio_nas.space import build_model
+
+    torch.manual_seed(seed)
+    model = build_model(spec).eval()  # latency does not depend on the weight values
+    calib = np.random.default_rng(seed).normal(-5, 2, size=(8, *spec.input_shape)).astype(np.float32)
+    tflite = write_tflite(quantize_graph(lower_model(model), calib))
+    arena = tflm_arena_bytes(tflite)
+    cycles, _ = model_cycles(ops_from_tflite(parse_tflite_ops(tflite)), board.kernels, board.core)
+    est = energy_from_cycles(cycles, board, "emulated")
+    return Measurement(spec.to_str(), board.name, "emulated", est.latency_ms, est.energy_uj, cycles, arena, 1)
+
+
+def measure_device(spec, board: BoardProfile, seed: int = 0) -> Measurement:
+    raise DeviceError(
+        "measuring on a board needs the serial bridge (audio_nas.firmware_bridge, issue 5), which is not built yet; "
+        "use --backend emulated"
+    )
+
+
+BACKENDS: dict[str, Callable] = {"emulated": measure_emulated, "device": measure_device}
+
+
+def store_path(board: str) -> Path:
+    return runs_dir() / "measure" / board / "measurements.sqlite"
+
+
+def run_campaign(board: BoardProfile, count: int, *, seed: int = 0, backend: str = "emulated",
+                 store: MeasurementStore | None = None, max_errors: int = 3) -> MeasurementStore:
+    if backend not in BACKENDS:
+        raise EnergyModelError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    store = store or MeasurementStore(store_path(board.name))
+    specs = campaign_specs(count, seed, board)
+    todo = [s for s in specs if not store.has(s.spec_hash, board.name, backend)]
+    log.info("campaign on %s: %d of %d specs already measured", board.name, count - len(todo), count)
+    it = todo
+    bar = None
+    if progress_enabled():
+        from tqdm import tqdm
+
+        it = bar = tqdm(todo, desc=f"measuring on {board.name} ({backend})", unit="model")
+    lat = []
+    for spec in it:
+        for attempt in range(max_errors):
+            try:
+                m = BACKENDS[backend](spec, board, seed)
+                break
+            except DeviceError as exc:  # board reset, cable pulled: retry with backoff, then stop cleanly
+                if attempt + 1 == max_errors:
+                    done = len(store.all(board.name))
+                    raise DeviceError(f"{exc} (after {max_errors} attempts; {done} measurements are stored, "
+                                      f"run the same command again to resume)") from exc
+                time.sleep(0.5 * 2**attempt)
+        store.add(m, spec.spec_hash)
+        lat.append(m.latency_ms)
+        if bar is not None:
+            bar.set_postfix(median_ms=f"{np.median(lat):.1f}")
+    return store

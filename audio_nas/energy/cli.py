@@ -1,0 +1,85 @@
+"""``audio-nas measure``, ``audio-nas predictor fit|eval``, ``audio-nas energy``."""
+
+from __future__ import annotations
+
+import typer
+
+predictor_app = typer.Typer(help="Fit and evaluate the random-forest energy predictor.", no_args_is_help=True)
+
+
+@predictor_app.command("fit")
+def fit(board: str = typer.Option("nucleo-l4r5zi", "--board", help="Board profile name or YAML path.")) -> None:
+    """Fit on every stored measurement of the board and save next to the measurements."""
+    from audio_nas.energy import load_board
+    from audio_nas.energy.campaign import store_path
+    from audio_nas.energy.measurements import MeasurementStore
+    from audio_nas.energy.predictor import RandomForestEnergyPredictor
+    from audio_nas.space import ArchSpec
+
+    b = load_board(board)
+    store = MeasurementStore(store_path(b.name))
+    ms = store.all(b.name)
+    p = RandomForestEnergyPredictor(b).fit([ArchSpec.from_str(m.spec) for m in ms], [m.latency_ms for m in ms],
+                                           store.content_hash(b.name))
+    path = p.save(store_path(b.name).with_name("predictor"))
+    typer.echo(f"fitted on {len(ms)} measurements (hash {p.fitted_on}) -> {path}")
+
+
+@predictor_app.command("eval")
+def evaluate(
+    board: str = typer.Option("nucleo-l4r5zi", "--board", help="Board profile name or YAML path."),
+    folds: int = typer.Option(5, "--folds", help="k of the k-fold cross-validation."),
+) -> None:
+    """k-fold MAPE of the forest against a MACs-linear fit and the analytic model."""
+    from audio_nas.energy import load_board
+    from audio_nas.energy.campaign import store_path
+    from audio_nas.energy.measurements import MeasurementStore
+    from audio_nas.energy.predictor import cross_validate
+
+    b = load_board(board)
+    r = cross_validate(MeasurementStore(store_path(b.name)).all(b.name), b, folds)
+    typer.echo(f"{r['n']} measurements, {folds}-fold latency MAPE: random forest {r['rf_mape']:.1f}%, "
+               f"MACs-linear {r['macs_linear_mape']:.1f}%, analytic {r['analytic_mape']:.1f}%")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("measure")
+    def measure(
+        board: str = typer.Option("nucleo-l4r5zi", "--board", help="Board profile name or YAML path."),
+        count: int = typer.Option(50, "--count", help="Architectures to sample and measure."),
+        seed: int = typer.Option(0, "--seed", help="Seed of the architecture sample (same seed, same list)."),
+        backend: str = typer.Option("emulated", "--backend", help="emulated (TFLM host + cycle model) or device."),
+        port: str = typer.Option(None, "--port", help="Serial port of the board (device backend)."),
+    ) -> None:
+        """Measure N sampled architectures; results are stored as they arrive and the run resumes."""
+        from audio_nas.energy import load_board
+        from audio_nas.energy.campaign import run_campaign, store_path
+
+        b = load_board(board)
+        store = run_campaign(b, count, seed=seed, backend=backend)
+        typer.echo(f"{len(store.all(b.name))} measurements for {b.name} in {store_path(b.name)}")
+
+    @app.command("energy")
+    def energy(
+        arch: str = typer.Option(..., "--arch", help="Preset name or spec string."),
+        board: str = typer.Option("nucleo-l4r5zi", "--board", help="Board profile name or YAML path."),
+        rate_hz: float = typer.Option(1.0, "--rate-hz", help="Inferences per second for the always-on day figure."),
+    ) -> None:
+        """Latency and energy of one architecture from every available source, and its energy per day."""
+        from audio_nas.energy import ENERGY_MODELS, always_on_energy_per_day_j, load_board
+        from audio_nas.errors import EnergyModelError
+        from audio_nas.space import resolve_arch
+
+        spec, b = resolve_arch(arch), load_board(board)
+        for name, cls in ENERGY_MODELS.items():
+            try:
+                e = cls().estimate(spec, b)
+            except EnergyModelError as exc:
+                typer.echo(f"{name:<10} unavailable: {exc}")
+                continue
+            day = always_on_energy_per_day_j(e, spec, b, rate_hz)
+            typer.echo(f"{name:<10} {e.latency_ms:8.2f} ms {e.energy_uj:9.1f} µJ/inference   per day at {rate_hz}/s: "
+                       f"{day['total_j']:.1f} J (inference {day['inference_j']:.1f}, front-end {day['frontend_j']:.1f}, "
+                       f"sleep {day['sleep_j']:.1f})")
+
+    app.add_typer(predictor_app, name="predictor")
