@@ -146,3 +146,8 @@ def test_train_config_validation(field, value):
 
     with pytest.raises(ConfigError, match=field):
         TrainConfig(**{field: value})
+
+
+def test_qat_is_refused_clearly_until_implemented():
+    with pytest.raises(TrainingError, match="not implemented yet"):
+        train(tiny_spec(), make_features(), TrainConfig(epochs=2, qat=True, qat_epochs=1))
