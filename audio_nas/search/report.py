@@ -171,7 +171,9 @@ def export_front(runner: SearchRunner, front) -> dict[int, dict]:
     """Retrain each Pareto model with the full recipe and export it to TFLM (when audio_nas.export exists)."""
     try:
         from audio_nas.export import export_model
-    except ImportError:
+    except ModuleNotFoundError as exc:
+        if exc.name != "audio_nas.export":
+            raise
         log.warning("audio_nas.export is not available: Pareto models are not exported")
         return {}
     if runner.cfg.evaluator != "train":
