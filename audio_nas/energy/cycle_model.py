@@ -36,7 +36,7 @@ CORE_FACTOR = {"cortex-m4f": 1.0, "cortex-m33": 0.95, "cortex-m7": 0.55, "cortex
 DS_CNN_REF_CYCLES = 181.9e-3 * 120e6
 DS_CNN_CMSIS_CYCLES = 63.0e-3 * 120e6
 # Scales so that ds_cnn_s (audio_nas.space.presets) lands on the published points; recomputed by
-# `calibrate()` and checked by the tests (tests/energy/test_cycle_model.py).
+# `calibrate()` and checked by tests/energy/test_energy.py.
 CALIBRATION = {"tflm-reference": 1.1932, "cmsis-nn": 2.0553}
 
 
