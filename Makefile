@@ -15,6 +15,7 @@ export OMP_NUM_THREADS ?= 2
 help:
 	@echo "make search   - run the default hardware-aware search on synth-kws (creates .venv and data)"
 	@echo "make test     - run the whole test suite (creates .venv)"
+	@echo "make demo     - streaming demo on a 2-minute synthetic stream (MIC=1 listens to the microphone)"
 	@echo "make bench    - run the benchmarks, write docs/benchmarks.md"
 
 $(STAMP): pyproject.toml
@@ -37,8 +38,8 @@ data: $(STAMP)
 search: $(STAMP)
 	$(VENV)/bin/audio-nas search --config $(CONFIG)
 
-demo:
-	@echo "The streaming demo (issue 8) is not built yet: nothing to run. See README, 'Not done yet'." >&2; exit 1
+demo: $(STAMP)
+	$(VENV)/bin/audio-nas stream --demo $(if $(MIC),--mic,--synthetic 2 --evaluate)
 
 bench: $(STAMP)
 	$(VENV)/bin/audio-nas bench all

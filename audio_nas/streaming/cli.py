@@ -1,0 +1,111 @@
+"""``audio-nas stream``: live detections from a synthetic stream, a file or the microphone."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+
+def _view(class_names, jsonl):
+    """A rich live view on a terminal; plain lines otherwise (CI, pipes)."""
+    import numpy as np
+
+    if not sys.stdout.isatty():
+        def plain(t, p, d, chunk):
+            if d is not None:
+                typer.echo(f"{t:8.2f} s  DETECTED {d.label:<10} score {d.score:.2f}")
+                jsonl.write(d.to_json() + "\n")
+        return plain, None
+    from rich.live import Live
+    from rich.table import Table
+
+    recent: list[str] = []
+    live = Live(refresh_per_second=10)
+
+    def update(t, p, d, chunk):
+        if d is not None:
+            recent.insert(0, f"{t:7.2f} s  {d.label} ({d.score:.2f})")
+            jsonl.write(d.to_json() + "\n")
+        table = Table(title=f"audio-nas stream  t = {t:6.1f} s")
+        table.add_column("class")
+        table.add_column("score")
+        for i in np.argsort(-p)[:3]:
+            table.add_row(class_names[i], "█" * int(30 * p[i]) + f" {p[i]:.2f}")
+        level = float(np.sqrt(np.mean(chunk**2)) + 1e-9)
+        table.add_row("level", "▮" * int(max(0, 60 + 20 * np.log10(level)) / 2))
+        for line in recent[:5]:
+            table.add_row("detected", line)
+        live.update(table)
+
+    return update, live
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("stream")
+    def stream(
+        model: Path = typer.Option(None, "--model", help="Exported model directory (model.tflite + summary.json)."),
+        demo: bool = typer.Option(False, "--demo", help="Pick the newest searched model (or train a small one)."),
+        synthetic: float = typer.Option(None, "--synthetic", help="Minutes of synthetic stream from the test split."),
+        wav: Path = typer.Option(None, "--wav", help="A WAV/FLAC/OGG file (any rate/channels; resampled)."),
+        mic: bool = typer.Option(False, "--mic", help="Listen to the microphone."),
+        seconds: float = typer.Option(None, "--seconds", help="Stop the microphone after this long."),
+        dataset: str = typer.Option("synth-kws", "--dataset", help="Dataset for class names and the synthetic stream."),
+        threshold: float = typer.Option(0.7, "--threshold", help="Detection threshold on averaged posteriors."),
+        stride_ms: float = typer.Option(40.0, "--stride-ms", help="Run the model every this many ms of audio."),
+        evaluate: bool = typer.Option(False, "--evaluate", help="Score detections against the synthetic ground truth."),
+        out: Path = typer.Option(Path("detections.jsonl"), "--out", help="Detections as JSON lines."),
+        device: str = typer.Option(None, "--device", help="Stream to a board over the serial bridge (not yet)."),
+    ) -> None:
+        """Always-on detection with a live view; detections are written to JSONL."""
+        from audio_nas.data import load_dataset
+        from audio_nas.errors import StreamingError
+        from audio_nas.streaming.metrics import evaluate as score, frr_at_fa_per_hour
+        from audio_nas.streaming.pipeline import Recognizer, TflmModel, run_stream
+        from audio_nas.streaming.sources import chunked, file_source, mic_source, synthetic_stream
+
+        if device:
+            raise StreamingError("device mode needs the serial bridge and firmware (issue 5), not built yet; "
+                                 "run without --device to use the host TFLM interpreter")
+        if sum(x is not None and x is not False for x in (synthetic, wav, mic or None)) != 1:
+            raise StreamingError("choose exactly one source: --synthetic MINUTES, --wav FILE or --mic")
+        if model is None:
+            if not demo:
+                raise StreamingError("give --model DIR (an exported model) or --demo")
+            from audio_nas.streaming.demo import pick_model
+
+            model, why = pick_model(dataset)
+            typer.echo(f"model: {model} ({why})")
+        m = TflmModel(model)
+        ds = load_dataset(dataset)
+        sr = m.spec.frontend.sample_rate_hz
+        chunk = int(0.1 * sr)
+        events = None
+        if synthetic is not None:
+            audio, events = synthetic_stream(ds, synthetic)
+            source = chunked(audio, chunk)
+        elif wav is not None:
+            source = chunked(file_source(wav, sr), chunk)
+        else:
+            source = mic_source(sr, chunk, seconds)
+        with open(out, "w") as jsonl:
+            update, live = _view(ds.class_names, jsonl)
+            rec = Recognizer(ds.class_names, threshold=threshold)
+            if live is not None:
+                with live:
+                    res = run_stream(m, source, sr, ds.class_names, stride_ms=stride_ms, recognizer=rec,
+                                     on_update=update, keep_scores=evaluate)
+            else:
+                res = run_stream(m, source, sr, ds.class_names, stride_ms=stride_ms, recognizer=rec,
+                                 on_update=update, keep_scores=evaluate)
+        typer.echo(f"{len(res.detections)} detections in {res.audio_s:.0f} s of audio -> {out}; "
+                   f"real-time factor {res.real_time_factor:.4f}")
+        if evaluate:
+            if events is None:
+                raise StreamingError("--evaluate needs --synthetic (the only source with ground truth)")
+            r = score(res.detections, events, res.audio_s)
+            f = frr_at_fa_per_hour(res.scores, events, res.audio_s, ds.class_names)
+            typer.echo(f"recall {r['recall']:.3f}, false alarms/hour {r['false_alarms_per_hour']:.1f}, "
+                       f"median latency {r['median_latency_s']:.2f} s, FRR at 1 FA/h {f['frr']:.3f} "
+                       f"(threshold {f['threshold']})")
