@@ -191,6 +191,16 @@ def export_front(runner: SearchRunner, front) -> dict[int, dict]:
             out[t.id] = json.loads((target / "summary.json").read_text())
             continue
         spec = ArchSpec.from_str(t.spec)
+        from audio_nas.errors import ExportError
+        from audio_nas.export.graph import lower_model
+        from audio_nas.space import build_model
+
+        try:
+            lower_model(build_model(spec))  # refuses unsupported ops before any training
+        except ExportError as exc:
+            log.warning("trial %d is not exported: %s", t.id, exc)
+            out[t.id] = {"arena_bytes": f"not exported: {str(exc).split(';')[0]}"}
+            continue
         feats = _features(runner.cfg.dataset, spec.frontend)
         res = train(spec, feats, runner.cfg.train)
         save_checkpoint(target / "checkpoint", spec, res.model, {"val_accuracy": res.val_accuracy,
