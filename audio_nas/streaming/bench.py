@@ -15,7 +15,7 @@ def run_bench(quick: bool = False) -> None:
     from audio_nas.streaming.sources import chunked, synthetic_stream
 
     ds = load_dataset("synth-kws")
-    minutes = 2 if quick else 10
+    minutes = 2 if quick else 5
     audio, events = synthetic_stream(ds, minutes, seed=0)
     models = []
     best, why = pick_model()
