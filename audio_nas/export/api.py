@@ -107,5 +107,10 @@ def parse_tflite_ops(model_bytes: bytes) -> list[dict]:
             rec.update(kernel=(kh, kw), macs=oh * ow * oc * cin * kh * kw)
         elif name == "FULLY_CONNECTED":
             rec["macs"] = ins[1][0] * ins[1][1]
+        elif name == "BATCH_MATMUL":
+            n_out = 1
+            for dim in outs[0]:
+                n_out *= dim
+            rec["macs"] = n_out * ins[0][-1]
         out.append(rec)
     return out

@@ -5,7 +5,9 @@ torch model), ``quantize.run_int8`` (bit-level simulation of TFLM's int8 referen
 ``tflite_writer.write`` (the flatbuffer). Lowering walks the ``space.layers`` primitives:
 ConvBnAct -> CONV_2D / DEPTHWISE_CONV_2D (BN folded, RELU/RELU6 fused) [+ HARD_SWISH],
 residual -> ADD, global average pool -> AVERAGE_POOL_2D (VALID, whole map) + RESHAPE, flatten -> RESHAPE,
-classifier -> FULLY_CONNECTED. The model's output is the logits (int8); no SOFTMAX is appended.
+Mobile MQA -> 1x1 CONV_2Ds (1/sqrt(d) folded into the query), RESHAPE, BATCH_MATMUL, SOFTMAX, BATCH_MATMUL,
+RESHAPE, CONV_2D, ADD; classifier -> FULLY_CONNECTED. The model's output is the logits (int8); no SOFTMAX
+is appended.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from audio_nas.space.layers import (
     Classifier, ConvBlock, ConvBnAct, DSBlock, Flatten, GlobalAvgPool, MQABlock, UIBBlock, same_pads,
 )
 
-SUPPORTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "AVERAGE_POOL_2D", "RESHAPE", "HARD_SWISH")
+SUPPORTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "AVERAGE_POOL_2D", "RESHAPE", "HARD_SWISH",
+                 "BATCH_MATMUL", "SOFTMAX")
 
 
 @dataclass
@@ -112,11 +115,32 @@ class Lowering:
         if isinstance(m, ConvBlock):
             return self.conv(m.conv, x, f"{name}.conv")
         if isinstance(m, MQABlock):
-            raise ExportError(
-                f"{name}: Mobile MQA needs BATCH_MATMUL and SOFTMAX lowering, which this exporter does not write yet; "
-                f"export a spec without mqa_ blocks"
-            )
+            return self.mqa(m, x, name)
         raise ExportError(f"{name}: {type(m).__name__} has no TFLite lowering")
+
+    def mqa(self, m: MQABlock, x: int, name: str) -> int:
+        """q/k/v 1x1 convs (1/sqrt(d) folded into q), RESHAPEs, BATCH_MATMUL(Q, K^T), SOFTMAX,
+        BATCH_MATMUL(P, V), RESHAPE back, output 1x1 conv, ADD."""
+        _, h, w, c = self.g.shape(x)
+        d, heads = m.key_dim, m.heads
+        q = self.conv(m.query, x, f"{name}.query", scale=m.scale)
+        kv = self.conv(m.kv_down, x, f"{name}.kv_down") if m.kv_down is not None else x
+        k = self.conv(m.key, kv, f"{name}.key")
+        v = self.conv(m.value, kv, f"{name}.value")
+        _, hk, wk, _ = self.g.shape(k)
+        n, mm = h * w * heads, hk * wk
+        q2 = self.reshape(q, (1, n, d), f"{name}.q_reshape")
+        k2 = self.reshape(k, (1, mm, d), f"{name}.k_reshape")
+        v2 = self.reshape(v, (1, mm, d), f"{name}.v_reshape")
+        s = self.g.add_tensor(f"{name}.qk", (1, n, mm))
+        self.g.ops.append(Op("BATCH_MATMUL", [q2, k2], [s], {"adj_y": True}, f"{name}.qk"))
+        p = self.g.add_tensor(f"{name}.softmax", (1, n, mm))
+        self.g.ops.append(Op("SOFTMAX", [s], [p], {}, f"{name}.softmax"))
+        o = self.g.add_tensor(f"{name}.pv", (1, n, d))
+        self.g.ops.append(Op("BATCH_MATMUL", [p, v2], [o], {"adj_y": False}, f"{name}.pv"))
+        o = self.reshape(o, (1, h, w, heads * d), f"{name}.o_reshape")
+        o = self.conv(m.out, o, f"{name}.out")
+        return self.add(x, o, f"{name}.add")
 
     def add(self, a: int, b: int, name: str) -> int:
         out = self.g.add_tensor(name, self.g.shape(a))
@@ -209,6 +233,12 @@ def run_float(g: Graph, x: np.ndarray, record: dict[int, list] | None = None) ->
         elif op.kind == "FULLY_CONNECTED":
             w, b = g.tensors[op.inputs[1]].data, g.tensors[op.inputs[2]].data
             y = a.reshape(a.shape[0], -1) @ w.T + b
+        elif op.kind == "BATCH_MATMUL":
+            rhs = vals[op.inputs[1]]
+            y = a @ (np.swapaxes(rhs, -1, -2) if op.options["adj_y"] else rhs)
+        elif op.kind == "SOFTMAX":
+            e = np.exp(a - a.max(axis=-1, keepdims=True))
+            y = e / e.sum(axis=-1, keepdims=True)
         else:
             raise ExportError(f"op {op.kind} has no float reference")
         vals[op.outputs[0]] = y

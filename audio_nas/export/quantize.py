@@ -8,8 +8,9 @@
 ``run_int8`` reproduces TFLM's reference integer kernels: QuantizeMultiplier (frexp to a Q31 multiplier
 and shift), MultiplyByQuantizedMultiplier (saturating rounding doubling high multiply, then rounding
 right shift), ADD with a 20-bit left shift and three multipliers, AVERAGE_POOL_2D with rounding
-division. HARD_SWISH is simulated through float (dequantise, hswish, requantise): TFLM's fixed-point
-version can differ by 1 LSB there, which the parity test tolerates.
+division, BATCH_MATMUL with both operands' zero points. HARD_SWISH and SOFTMAX are simulated through
+float (dequantise, apply, requantise): TFLM's fixed-point versions can differ by 1 LSB there, which the
+parity test tolerates.
 """
 
 from __future__ import annotations
@@ -101,6 +102,9 @@ def quantize_graph(g: Graph, calib_x: np.ndarray, *, calibration: str = "minmax"
     for t, (lo, hi) in ranges.items():
         s, z = act_qparams(lo, hi)
         g.tensors[t].scale, g.tensors[t].zero_point = np.array([s]), np.array([z])
+    for op in g.ops:  # TFLM's int8 SOFTMAX requires output scale 1/256 and zero point -128
+        if op.kind == "SOFTMAX":
+            g.tensors[op.outputs[0]].scale, g.tensors[op.outputs[0]].zero_point = np.array([1 / 256]), np.array([-128])
     for op in g.ops:
         if op.kind in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
             w, b = g.tensors[op.inputs[1]], g.tensors[op.inputs[2]]
@@ -179,6 +183,19 @@ def run_int8(g: Graph, xq: np.ndarray) -> np.ndarray:
             y = np.clip(np.where(num >= 0, num // count, -((-num) // count)), INT8_MIN, INT8_MAX)
         elif op.kind == "RESHAPE":
             y = a.reshape((a.shape[0], *g.shape(op.outputs[0])[1:]))
+        elif op.kind == "BATCH_MATMUL":  # reference_ops::BatchMatMul int8: exact integer accumulation
+            tb = T[op.inputs[1]]
+            rhs = vals[op.inputs[1]] - int(tb.zero_point[0])
+            if op.options["adj_y"]:
+                rhs = np.swapaxes(rhs, -1, -2)
+            acc = np.matmul(a - zi, rhs)
+            m_, sh = quantize_multiplier(si * float(tb.scale[0]) / so)
+            y = np.clip(mbqm(acc, m_, sh) + zo, INT8_MIN, INT8_MAX)
+        elif op.kind == "SOFTMAX":  # simulated in float; TFLM's fixed-point exp can differ by 1 LSB
+            r = (a - zi) * si
+            e = np.exp(r - r.max(axis=-1, keepdims=True))
+            p = e / e.sum(axis=-1, keepdims=True)
+            y = np.clip(np.round(p / so) + zo, INT8_MIN, INT8_MAX).astype(np.int64)
         elif op.kind == "HARD_SWISH":
             r = (a - zi) * si
             y = np.clip(np.round(r * np.clip(r + 3, 0, 6) / 6 / so) + zo, INT8_MIN, INT8_MAX).astype(np.int64)

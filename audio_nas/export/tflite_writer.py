@@ -62,6 +62,14 @@ def _options(op) -> tuple[int, object]:
         return S.BuiltinOptions.ReshapeOptions, opt
     if op.kind == "HARD_SWISH":
         return S.BuiltinOptions.HardSwishOptions, S.HardSwishOptionsT()
+    if op.kind == "BATCH_MATMUL":
+        opt = S.BatchMatMulOptionsT()
+        opt.adjX, opt.adjY, opt.asymmetricQuantizeInputs = False, bool(o["adj_y"]), False
+        return S.BuiltinOptions.BatchMatMulOptions, opt
+    if op.kind == "SOFTMAX":
+        opt = S.SoftmaxOptionsT()
+        opt.beta = 1.0
+        return S.BuiltinOptions.SoftmaxOptions, opt
     raise ExportError(f"op {op.kind} cannot be written; TFLM ops written: {', '.join(SUPPORTED_OPS)}")
 
 

@@ -25,6 +25,8 @@ VARIANTS = {
     "ExtraDW": f"{FE}|stem:c2d_k3_s2_c8_relu|uib_a3_k3_e2_s1_c8_r2_hswish|head:c16_relu|n12",
     "FFN": f"{FE}|stem:c2d_k3_s2_c8_relu6|uib_a0_k0_e2_s1_c8_r2_relu|n12",
     "stem-1d": f"{FE}|stem:c1d_k5_s2_c16_relu|ds_k3_s2x1_c16_r2_relu|uib_a3_k5_e2_s1_c16_r1_relu6|n12",
+    "MobileMQA": f"{FE}|stem:c2d_k3_s2_c8_relu|ds_k3_s2_c16_r1_relu|mqa_h2_d8_kv2|n12",
+    "MobileMQA-1d": f"{FE}|stem:c1d_k3_s2_c16_relu6|ds_k7_s1_c16_r1_relu6|mqa_h2_d16_kv2|head:c32_relu|n12",
     "ds_cnn_s": "ds_cnn_s",
     "mobilenet_v2_x0.35": "mobilenet_v2_x0.35",
     "micro_speech_tiny_conv": "micro_speech_tiny_conv",
@@ -119,10 +121,12 @@ def test_arena_too_small_reports_the_size_needed():
 
 
 def test_unsupported_op_is_refused_before_anything_is_written(tmp_path):
-    spec = ArchSpec.from_str(f"{FE}|stem:c2d_k3_s2_c8_relu|mqa_h2_d8_kv2|n12")
+    spec = ArchSpec.from_str(f"{FE}|stem:c2d_k3_s2_c8_relu|ds_k3_s1_c8_r1_relu|n12")
+    model = build_model(spec)
+    model.blocks[0] = torch.nn.GELU()  # an op with no TFLM lowering in this exporter
     x = np.zeros((2, *spec.input_shape), np.float32)
-    with pytest.raises(ExportError, match="Mobile MQA"):
-        export_model(spec, build_model(spec), x, tmp_path / "out")
+    with pytest.raises(ExportError, match="blocks.0: GELU has no TFLite lowering"):
+        export_model(spec, model, x, tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 
