@@ -33,6 +33,7 @@ def save_checkpoint(
         "spec_hash": spec.spec_hash,
         "class_names": list(class_names),
         "metrics": metrics,
+        "qat": hasattr(model, "qat_input"),
     }
     tmp = path / (META + ".tmp")
     tmp.write_text(json.dumps(meta, indent=2, default=float))
@@ -55,6 +56,10 @@ def load_checkpoint(path: str | Path) -> tuple[Any, torch.nn.Module, dict[str, A
         raise TrainingError(f"{path / META} is not valid JSON ({exc}); re-run training to rewrite it") from exc
     spec = ArchSpec.from_str(meta["spec"])
     model = build_model(spec)
+    if meta.get("qat"):
+        from audio_nas.export.qat import prepare_qat
+
+        prepare_qat(model)
     try:
         model.load_state_dict(load_file(str(path / WEIGHTS)), strict=True)
     except (RuntimeError, OSError) as exc:

@@ -1,7 +1,8 @@
 """Train one ArchSpec on one FeatureSet.
 
 AdamW + linear warm-up + cosine decay, SpecAugment, label smoothing, optional
-knowledge distillation from a teacher's logits. Deterministic for a given seed (torch's global
+knowledge distillation from a teacher's logits and optional quantisation-aware
+fine-tuning in the last ``qat_epochs`` epochs (``audio_nas.export.qat``). Deterministic for a given seed (torch's global
 generator is seeded from ``TrainConfig.seed``; batches are drawn from a separate
 numpy Generator). After every epoch ``on_epoch(epoch, val_accuracy, train_loss)``
 is called; returning ``False`` stops the run (the search's pruner hooks in here)
@@ -114,11 +115,6 @@ def train(
     from audio_nas.space import build_model
 
     cfg = cfg or TrainConfig()
-    if cfg.qat:
-        raise TrainingError(
-            "quantisation-aware training is not implemented yet (post-training int8 calibration is: "
-            "`audio-nas export`); train without --qat / qat: true"
-        )
     _check_input(spec, features)
     if cfg.num_threads is not None:
         torch.set_num_threads(cfg.num_threads)
@@ -160,7 +156,15 @@ def train(
     pruned = False
     seen = 0
     t0 = time.perf_counter()
+    qat_start = cfg.epochs - cfg.qat_epochs if cfg.qat else None
     for epoch in range(cfg.epochs):
+        if epoch == qat_start:
+            from audio_nas.export.qat import prepare_qat  # fake-quant rounding as TFLM's
+
+            model = prepare_qat(model).to(device)
+            opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr * 0.1, weight_decay=cfg.weight_decay)
+            sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _s: 1.0)
+            best_acc = -1.0  # the best checkpoint is chosen among quantisation-aware epochs only
         model.train()
         order = rng.permutation(len(x_tr))
         total_loss = 0.0

@@ -143,3 +143,23 @@ def test_c_sources_compile_and_are_aligned(tmp_path):
         pytest.skip("g++ not installed: cannot compile the C array")
     subprocess.run(["g++", "-std=c++17", "-c", "-Wall", "-Werror", str(tmp_path / "model_data.cc"), "-o",
                     str(tmp_path / "m.o")], check=True)
+
+
+def test_qat_model_exports_with_parity(real_features, tmp_path):
+    from audio_nas.export.qat import prepare_qat
+
+    spec = resolve_arch(VARIANTS["IB"])
+    model = prepare_qat(trained_like(spec))
+    x = real_features(spec)
+    model.train()
+    with torch.no_grad():
+        for _ in range(3):
+            model(torch.from_numpy(x))  # observers see the data
+    model.eval()
+    res = export_model(spec, model, x, tmp_path, verify_samples=len(x))
+    assert res.parity_within_1 >= 0.99
+    # the fake-quantised float model and the int8 TFLM model agree on most decisions
+    g = quantize_graph(lower_model(model), x)
+    tflm = run_tflm((tmp_path / "model.tflite").read_bytes(), quantize_input(g, x))
+    qat_pred = model(torch.from_numpy(x)).argmax(1).numpy()
+    assert (tflm.argmax(1) == qat_pred).mean() > 0.8

@@ -148,6 +148,16 @@ def test_train_config_validation(field, value):
         TrainConfig(**{field: value})
 
 
-def test_qat_is_refused_clearly_until_implemented():
-    with pytest.raises(TrainingError, match="not implemented yet"):
-        train(tiny_spec(), make_features(), TrainConfig(epochs=2, qat=True, qat_epochs=1))
+def test_qat_fine_tunes_with_tflm_rounding_and_round_trips(tmp_path):
+    from audio_nas.export.qat import is_qat, round_half_away
+
+    assert round_half_away(torch.tensor([0.5, -0.5, 1.5, 2.5])).tolist() == [1.0, -1.0, 2.0, 3.0]  # not half-to-even
+    feats = make_features()
+    res = train(tiny_spec(), feats, TrainConfig(**{**CFG.__dict__, "epochs": 10, "qat": True, "qat_epochs": 3}))
+    assert is_qat(res.model) and res.best_epoch >= 7  # chosen among the QAT epochs
+    assert res.test_accuracy > 0.6
+    save_checkpoint(tmp_path / "q", tiny_spec(), res.model, {}, feats.class_names)
+    _, model2, meta = load_checkpoint(tmp_path / "q")
+    assert meta["qat"] and is_qat(model2)
+    x = torch.from_numpy(feats.x[:4])
+    assert torch.equal(res.model(x), model2(x))
