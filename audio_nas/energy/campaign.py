@@ -5,7 +5,8 @@ skips those already stored: nothing is lost or duplicated. Backends (registry ``
   emulated  the exported .tflite runs in the TFLM host interpreter (outputs, real arena size) and its
             op list (parsed from the flatbuffer) goes through the per-op cycle model of the board's core.
             An estimate, labelled source="emulated".
-A board backend ("device", through the serial bridge of issue 5) plugs in here once the bridge exists.
+  device    the serial bridge (``audio_nas.firmware_bridge``): upload, warm-up + 5 repeats, median; the board's
+            cycle count when it reports one. Against the Python emulated device the values stay labelled "emulated".
 """
 
 from __future__ import annotations
@@ -69,31 +70,49 @@ def campaign_specs(count: int, seed: int, board: BoardProfile) -> list:
     return specs
 
 
-def measure_emulated(spec, board: BoardProfile, seed: int = 0) -> Measurement:
+def _export_random_weights(spec, seed: int):
+    """int8 .tflite of the spec with random weights (latency does not depend on the weight values)."""
     import torch
 
     from audio_nas.export.graph import lower_model
-    from audio_nas.export.quantize import quantize_graph
+    from audio_nas.export.quantize import quantize_graph, quantize_input
     from audio_nas.export.tflite_writer import write_tflite
-    from audio_nas.export.verify import tflm_arena_bytes
-    from audio_nas.export import parse_tflite_ops
     from audio_nas.space import build_model
 
     torch.manual_seed(seed)
-    model = build_model(spec).eval()  # latency does not depend on the weight values
     calib = np.random.default_rng(seed).normal(-5, 2, size=(8, *spec.input_shape)).astype(np.float32)
-    tflite = write_tflite(quantize_graph(lower_model(model), calib))
+    g = quantize_graph(lower_model(build_model(spec).eval()), calib)
+    return write_tflite(g), quantize_input(g, calib[:1])[0]
+
+
+def measure_emulated(spec, board: BoardProfile, seed: int = 0, port: str | None = None) -> Measurement:
+    from audio_nas.export import parse_tflite_ops
+    from audio_nas.export.verify import tflm_arena_bytes
+
+    tflite, _ = _export_random_weights(spec, seed)
     arena = tflm_arena_bytes(tflite)
     cycles, _ = model_cycles(ops_from_tflite(parse_tflite_ops(tflite)), board.kernels, board.core)
     est = energy_from_cycles(cycles, board, "emulated")
     return Measurement(spec.to_str(), board.name, "emulated", est.latency_ms, est.energy_uj, cycles, arena, 1)
 
 
-def measure_device(spec, board: BoardProfile, seed: int = 0) -> Measurement:
-    raise DeviceError(
-        "measuring on a board needs the serial bridge (audio_nas.firmware_bridge, issue 5), which is not built yet; "
-        "use --backend emulated"
-    )
+def measure_device(spec, board: BoardProfile, seed: int = 0, port: str | None = None) -> Measurement:
+    """Upload over the serial bridge, run warm-up + repeats on the board, keep the median."""
+    from audio_nas.firmware_bridge.client import DeviceClient
+
+    if not port:
+        raise DeviceError("the device backend needs --port (a serial port or socket://HOST:PORT)")
+    tflite, x = _export_random_weights(spec, seed)
+    with DeviceClient(port) as client:
+        m = client.measure(tflite, x, repeats=5, warmup=2)
+    if m.cycles:
+        cycles = float(m.cycles)
+        latency_ms = cycles / board.clock_hz * 1e3
+    else:
+        latency_ms, cycles = m.latency_ms, m.latency_ms * 1e-3 * board.clock_hz
+    est = energy_from_cycles(cycles, board, "measured")
+    return Measurement(spec.to_str(), board.name, m.source if m.source == "emulated" else "measured", latency_ms,
+                       est.energy_uj, cycles, m.arena_bytes, m.repeats)
 
 
 BACKENDS: dict[str, Callable] = {"emulated": measure_emulated, "device": measure_device}
@@ -104,12 +123,13 @@ def store_path(board: str) -> Path:
 
 
 def run_campaign(board: BoardProfile, count: int, *, seed: int = 0, backend: str = "emulated",
-                 store: MeasurementStore | None = None, max_errors: int = 3) -> MeasurementStore:
+                 store: MeasurementStore | None = None, max_errors: int = 3, port: str | None = None) -> MeasurementStore:
     if backend not in BACKENDS:
         raise EnergyModelError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     store = store or MeasurementStore(store_path(board.name))
     specs = campaign_specs(count, seed, board)
-    todo = [s for s in specs if not store.has(s.spec_hash, board.name, backend)]
+    source = "emulated" if backend == "emulated" else "measured"
+    todo = [s for s in specs if not store.has(s.spec_hash, board.name, source) and not store.has(s.spec_hash, board.name, "emulated")]
     log.info("campaign on %s: %d of %d specs already measured", board.name, count - len(todo), count)
     it = todo
     bar = None
@@ -121,7 +141,7 @@ def run_campaign(board: BoardProfile, count: int, *, seed: int = 0, backend: str
     for spec in it:
         for attempt in range(max_errors):
             try:
-                m = BACKENDS[backend](spec, board, seed)
+                m = BACKENDS[backend](spec, board, seed, port)
                 break
             except DeviceError as exc:  # board reset, cable pulled: retry with backoff, then stop cleanly
                 if attempt + 1 == max_errors:

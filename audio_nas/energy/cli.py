@@ -56,7 +56,7 @@ def register(app: typer.Typer) -> None:
         from audio_nas.energy.campaign import run_campaign, store_path
 
         b = load_board(board)
-        store = run_campaign(b, count, seed=seed, backend=backend)
+        store = run_campaign(b, count, seed=seed, backend=backend, port=port)
         typer.echo(f"{len(store.all(b.name))} measurements for {b.name} in {store_path(b.name)}")
 
     @app.command("energy")

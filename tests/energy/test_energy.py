@@ -77,11 +77,11 @@ def test_campaign_resumes_without_loss_or_duplicates(tmp_path, monkeypatch):
     calls = []
     real = camp.BACKENDS["emulated"]
 
-    def flaky(spec, board, seed=0):
+    def flaky(spec, board, seed=0, port=None):
         calls.append(spec.to_str())
         if len(calls) == 3:
             raise KeyboardInterrupt  # the user pressed Ctrl-C / the process died mid-campaign
-        return real(spec, board, seed)
+        return real(spec, board, seed, port)
 
     monkeypatch.setitem(camp.BACKENDS, "emulated", flaky)
     with pytest.raises(KeyboardInterrupt):
@@ -96,9 +96,21 @@ def test_campaign_resumes_without_loss_or_duplicates(tmp_path, monkeypatch):
     assert not store.add(ms[0], ArchSpec.from_str(ms[0].spec).spec_hash)  # duplicates are refused
 
 
-def test_device_backend_fails_clearly_after_bounded_errors(tmp_path):
-    with pytest.raises(DeviceError, match="serial bridge"):
-        run_campaign(load_board("nucleo-l4r5zi"), 2, backend="device", store=MeasurementStore(tmp_path / "m.sqlite"))
+def test_device_backend_goes_through_the_bridge_and_fails_clearly(tmp_path):
+    from audio_nas.firmware_bridge.emulator import EmulatedDevice
+
+    b = load_board("mps2-an386")
+    store = MeasurementStore(tmp_path / "m.sqlite")
+    with EmulatedDevice("mps2-an386") as dev:
+        run_campaign(b, 2, backend="device", store=store, port=f"socket://127.0.0.1:{dev.port}")
+    ms = store.all()
+    assert len(ms) == 2 and all(m.source == "emulated" and m.cycles > 0 and m.repeats == 5 for m in ms)
+    # the bridge path gives what the in-process emulated backend gives (same cycle model)
+    direct = __import__("audio_nas.energy.campaign", fromlist=["x"]).measure_emulated
+    assert ms[0].latency_ms == pytest.approx(direct(ArchSpec.from_str(ms[0].spec), b).latency_ms, rel=1e-6)
+    with pytest.raises(DeviceError, match="nothing listens"):
+        run_campaign(b, 3, backend="device", store=MeasurementStore(tmp_path / "n.sqlite"), port="socket://127.0.0.1:1",
+                     max_errors=2)
     with pytest.raises(EnergyModelError, match="emulated"):
         run_campaign(load_board("nucleo-l4r5zi"), 2, backend="magic", store=MeasurementStore(tmp_path / "m.sqlite"))
 
