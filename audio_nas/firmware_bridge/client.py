@@ -161,6 +161,27 @@ class DeviceClient:
     def stats(self) -> Reply:
         return self.checked("stats")
 
+    def stream_start(self, stride_frames: int = 2, threshold: float = 0.7, ignore: tuple[int, ...] = ()) -> None:
+        self.checked("stream", "start", "features", stride_frames, int(round(threshold * 1000)),
+                     "ignore=" + ",".join(map(str, ignore)))
+
+    def stream_frames(self, frames_int8: np.ndarray, hop_ms: float) -> tuple[list[list[float]], list[tuple[int, float, float]]]:
+        """Send int8 feature frames [n, bins]; returns (scores per inference, detections (class, score, time_s))."""
+        scores, dets = [], []
+        per_cmd = max(1, 500 // frames_int8.shape[1])  # stay well under the 1200-byte command limit
+        for i in range(0, len(frames_int8), per_cmd):
+            r = self.checked("stream", np.asarray(frames_int8[i : i + per_cmd], np.int8).tobytes().hex(), f"{hop_ms:g}")
+            for line in r.lines:
+                if line.startswith("m-scores-"):
+                    scores.append(parse_results("m-results-" + line[len("m-scores-"):]))
+                elif line.startswith("m-det-"):
+                    c, sc, t_ms = line[len("m-det-"):].split("-")
+                    dets.append((int(c), int(sc) / 1000, int(t_ms) / 1000))
+        return scores, dets
+
+    def stream_stop(self) -> int:
+        return int(self.checked("stream", "stop").value("m-stream-stopped-") or 0)
+
     def measure(self, model: bytes, x_int8: np.ndarray, repeats: int = 5, warmup: int = 1) -> Measurement:
         """Upload, activate, load the input, run ``repeats`` timed inferences; median latency."""
         self.upload_model(model)

@@ -192,6 +192,57 @@ class EmulatedDevice:
     def _results(self, args):
         return [self._results_line()]
 
+    def _stream(self, args):
+        """stream start features [STRIDE_FRAMES] [THRESHOLD_PERMILLE] [IGNORE=i,j] | stream <hex frames> | stream stop"""
+        from audio_nas.streaming.pipeline import Recognizer
+
+        if args[0] == "start":
+            if args[1] != "features":
+                return [f"e-[stream mode {args[1]} not supported here: use features]"]
+            if self.interp is None:
+                return ["e-[no model]"]
+            stride = int(args[2]) if len(args) > 2 else 2
+            threshold = int(args[3]) / 1000 if len(args) > 3 else 0.7
+            ignore = {int(i) for i in args[4].split("=", 1)[1].split(",") if i} if len(args) > 4 else set()
+            n_classes = int(np.prod(self.interp.get_output_details(0)["shape"]))
+            names = tuple("_silence_" if i in ignore else f"c{i}" for i in range(n_classes))  # ignored = background
+            _, t, f, _ = self._in_shape
+            zp = self.interp.get_input_details(0)["quantization_parameters"]["zero_points"][0]
+            self.stream = {"ring": np.full((t, f), zp, np.int8), "seen": 0, "next": t, "stride": stride, "runs": 0,
+                           "rec": Recognizer(names, threshold=threshold), "bins": f, "hop_ms": None}
+            return ["m-stream-started"]
+        if args[0] == "stop":
+            runs = self.stream["runs"] if getattr(self, "stream", None) else 0
+            self.stream = None
+            return [f"m-stream-stopped-{runs}"]
+        st = getattr(self, "stream", None)
+        if not st:
+            return ["e-[no stream: send stream start first]"]
+        frames = np.frombuffer(bytes.fromhex(args[0]), np.int8)
+        if len(frames) % st["bins"]:
+            return [f"e-[stream data must be whole frames of {st['bins']} bytes]"]
+        hop_ms = float(args[1]) if len(args) > 1 else 20.0
+        out = []
+        scale, zp = self._out_q["scales"][0], self._out_q["zero_points"][0]
+        for fr in frames.reshape(-1, st["bins"]):
+            st["ring"] = np.concatenate([st["ring"][1:], fr[None]])
+            st["seen"] += 1
+            if st["seen"] < st["next"]:
+                continue
+            st["next"] += st["stride"]
+            self.interp.set_input(st["ring"][None, :, :, None], 0)
+            self.interp.invoke()
+            logits = (np.asarray(self.interp.get_output(0), np.float64).ravel() - zp) * scale
+            p = np.exp(logits - logits.max())
+            p /= p.sum()
+            st["runs"] += 1
+            t_ms = st["seen"] * hop_ms
+            out.append("m-scores-[" + ",".join(f"{v:.4f}" for v in p) + "]")
+            d = st["rec"].update(t_ms / 1000, p)
+            if d is not None:
+                out.append(f"m-det-{st['rec'].class_names.index(d.label)}-{int(round(d.score * 1000))}-{int(t_ms)}")
+        return out
+
     def _stats(self, args):
         return [f"m-clock-hz-{self.board.clock_hz}", f"m-cycles-last-{int(self.last_cycles)}",
                 f"m-infer-count-{self.infer_count}", "m-timer-cycle-model"]
@@ -201,7 +252,8 @@ class EmulatedDevice:
         return ["m-resetting"]
 
     COMMANDS = {"name": _name, "profile": _profile, "timestamp": _timestamp, "ping": _ping, "version": _version,
-                "db": _db, "model": _model, "infer": _infer, "results": _results, "stats": _stats, "reset": _reset}
+                "db": _db, "model": _model, "infer": _infer, "results": _results, "stats": _stats, "reset": _reset,
+                "stream": _stream}
 
     # ------------------------------------------------------------------ serving
     def start(self) -> str:

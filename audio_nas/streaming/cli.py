@@ -56,7 +56,7 @@ def register(app: typer.Typer) -> None:
         stride_ms: float = typer.Option(40.0, "--stride-ms", help="Run the model every this many ms of audio."),
         evaluate: bool = typer.Option(False, "--evaluate", help="Score detections against the synthetic ground truth."),
         out: Path = typer.Option(Path("detections.jsonl"), "--out", help="Detections as JSON lines."),
-        device: str = typer.Option(None, "--device", help="Stream to a board over the serial bridge (not yet)."),
+        device: str = typer.Option(None, "--device", help="Run inference on a board: serial port or socket:// URL."),
     ) -> None:
         """Always-on detection with a live view; detections are written to JSONL."""
         from audio_nas.data import load_dataset
@@ -65,9 +65,6 @@ def register(app: typer.Typer) -> None:
         from audio_nas.streaming.pipeline import Recognizer, TflmModel, run_stream
         from audio_nas.streaming.sources import chunked, file_source, mic_source, synthetic_stream
 
-        if device:
-            raise StreamingError("device mode needs the serial bridge and firmware (issue 5), not built yet; "
-                                 "run without --device to use the host TFLM interpreter")
         if sum(x is not None and x is not False for x in (synthetic, wav, mic or None)) != 1:
             raise StreamingError("choose exactly one source: --synthetic MINUTES, --wav FILE or --mic")
         if model is None:
@@ -92,6 +89,20 @@ def register(app: typer.Typer) -> None:
         with open(out, "w") as jsonl:
             update, live = _view(ds.class_names, jsonl)
             rec = Recognizer(ds.class_names, threshold=threshold)
+            if device:
+                from audio_nas.firmware_bridge.client import DeviceClient
+                from audio_nas.streaming.pipeline import run_stream_device
+
+                with DeviceClient(device) as client:
+                    client.upload_model((Path(model) / "model.tflite").read_bytes())
+                    client.activate()
+                    res = run_stream_device(client, m, source, sr, ds.class_names, stride_ms=stride_ms,
+                                            threshold=threshold, on_update=update)
+                if evaluate:
+                    r = score(res.detections, events or [], res.audio_s)
+                    typer.echo(f"board: recall {r['recall']:.3f}, false alarms/hour {r['false_alarms_per_hour']:.1f}")
+                typer.echo(f"{len(res.detections)} detections from the board in {res.audio_s:.0f} s of audio -> {out}")
+                return
             if live is not None:
                 with live:
                     res = run_stream(m, source, sr, ds.class_names, stride_ms=stride_ms, recognizer=rec,

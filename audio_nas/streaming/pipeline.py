@@ -176,3 +176,38 @@ def run_stream(model: TflmModel, chunks, sample_rate_hz: int, class_names: tuple
             next_infer += frames_per_stride
         compute += time.perf_counter() - t0
     return StreamResult(dets, audio_samples / sample_rate_hz, compute, scores)
+
+
+def run_stream_device(client, model: TflmModel, chunks, sample_rate_hz: int, class_names: tuple[str, ...], *,
+                      stride_ms: float = 40.0, threshold: float = 0.7, on_update=None) -> StreamResult:
+    """The same stream, with inference and recognition on a board over the bridge's streaming extension.
+
+    The host computes the feature frames (the board's own fixed-point front-end is the `audio` mode of the
+    protocol); frames are quantised with the model's input parameters and sent as they are produced.
+    """
+    fe_cfg = model.spec.frontend
+    if sample_rate_hz != fe_cfg.sample_rate_hz:
+        raise StreamingError(f"the stream is at {sample_rate_hz} Hz but the model expects {fe_cfg.sample_rate_hz} Hz")
+    ignore = tuple(i for i, n in enumerate(class_names) if n in BACKGROUND_CLASSES)
+    stride = max(1, int(round(stride_ms / fe_cfg.hop_ms)))
+    client.stream_start(stride, threshold, ignore)
+    inc = IncrementalFrontEnd(fe_cfg)
+    dets: list[Detection] = []
+    audio_samples, t0 = 0, time.perf_counter()
+    for chunk in chunks:
+        audio_samples += len(chunk)
+        frames = inc.push(chunk)
+        if not len(frames):
+            continue
+        q = np.clip(np.round(frames / model.in_scale) + model.in_zp, -128, 127).astype(np.int8)
+        scores, found = client.stream_frames(q, fe_cfg.hop_ms)
+        for c, score, t_s in found:
+            d = Detection(t_s + fe_cfg.window_ms / 1000 - fe_cfg.hop_ms / 1000, class_names[c], score)
+            dets.append(d)
+        if on_update is not None:
+            for s in scores:
+                on_update(audio_samples / sample_rate_hz, np.asarray(s), None, chunk)
+            for d in dets[len(dets) - len(found):]:
+                on_update(d.time_s, np.zeros(len(class_names)), d, chunk)
+    client.stream_stop()
+    return StreamResult(dets, audio_samples / sample_rate_hz, time.perf_counter() - t0, [])

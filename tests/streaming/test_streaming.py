@@ -152,3 +152,25 @@ def test_bad_inputs_get_clear_messages(tiny_setup, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "sounddevice", fake)
     with pytest.raises(StreamingError, match="cannot open the microphone.*Device unavailable"):
         next(mic_source(16000, 1600))
+
+
+def test_device_mode_against_the_emulated_board_matches_the_host(tiny_setup):
+    from audio_nas.firmware_bridge.client import DeviceClient
+    from audio_nas.firmware_bridge.emulator import EmulatedDevice
+    from audio_nas.streaming.pipeline import run_stream_device
+
+    ds, model_dir = tiny_setup
+    m = TflmModel(model_dir)
+    audio, _ = synthetic_stream(ds, 0.3, seed=5)
+    host = run_stream(m, chunked(audio, 1600), 16000, ds.class_names, stride_ms=40,
+                      recognizer=Recognizer(ds.class_names, threshold=0.3))
+    with EmulatedDevice("mps2-an386") as dev, DeviceClient(f"socket://127.0.0.1:{dev.port}") as c:
+        c.upload_model((model_dir / "model.tflite").read_bytes())
+        c.activate()
+        board = run_stream_device(c, m, chunked(audio, 1600), 16000, ds.class_names, stride_ms=40, threshold=0.3)
+        assert c.command("stream", "00").errors  # the stream is closed
+    # same int8 model, same frames, same recognizer: the same detections at the same times
+    assert host.detections, "the comparison needs detections; lower the threshold"
+    assert [d.label for d in board.detections] == [d.label for d in host.detections]
+    for a, b in zip(board.detections, host.detections):
+        assert a.time_s == pytest.approx(b.time_s, abs=1e-6) and a.score == pytest.approx(b.score, abs=2e-3)
