@@ -1,0 +1,89 @@
+// The device side of docs/protocol.md without TFLM: line assembly, CRC-32, hex, the upload model store,
+// the input buffer and a command dispatch table. Plain C++17, no heap, no exceptions; all buffers are
+// provided by the board port. The Python twin is audio_nas/firmware_bridge (framing.py, emulator.py).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace audio_nas {
+
+constexpr size_t kMaxCommandBytes = 1200;
+
+uint32_t Crc32(const uint8_t* data, size_t len, uint32_t crc = 0);
+// Decodes hex into out; returns the number of bytes, or -1 for an odd length, a bad digit or overflow.
+int HexDecode(const char* hex, size_t len, uint8_t* out, size_t cap);
+
+// Bytes in, complete commands out: printable ASCII up to '%', 1200-byte limit, leading CR/LF ignored.
+class LineAssembler {
+ public:
+  enum class Result { kNone, kCommand, kTooLong, kInvalidByte };
+  Result Feed(uint8_t b);
+  const char* command() const { return buf_; }
+  size_t length() const { return len_; }
+
+ private:
+  char buf_[kMaxCommandBytes];
+  size_t len_ = 0;
+  bool overflow_ = false;
+  bool invalid_ = false;
+  bool done_ = false;  // the last byte completed a command: start afresh on the next one
+};
+
+// Chunked model upload with offsets and a final CRC check (protocol `model load SIZE CRC%`, `model OFF HEX%`).
+class ModelStore {
+ public:
+  ModelStore(uint8_t* buffer, size_t capacity) : buf_(buffer), cap_(capacity) {}
+  enum class Status { kOk, kTooLarge, kNoUpload, kBadOffset, kOverflow, kCrcMismatch, kComplete };
+  Status Begin(size_t size, uint32_t crc);
+  Status Write(size_t offset, const uint8_t* data, size_t len);
+  size_t received() const { return received_; }
+  size_t capacity() const { return cap_; }
+  size_t model_size() const { return ready_ ? size_ : 0; }
+  uint32_t model_crc() const { return ready_ ? crc_ : Crc32(nullptr, 0); }
+  const uint8_t* model() const { return ready_ ? buf_ : nullptr; }
+  uint32_t computed_crc() const { return computed_; }
+  uint32_t expected_crc() const { return crc_; }
+
+ private:
+  uint8_t* buf_;
+  size_t cap_;
+  size_t size_ = 0;
+  size_t received_ = 0;
+  uint32_t crc_ = 0;
+  uint32_t computed_ = 0;
+  bool uploading_ = false;
+  bool ready_ = false;
+};
+
+// Everything a command handler needs from the board; the board port fills it.
+struct Board {
+  const char* name;
+  uint32_t clock_hz;
+  uint64_t (*time_us)();
+  void (*write)(const char* text, size_t len);  // raw bytes out (UART)
+};
+
+// Parses one command and writes its reply lines, always ending with "m-ready\r\n".
+class CommandHandler {
+ public:
+  CommandHandler(const Board& board, ModelStore& store, uint8_t* input, size_t input_capacity)
+      : board_(board), store_(store), input_(input), input_cap_(input_capacity) {}
+  void Handle(const char* command, size_t len);
+  void Error(const char* message);  // "e-[message]" + m-ready (used for assembler errors)
+  uint32_t commands_handled() const { return handled_; }
+
+ private:
+  void Line(const char* a, const char* b = "", const char* c = "");
+  void Ready();
+  bool DbCommand(char** tok, int n);
+  bool ModelCommand(char** tok, int n);
+  const Board& board_;
+  ModelStore& store_;
+  uint8_t* input_;
+  size_t input_cap_;
+  size_t input_expected_ = 0;
+  size_t input_len_ = 0;
+  uint32_t handled_ = 0;
+};
+
+}  // namespace audio_nas

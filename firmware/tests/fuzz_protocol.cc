@@ -1,0 +1,61 @@
+// Fuzz harness: >= 100,000 random and mutated frames into the line assembler + command handler,
+// built with ASan/UBSan. Every reply must end with m-ready; nothing may crash or read out of bounds.
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+
+#include "protocol/protocol.h"
+
+using namespace audio_nas;
+static std::string g_out;
+static void Write(const char* t, size_t n) {
+  g_out.append(t, n);
+  if (g_out.size() > 1 << 20) g_out.erase(0, g_out.size() - 4096);
+}
+static uint64_t Now() { return 0; }
+
+int main(int argc, char** argv) {
+  const long frames = argc > 1 ? std::atol(argv[1]) : 100000;
+  static uint8_t model[2048], input[128];
+  ModelStore store(model, sizeof model);
+  const Board board{"fuzz", 1u, Now, Write};
+  CommandHandler h(board, store, input, sizeof input);
+  LineAssembler a;
+  std::mt19937 rng(12345);
+  const char* seeds[] = {"name%", "profile%", "db load 16%", "db 00112233%", "model load 4 deadbeef%",
+                         "model 0 00112233%", "model info%", "infer 10 1%", "stats%", "timestamp%", "db print%"};
+  long replies = 0, bad = 0;
+  for (long i = 0; i < frames; ++i) {
+    std::string f;
+    if (i % 3 == 0) {
+      const int n = 1 + static_cast<int>(rng() % 64);
+      for (int k = 0; k < n; ++k) f.push_back(static_cast<char>(rng() % 256));
+    } else {
+      f = seeds[rng() % (sizeof seeds / sizeof *seeds)];
+      const int edits = 1 + static_cast<int>(rng() % 4);
+      for (int e = 0; e < edits; ++e) {
+        const size_t pos = f.empty() ? 0 : rng() % f.size();
+        switch (rng() % 4) {
+          case 0: if (!f.empty()) f[pos] = static_cast<char>(rng() % 256); break;
+          case 1: f.insert(pos, std::string(1 + rng() % 8, static_cast<char>('0' + rng() % 75))); break;
+          case 2: if (!f.empty()) f.erase(pos, 1 + rng() % 8); break;
+          default: f.insert(pos, std::to_string(rng()) + std::to_string(rng())); break;
+        }
+      }
+    }
+    for (unsigned char c : f) {
+      g_out.clear();
+      LineAssembler::Result r = a.Feed(c);
+      if (r == LineAssembler::Result::kCommand) h.Handle(a.command(), a.length());
+      else if (r == LineAssembler::Result::kTooLong) h.Error("line too long");
+      else if (r == LineAssembler::Result::kInvalidByte) h.Error("invalid byte");
+      else continue;
+      ++replies;
+      if (g_out.size() < 9 || g_out.compare(g_out.size() - 9, 9, "m-ready\r\n") != 0) ++bad;
+    }
+  }
+  std::printf("fuzz: %ld frames, %ld replies, %ld without m-ready\n", frames, replies, bad);
+  std::printf("fuzz: %ld passed, %ld failed\n", replies - bad, bad);
+  return bad == 0 ? 0 : 1;
+}
