@@ -45,7 +45,7 @@ bench: $(STAMP)
 	$(VENV)/bin/audio-nas bench all
 
 firmware flash:
-	@echo "The firmware build (issue 5) is not written yet; only firmware/src/frontend exists (tested by make test)." >&2; exit 1
+	@echo "The firmware image (issue 5) is not written yet: the protocol core and the front-end exist and are tested by make test (see firmware/README.md)." >&2; exit 1
 
 clean:
 	rm -rf build firmware/build* .pytest_cache
