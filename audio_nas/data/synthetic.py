@@ -143,8 +143,21 @@ def _speak(word: str, voice: str, rng: np.random.Generator) -> np.ndarray:
     from audio_nas.data.tts import Espeak
 
     eng = Espeak.get()
-    pcm = eng.synth_isolated(word, voice, rate_wpm=int(rng.integers(110, 220)), pitch=int(rng.integers(20, 80)),
-                    pitch_range=int(rng.integers(20, 90)))
+    params = dict(rate_wpm=int(rng.integers(110, 220)), pitch=int(rng.integers(20, 80)), pitch_range=int(rng.integers(20, 90)))
+    try:
+        pcm = eng.synth_isolated(word, voice, **params)
+    except DataError:
+        # seen: a few (voice, text) pairs make espeak-ng fail (e.g. 'nl+klatt' on some multi-word text);
+        # fall back to the same language's plain voice, then to en-us, so one utterance never aborts a dataset
+        lang = voice.split("+")[0]
+        for fallback in (f"{lang}+m3", "en-us+m3"):
+            try:
+                pcm = eng.synth_isolated(word, fallback, **params)
+                break
+            except DataError:
+                continue
+        else:
+            raise
     x = soxr.resample(pcm.astype(np.float32) / 32768.0, eng.sample_rate_hz, SAMPLE_RATE_HZ)
     active = np.flatnonzero(np.abs(x) > 0.02 * (np.max(np.abs(x)) + 1e-9))
     return x[active[0] : active[-1] + 1] if len(active) else x
