@@ -29,6 +29,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 _CACHE: dict[str, Any] = {}
+_ENERGY_MODELS: dict[str, Any] = {}  # one per source per process (the predictor is loaded once)
 
 
 def cheap_objectives(spec, board, energy_source: str = "emulated") -> dict[str, Any]:
@@ -37,7 +38,8 @@ def cheap_objectives(spec, board, energy_source: str = "emulated") -> dict[str, 
     from audio_nas.space import arch_costs
 
     c = arch_costs(spec)
-    est = make_energy_model(energy_source if energy_source != "predicted" else "emulated").estimate(spec, board, layers=c.layers)
+    model = _ENERGY_MODELS.get(energy_source) or _ENERGY_MODELS.setdefault(energy_source, make_energy_model(energy_source))
+    est = model.estimate(spec, board, layers=c.layers)
     ram = c.peak_ram_bytes + c.frontend_ram_bytes
     reasons = []
     if ram > board.sram_bytes:

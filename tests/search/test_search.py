@@ -178,3 +178,28 @@ def test_ray_executor_on_a_local_instance(tmp_path):
     pytest.importorskip("ray")
     res = run_search(synth_cfg(executor="ray", workers=1, n_trials=4), tmp_path)
     assert res.n_finished == 4
+
+
+def test_predicted_energy_source_uses_the_fitted_forest(tmp_path, monkeypatch):
+    from audio_nas.energy import load_board
+    from audio_nas.energy.campaign import campaign_specs
+    from audio_nas.energy.models import make_energy_model
+    from audio_nas.energy.predictor import RandomForestEnergyPredictor
+    from audio_nas.errors import EnergyModelError
+    from audio_nas.search import evaluate as ev
+
+    monkeypatch.setenv("AUDIO_NAS_HOME", str(tmp_path))
+    monkeypatch.setattr(ev, "_ENERGY_MODELS", {})
+    board = load_board("nucleo-l4r5zi")
+    spec = campaign_specs(1, 3, board)[0]
+    with pytest.raises(EnergyModelError, match="predictor fit"):
+        ev.cheap_objectives(spec, board, "predicted")
+    specs = campaign_specs(30, 0, board)
+    em = make_energy_model("emulated")
+    lat = [em.estimate(s, board).latency_ms * 1.5 for s in specs]  # a "board" 1.5x slower than the model
+    RandomForestEnergyPredictor(board, n_estimators=30).fit(specs, lat).save(
+        tmp_path / "runs/measure/nucleo-l4r5zi/predictor")
+    monkeypatch.setattr(ev, "_ENERGY_MODELS", {})
+    c = ev.cheap_objectives(spec, board, "predicted")
+    assert c["energy_source"] == "predicted"
+    assert c["latency_ms"] == pytest.approx(1.5 * em.estimate(spec, board).latency_ms, rel=0.3)
