@@ -25,7 +25,7 @@ class MOBayesOpt(BaseStrategy):
 
     name = "bo"
 
-    def __init__(self, ctx: StrategyContext, seed: int = 0, n_random: int = 80, n_mutants: int = 80, kappa: float = 1.0,
+    def __init__(self, ctx: StrategyContext, seed: int = 0, n_random: int = 40, n_mutants: int = 40, kappa: float = 1.0,
                  min_observations: int = 5):
         super().__init__(ctx, seed)
         self.n_random, self.n_mutants, self.kappa, self.min_observations = n_random, n_mutants, kappa, min_observations
