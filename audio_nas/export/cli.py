@@ -14,6 +14,7 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(..., "--out", help="Output directory."),
         calibration: str = typer.Option("minmax", "--calibration", help="minmax or percentile."),
         calib_samples: int = typer.Option(200, "--calib-samples", help="Training examples used for calibration."),
+        evaluate: bool = typer.Option(False, "--evaluate", help="Also compare float and TFLM int8 accuracy on the test split."),
     ) -> None:
         """Quantise to int8, write model.tflite + model_data.cc/.h + ops.h + summary.json, verify on TFLM."""
         from audio_nas.data import load_dataset
@@ -36,4 +37,21 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"{'op':<32} {'kind':<18} MACs")
         for name, kind, macs in r.per_op_macs:
             typer.echo(f"{name:<32} {kind:<18} {macs}")
+        if evaluate:
+            import numpy as np
+            import torch
+
+            from audio_nas.export import run_tflm
+            from audio_nas.export.graph import lower_model
+            from audio_nas.export.quantize import quantize_graph, quantize_input
+
+            test = feats.subset("test")
+            x, y = np.asarray(test.x), test.labels
+            with torch.no_grad():
+                float_acc = float((model(torch.from_numpy(x)).argmax(1).numpy() == y).mean())
+            g = quantize_graph(lower_model(model), np.asarray(calib), calibration=calibration)
+            out_q = run_tflm(r.tflite_path.read_bytes(), quantize_input(g, x), arena_bytes=r.arena_bytes)
+            int8_acc = float((out_q.argmax(1) == y).mean())
+            typer.echo(f"test accuracy: float {float_acc:.4f}, TFLM int8 {int8_acc:.4f} "
+                       f"({100 * (int8_acc - float_acc):+.2f} points, {len(y)} clips)")
         typer.echo(f"written to {out}")
