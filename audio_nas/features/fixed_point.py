@@ -139,6 +139,7 @@ def write_c_header(t: FixedTables, path: str | Path, name: str = "kFrontend") ->
         + arr("int16_t", f"{name}Hann", t.hann_q15) + arr("int16_t", f"{name}TwRe", t.twiddle_re)
         + arr("int16_t", f"{name}TwIm", t.twiddle_im) + arr("int32_t", f"{name}Mel", t.mel_q15)
         + arr("int16_t", f"{name}LogLut", t.log_lut)
+        + f"static constexpr int {name}Nfft = {t.n_fft};\nstatic constexpr int {name}WindowSamples = {t.window_samples};\n"
         + f"static const audio_nas::FixedFrontendTables {name}Tables = {{{t.window_samples}, {t.hop_samples}, "
           f"{t.n_fft}, {t.n_mels}, {name}Hann, {name}TwRe, {name}TwIm, {name}Mel, {name}LogLut}};\n"
     )
@@ -146,3 +147,24 @@ def write_c_header(t: FixedTables, path: str | Path, name: str = "kFrontend") ->
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(body)
     return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m audio_nas.features.fixed_point OUT.h [FRONTEND.yaml]``: the firmware build's table header."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if not args or len(args) > 2:
+        print("usage: python -m audio_nas.features.fixed_point OUT.h [FRONTEND.yaml]", file=sys.stderr)
+        return 2
+    cfg = FrontEndConfig()
+    if len(args) == 2:
+        from audio_nas.config import load_yaml
+
+        cfg = load_yaml(FrontEndConfig, args[1])
+    write_c_header(make_tables(cfg), args[0])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -108,10 +108,20 @@ class DeviceClient:
         while time.monotonic() < deadline:
             try:
                 if self.command("ping", timeout_s=0.3).value("m-pong") is not None:
+                    self._drain()  # late answers to earlier pings must not pass for replies to later commands
                     return
             except DeviceError:
                 continue
         raise DeviceError(f"the board at {self.url} did not answer ping within {self.connect_timeout_s} s")
+
+    def _drain(self, quiet_s: float = 0.15, limit_s: float = 2.0) -> None:
+        """Discard whatever the board still sends until it has been quiet for ``quiet_s``."""
+        t_end = time.monotonic() + limit_s
+        last = time.monotonic()
+        while time.monotonic() < t_end and time.monotonic() - last < quiet_s:
+            if self.port.read(4096):
+                last = time.monotonic()
+        self.parser = ReplyParser()
 
     # ------------------------------------------------------------------ operations
     def name(self) -> str:

@@ -3,6 +3,7 @@
 #include <cstring>
 #include <string>
 
+#include "fake_engine.h"
 #include "protocol/protocol.h"
 
 using namespace audio_nas;
@@ -89,6 +90,82 @@ int main() {
   CHECK(Has(r, "e-[line too long]") && Has(r, "m-name-dut-"));
   r = Run(h, "na\x01me%ping%");
   CHECK(Has(r, "e-[invalid byte]") && Has(r, "m-pong"));
+  // ---- with an inference engine (the fake one: out[c] = last frame's bin c, scale 0.1)
+  {
+    static uint8_t model[64], input[64];
+    static FakeEngine engine;
+    static uint64_t cycle = 0;
+    static bool marker_high = false;
+    static int marker_edges = 0;
+    Board board = kBoard;
+    board.cycles = []() -> uint64_t { return cycle += 1000; };
+    board.timer_name = "fake";
+    board.marker = [](bool high) { marker_high = high; ++marker_edges; };
+    ModelStore st(model, sizeof model);
+    Services services;
+    services.engine = &engine;
+    CommandHandler e(board, st, input, sizeof input, services);
+    CHECK(Has(Run(e, "version%"), "m-tflm-1"));
+    CHECK(Has(Run(e, "model activate 0%"), "e-[no model]"));
+    std::snprintf(cmd, sizeof cmd, "model load 4 %08lx%%model 0 46414b45%%",
+                  static_cast<unsigned long>(Crc32(reinterpret_cast<const uint8_t*>("FAKE"), 4)));
+    CHECK(Has(Run(e, cmd), "m-model-ok-"));
+    CHECK(Has(Run(e, "infer 1 0%"), "e-[no model]"));  // uploaded but not activated
+    CHECK(Has(Run(e, "model activate 50%"), "e-[arena too small: need 100]"));
+    r = Run(e, "model activate 0%");
+    CHECK(Has(r, "m-arena-used-100") && Has(r, "m-input-1x4x3x1-0.5--1") && Has(r, "m-output-1x3-0.1-0"));
+    CHECK(Has(Run(e, "infer 1 0%"), "e-[input not loaded]"));
+    Run(e, "db load 12%");
+    CHECK(Has(Run(e, "db 000000000000000000%db 0a14e2%"), "m-load-done"));
+    CHECK(Has(Run(e, "db print 3%"), "m-buffer-[000000]"));
+    r = Run(e, "infer 3 2%");
+    CHECK(Has(r, "m-warmup-start-2") && Has(r, "m-infer-start-3") && Has(r, "m-infer-done"));
+    CHECK(Has(r, "m-results-[1.000000,2.000000,-3.000000]"));  // 0x0a, 0x14, 0xe2 = 10, 20, -30 x 0.1
+    CHECK(engine.invocations == 5 && !marker_high && marker_edges == 2);
+    r = Run(e, "stats%");
+    CHECK(Has(r, "m-cycles-last-") && Has(r, "m-infer-count-5") && Has(r, "m-timer-fake"));
+    CHECK(Has(Run(e, "results%"), "m-results-[1.000000,2.000000,-3.000000]"));
+    // streaming: frames of 3 bins, inference every 2 frames after the first 4; class 0 is background
+    CHECK(Has(Run(e, "stream 000000%"), "e-[no stream: send stream start first]"));
+    CHECK(Has(Run(e, "stream start sideways%"), "e-[bad argument: stream]"));
+    CHECK(Has(Run(e, "stream start features 2 600 ignore=0%"), "m-stream-started"));
+    CHECK(Has(Run(e, "stream 0000%"), "e-[stream data must be whole frames of 3 bytes]"));
+    r = Run(e, "stream 000000000000000000%");  // 3 frames: no inference yet
+    CHECK(!Has(r, "m-scores-"));
+    r = Run(e, "stream 000064 20%");  // frame 4 -> first inference, class 2 logit 10 -> p ~ 1
+    CHECK(Has(r, "m-scores-[0.0000,0.0000,0.9999]") && Has(r, "m-det-2-1000-80"));
+    r = Run(e, "stream 640000640000%");  // frames 5, 6: class 0 (ignored) dominates, no detection
+    CHECK(Has(r, "m-scores-[0.9999,0.0000,0.0000]") && !Has(r, "m-det-"));
+    CHECK(Has(Run(e, "stream stop%"), "m-stream-stopped-2"));
+    CHECK(Has(Run(e, "frontend%"), "e-[no front-end"));
+    CHECK(Has(Run(e, "reset%"), "e-[reset not supported"));
+  }
+  // ring buffer: oldest first after wrap-around
+  {
+    int buf[4];
+    RingBuffer<int> ring(buf, 4);
+    ring.Fill(0);
+    const int a[6] = {1, 2, 3, 4, 5, 6};
+    ring.Push(a, 6);
+    int out[4];
+    ring.CopyLast(out, 4);
+    CHECK(out[0] == 3 && out[1] == 4 && out[2] == 5 && out[3] == 6);
+    ring.CopyLast(out, 2);
+    CHECK(out[0] == 5 && out[1] == 6);
+  }
+  // recognizer: averaging window, threshold, refractory time, ignored classes
+  {
+    Recognizer rec;
+    rec.Reset(2, 0.7f, 1u << 0, 600, 1000);
+    const float fg[2] = {0.0f, 1.0f}, bg[2] = {1.0f, 0.0f};
+    Detection d;
+    CHECK(!rec.Update(0, bg, &d));
+    CHECK(!rec.Update(100, fg, &d));           // average 0.5 < 0.7
+    CHECK(!rec.Update(200, fg, &d));           // 0.667
+    CHECK(rec.Update(300, fg, &d) && d.label == 1 && d.time_ms == 300);  // 0.75
+    CHECK(!rec.Update(400, fg, &d));           // refractory
+    CHECK(rec.Update(1300, fg, &d) && d.time_ms == 1300);  // window holds only 700..1300 entries
+  }
   std::printf("firmware: %d passed, %d failed\n", g_pass, g_fail);
   return g_fail == 0 ? 0 : 1;
 }

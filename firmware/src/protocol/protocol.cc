@@ -1,5 +1,7 @@
 #include "protocol/protocol.h"
 
+#include <cmath>
+#include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -111,24 +113,65 @@ static bool ParseSize(const char* s, size_t* out) {
   return true;
 }
 
+// Note: Debian's newlib is built without C99 printf formats (%zu, %hhd): size_t is printed as %lu with a cast.
+
+// Appends printf-style text to a fixed line buffer; silently truncates (lines are bounded by the protocol).
+class LineBuf {
+ public:
+  void Add(const char* fmt, ...) __attribute__((format(printf, 2, 3)));
+  void Clear() {
+    len_ = 0;
+    buf_[0] = '\0';
+  }
+  const char* str() const { return buf_; }
+
+ private:
+  char buf_[kMaxCommandBytes];
+  size_t len_ = 0;
+};
+
+void LineBuf::Add(const char* fmt, ...) {
+  if (len_ + 1 >= sizeof buf_) return;
+  va_list ap;
+  va_start(ap, fmt);
+  const int n = std::vsnprintf(buf_ + len_, sizeof buf_ - len_, fmt, ap);
+  va_end(ap);
+  if (n > 0) len_ = len_ + static_cast<size_t>(n) < sizeof buf_ ? len_ + static_cast<size_t>(n) : sizeof buf_ - 1;
+}
+
+static void TensorText(const TensorInfo& t, LineBuf& out) {
+  for (int i = 0; i < t.ndims; ++i) out.Add(i ? "x%ld" : "%ld", static_cast<long>(t.dims[i]));
+  out.Add("-%.8g-%ld", static_cast<double>(t.scale), static_cast<long>(t.zero_point));
+}
+
 bool CommandHandler::DbCommand(char** tok, int n) {
   char num[48];
   if (n >= 3 && std::strcmp(tok[1], "load") == 0) {
     size_t want = 0;
     if (!ParseSize(tok[2], &want)) return false;
     if (want > input_cap_) {
-      std::snprintf(num, sizeof num, "%zu > %zu", want, input_cap_);
+      std::snprintf(num, sizeof num, "%lu > %lu", static_cast<unsigned long>(want), static_cast<unsigned long>(input_cap_));
       Line("e-[db load too large: ", num, "]");
       return true;
     }
+    stream_ = StreamMode::kOff;  // the stream's ring lives in the input buffer
     input_expected_ = want;
     input_len_ = 0;
-    std::snprintf(num, sizeof num, "%zu", want);
+    std::snprintf(num, sizeof num, "%lu", static_cast<unsigned long>(want));
     Line("m-[Expecting ", num, " bytes]");
     return true;
   }
   if (n >= 2 && std::strcmp(tok[1], "print") == 0) {
-    Line("m-buffer-[", input_len_ ? "..." : "", "]");
+    size_t count = 64;
+    if (n >= 3 && !ParseSize(tok[2], &count)) return false;
+    if (count > 256) count = 256;
+    if (count > input_len_) count = input_len_;
+    static LineBuf line;
+    line.Clear();
+    line.Add("m-buffer-[");
+    for (size_t i = 0; i < count; ++i) line.Add("%02x", input_[i]);
+    line.Add("]");
+    Line(line.str());
     return true;
   }
   if (n == 2) {
@@ -147,23 +190,25 @@ bool CommandHandler::DbCommand(char** tok, int n) {
 }
 
 bool CommandHandler::ModelCommand(char** tok, int n) {
-  char buf[64];
+  char buf[96];
   if (n >= 4 && std::strcmp(tok[1], "load") == 0) {
     size_t size = 0;
     char* end = nullptr;
     const unsigned long crc = std::strtoul(tok[3], &end, 16);
     if (!ParseSize(tok[2], &size) || *end != '\0' || std::strlen(tok[3]) != 8) return false;
+    activated_ = false;  // the engine's model bytes are about to be overwritten
+    stream_ = StreamMode::kOff;
     if (store_.Begin(size, static_cast<uint32_t>(crc)) == ModelStore::Status::kTooLarge) {
-      std::snprintf(buf, sizeof buf, "%zu > %zu", size, store_.capacity());
+      std::snprintf(buf, sizeof buf, "%lu > %lu", static_cast<unsigned long>(size), static_cast<unsigned long>(store_.capacity()));
       Line("e-[model too large: ", buf, "]");
       return true;
     }
-    std::snprintf(buf, sizeof buf, "%zu", size);
+    std::snprintf(buf, sizeof buf, "%lu", static_cast<unsigned long>(size));
     Line("m-expecting-", buf);
     return true;
   }
   if (n >= 2 && std::strcmp(tok[1], "info") == 0) {
-    std::snprintf(buf, sizeof buf, "%zu", store_.model_size());
+    std::snprintf(buf, sizeof buf, "%lu", static_cast<unsigned long>(store_.model_size()));
     Line("m-model-bytes-", buf);
     std::snprintf(buf, sizeof buf, "%08lx", static_cast<unsigned long>(store_.model_crc()));
     Line("m-model-crc-", buf);
@@ -171,7 +216,30 @@ bool CommandHandler::ModelCommand(char** tok, int n) {
     return true;
   }
   if (n >= 2 && std::strcmp(tok[1], "activate") == 0) {
-    Line(store_.model() ? "e-[no inference engine: built without TFLM]" : "e-[no model]");
+    size_t arena = 0;
+    if (n >= 3 && !ParseSize(tok[2], &arena)) return false;
+    if (!store_.model()) {
+      Line("e-[no model]");
+    } else if (!services_.engine) {
+      Line("e-[no inference engine: built without TFLM]");
+    } else if (!services_.engine->Activate(store_.model(), store_.model_size(), arena, buf, sizeof buf)) {
+      activated_ = false;
+      Line("e-[", buf, "]");
+    } else {
+      activated_ = true;
+      have_results_ = false;
+      std::snprintf(buf, sizeof buf, "%lu", static_cast<unsigned long>(services_.engine->arena_used()));
+      Line("m-arena-used-", buf);
+      static LineBuf line;
+      line.Clear();
+      line.Add("m-input-");
+      TensorText(services_.engine->input(), line);
+      Line(line.str());
+      line.Clear();
+      line.Add("m-output-");
+      TensorText(services_.engine->output(), line);
+      Line(line.str());
+    }
     return true;
   }
   if (n == 3) {
@@ -185,7 +253,7 @@ bool CommandHandler::ModelCommand(char** tok, int n) {
         Line("e-[no upload in progress: send model load SIZE CRC first]");
         return true;
       case ModelStore::Status::kBadOffset:
-        std::snprintf(buf, sizeof buf, "got %zu, expected %zu", offset, store_.received());
+        std::snprintf(buf, sizeof buf, "got %lu, expected %lu", static_cast<unsigned long>(offset), static_cast<unsigned long>(store_.received()));
         Line("e-[bad offset: ", buf, "]");
         return true;
       case ModelStore::Status::kOverflow:
@@ -197,18 +265,291 @@ bool CommandHandler::ModelCommand(char** tok, int n) {
         Line("e-[crc mismatch: ", buf, "]");
         return true;
       case ModelStore::Status::kComplete:
-        std::snprintf(buf, sizeof buf, "%zu", store_.received());
+        std::snprintf(buf, sizeof buf, "%lu", static_cast<unsigned long>(store_.received()));
         Line("m-ack-", buf);
         std::snprintf(buf, sizeof buf, "%08lx", static_cast<unsigned long>(store_.model_crc()));
         Line("m-model-ok-", buf);
         return true;
       default:
-        std::snprintf(buf, sizeof buf, "%zu", store_.received());
+        std::snprintf(buf, sizeof buf, "%lu", static_cast<unsigned long>(store_.received()));
         Line("m-ack-", buf);
         return true;
     }
   }
   return false;
+}
+
+bool CommandHandler::Invoke(const int8_t* input) {
+  char err[96];
+  const TensorInfo in = services_.engine->input();
+  std::memcpy(services_.engine->input_data(), input, in.bytes);  // the planner may reuse the input tensor
+  if (!services_.engine->Invoke(err, sizeof err)) {
+    Line("e-[", err, "]");
+    return false;
+  }
+  ++infer_count_;
+  have_results_ = true;
+  return true;
+}
+
+void CommandHandler::ResultsLine() {
+  static LineBuf line;
+  line.Clear();
+  line.Add("m-results-[");
+  if (have_results_) {
+    const TensorInfo out = services_.engine->output();
+    const int8_t* q = services_.engine->output_data();
+    for (size_t i = 0; i < out.bytes; ++i)
+      line.Add(i ? ",%.6f" : "%.6f", static_cast<double>((q[i] - out.zero_point) * out.scale));
+  }
+  line.Add("]");
+  Line(line.str());
+}
+
+bool CommandHandler::InferCommand(char** tok, int n) {
+  size_t count = 1, warmup = 0;
+  if ((n >= 2 && !ParseSize(tok[1], &count)) || (n >= 3 && !ParseSize(tok[2], &warmup)) || count == 0) return false;
+  if (!services_.engine) {
+    Line("e-[no inference engine: built without TFLM]");
+    return true;
+  }
+  if (!activated_) {
+    Line("e-[no model]");
+    return true;
+  }
+  const TensorInfo in = services_.engine->input();
+  if (input_expected_ != in.bytes || input_len_ != in.bytes) {
+    Line("e-[input not loaded]");
+    return true;
+  }
+  char num[32];
+  std::snprintf(num, sizeof num, "%lu", static_cast<unsigned long>(warmup));
+  Line("m-warmup-start-", num);
+  for (size_t i = 0; i < warmup; ++i)
+    if (!Invoke(reinterpret_cast<const int8_t*>(input_))) return true;
+  Line("m-warmup-done");
+  std::snprintf(num, sizeof num, "%lu", static_cast<unsigned long>(count));
+  Line("m-infer-start-", num);
+  const uint64_t t0 = board_.time_us();
+  const uint64_t c0 = board_.cycles ? board_.cycles() : 0;
+  if (board_.marker) board_.marker(true);
+  bool ok = true;
+  for (size_t i = 0; i < count && ok; ++i) ok = Invoke(reinterpret_cast<const int8_t*>(input_));
+  if (board_.marker) board_.marker(false);
+  const uint64_t c1 = board_.cycles ? board_.cycles() : 0;
+  const uint64_t t1 = board_.time_us();
+  if (!ok) return true;
+  cycles_last_ = (c1 - c0) / count;
+  std::snprintf(num, sizeof num, "%llu", static_cast<unsigned long long>(t0));
+  Line("m-lap-us-", num);
+  std::snprintf(num, sizeof num, "%llu", static_cast<unsigned long long>(t1));
+  Line("m-lap-us-", num);
+  Line("m-infer-done");
+  ResultsLine();
+  return true;
+}
+
+bool CommandHandler::FrontendCommand() {
+  const FixedFrontendTables* t = services_.frontend;
+  if (!t || !services_.frontend_scratch.re) {
+    Line("e-[no front-end: built without front-end tables]");
+    return true;
+  }
+  const size_t w = static_cast<size_t>(t->window_samples);
+  if (input_len_ < 2 * w || w > kMaxWindowSamples) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%lu samples, got %lu", static_cast<unsigned long>(w), static_cast<unsigned long>(input_len_ / 2));
+    Line("e-[frontend needs ", buf, " (send them with db load/db first)]");
+    return true;
+  }
+  static int16_t window[kMaxWindowSamples];
+  for (size_t i = 0; i < w; ++i)
+    window[i] = static_cast<int16_t>(static_cast<uint16_t>(input_[2 * i] | (input_[2 * i + 1] << 8)));
+  static int16_t mels[256];
+  const uint64_t c0 = board_.cycles ? board_.cycles() : 0;
+  const bool ok = t->n_mels <= 256 && ComputeFrame(*t, window, services_.frontend_scratch, mels);
+  const uint64_t c1 = board_.cycles ? board_.cycles() : 0;
+  if (!ok) {
+    Line("e-[front-end failed: tables or buffers missing]");
+    return true;
+  }
+  static LineBuf line;
+  line.Clear();
+  line.Add("m-frame-[");
+  for (int m = 0; m < t->n_mels; ++m) line.Add(m ? ",%d" : "%d", mels[m]);
+  line.Add("]");
+  Line(line.str());
+  char num[32];
+  std::snprintf(num, sizeof num, "%llu", static_cast<unsigned long long>(c1 - c0));
+  Line("m-cycles-", num);
+  return true;
+}
+
+void CommandHandler::StreamFrame(const int8_t* frame, float hop_ms) {
+  const TensorInfo in = services_.engine->input();
+  const size_t bins = static_cast<size_t>(in.dims[2]);
+  features_.Push(frame, bins);
+  ++frames_seen_;
+  if (frames_seen_ < next_inference_) return;
+  next_inference_ += stride_;
+  static int8_t window[4096];
+  if (in.bytes > sizeof window) return;
+  features_.CopyLast(window, in.bytes);
+  if (!Invoke(window)) return;
+  ++stream_runs_;
+  const TensorInfo out = services_.engine->output();
+  const int8_t* q = services_.engine->output_data();
+  float probs[kMaxClasses];
+  const int classes = recognizer_.n_classes();
+  float top = -1e30f;
+  for (int c = 0; c < classes; ++c) {
+    probs[c] = (q[c] - out.zero_point) * out.scale;
+    if (probs[c] > top) top = probs[c];
+  }
+  float sum = 0.0f;
+  for (int c = 0; c < classes; ++c) sum += (probs[c] = std::exp(probs[c] - top));
+  static LineBuf line;
+  line.Clear();
+  line.Add("m-scores-[");
+  for (int c = 0; c < classes; ++c) line.Add(c ? ",%.4f" : "%.4f", static_cast<double>(probs[c] /= sum));
+  line.Add("]");
+  Line(line.str());
+  const uint32_t t_ms = static_cast<uint32_t>(static_cast<float>(frames_seen_) * hop_ms);
+  Detection d;
+  if (recognizer_.Update(t_ms, probs, &d)) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%d-%d-%lu", d.label, static_cast<int>(std::lround(d.score * 1000.0f)),
+                  static_cast<unsigned long>(d.time_ms));
+    Line("m-det-", buf);
+  }
+}
+
+bool CommandHandler::StreamCommand(char** tok, int n) {
+  if (n < 2) return false;
+  if (std::strcmp(tok[1], "stop") == 0) {
+    char num[32];
+    std::snprintf(num, sizeof num, "%lu", static_cast<unsigned long>(stream_runs_));
+    stream_ = StreamMode::kOff;
+    Line("m-stream-stopped-", num);
+    return true;
+  }
+  if (std::strcmp(tok[1], "start") == 0) {
+    if (n < 3) return false;
+    const bool audio = std::strcmp(tok[2], "audio") == 0;
+    if (!audio && std::strcmp(tok[2], "features") != 0) return false;
+    size_t stride = 2, threshold = 700;
+    uint32_t ignore = 0;
+    int k = 3;
+    if (n > k && std::strncmp(tok[k], "ignore=", 7) != 0 && !ParseSize(tok[k++], &stride)) return false;
+    if (n > k && std::strncmp(tok[k], "ignore=", 7) != 0 && !ParseSize(tok[k++], &threshold)) return false;
+    if (n > k) {
+      if (std::strncmp(tok[k], "ignore=", 7) != 0) return false;
+      for (char* p = tok[k] + 7; *p;) {
+        char* end = nullptr;
+        const long c = std::strtol(p, &end, 10);
+        if (end == p || c < 0 || c >= kMaxClasses) return false;
+        ignore |= 1u << c;
+        p = *end == ',' ? end + 1 : end;
+        if (*end != ',' && *end != '\0') return false;
+      }
+    }
+    if (stride == 0) return false;
+    if (!services_.engine) {
+      Line("e-[no inference engine: built without TFLM]");
+      return true;
+    }
+    if (!activated_) {
+      Line("e-[no model]");
+      return true;
+    }
+    const TensorInfo in = services_.engine->input(), out = services_.engine->output();
+    if (in.ndims < 3 || in.bytes > input_cap_ || in.bytes > 4096 || out.bytes > static_cast<size_t>(kMaxClasses)) {
+      Line("e-[model shape not streamable: needs input [1,T,F(,1)] <= 4096 B and <= 32 classes]");
+      return true;
+    }
+    if (audio) {
+      const FixedFrontendTables* t = services_.frontend;
+      if (!t || !services_.frontend_scratch.re) {
+        Line("e-[no front-end: built without front-end tables; use stream start features]");
+        return true;
+      }
+      if (t->n_mels != in.dims[2] || static_cast<size_t>(t->window_samples) > kMaxWindowSamples) {
+        char buf[80];
+        std::snprintf(buf, sizeof buf, "model wants %ld bins, firmware front-end makes %d", static_cast<long>(in.dims[2]),
+                      t->n_mels);
+        Line("e-[front-end mismatch: ", buf, "]");
+        return true;
+      }
+      audio_ = RingBuffer<int16_t>(audio_storage_, static_cast<size_t>(t->window_samples));
+      audio_.Fill(0);
+      samples_pending_ = 0;
+      samples_total_ = 0;
+    }
+    features_ = RingBuffer<int8_t>(reinterpret_cast<int8_t*>(input_), in.bytes);
+    features_.Fill(static_cast<int8_t>(in.zero_point));
+    input_len_ = input_expected_ = 0;  // the db buffer now holds the stream
+    frames_seen_ = 0;
+    next_inference_ = static_cast<size_t>(in.dims[1]);
+    stride_ = stride;
+    stream_runs_ = 0;
+    recognizer_.Reset(static_cast<int>(out.bytes), threshold / 1000.0f, ignore);
+    stream_ = audio ? StreamMode::kAudio : StreamMode::kFeatures;
+    Line("m-stream-started");
+    return true;
+  }
+  if (stream_ == StreamMode::kOff) {
+    Line("e-[no stream: send stream start first]");
+    return true;
+  }
+  float hop_ms = 20.0f;
+  if (n >= 3) {
+    char* end = nullptr;
+    hop_ms = std::strtof(tok[2], &end);
+    if (*end != '\0' || !(hop_ms > 0.0f)) return false;
+  }
+  static uint8_t chunk[kMaxCommandBytes / 2];
+  const int len = HexDecode(tok[1], std::strlen(tok[1]), chunk, sizeof chunk);
+  if (len < 0) return false;
+  const TensorInfo in = services_.engine->input();
+  const size_t bins = static_cast<size_t>(in.dims[2]);
+  if (stream_ == StreamMode::kFeatures) {
+    if (static_cast<size_t>(len) % bins != 0) {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%lu", static_cast<unsigned long>(bins));
+      Line("e-[stream data must be whole frames of ", buf, " bytes]");
+      return true;
+    }
+    for (size_t off = 0; off < static_cast<size_t>(len); off += bins)
+      StreamFrame(reinterpret_cast<const int8_t*>(chunk + off), hop_ms);
+    return true;
+  }
+  // audio: int16 little-endian samples through the fixed-point front-end, quantised with the model's input params
+  if (len % 2 != 0) {
+    Line("e-[stream audio must be whole int16 samples]");
+    return true;
+  }
+  const FixedFrontendTables& t = *services_.frontend;
+  const size_t window = static_cast<size_t>(t.window_samples), hop = static_cast<size_t>(t.hop_samples);
+  // ln(mel power) of the float front-end from the Q8 log2 output (audio_nas.features.fixed_point.to_float_logmel)
+  const float offset = 2.0f * std::log2(static_cast<float>(t.n_fft)) - 30.0f;
+  for (int i = 0; i + 1 < len; i += 2) {
+    const int16_t s = static_cast<int16_t>(static_cast<uint16_t>(chunk[i] | (chunk[i + 1] << 8)));
+    audio_.Push(&s, 1);
+    ++samples_total_;
+    if (samples_total_ < window || (samples_total_ - window) % hop != 0) continue;
+    static int16_t win[kMaxWindowSamples];
+    static int16_t mels[kMaxClasses * 8];
+    audio_.CopyLast(win, window);
+    if (!ComputeFrame(t, win, services_.frontend_scratch, mels)) continue;
+    int8_t frame[kMaxClasses * 8];
+    for (size_t m = 0; m < bins && m < sizeof frame; ++m) {
+      const float x = (mels[m] / 256.0f + offset) * 0.69314718f;
+      const long q = std::lround(x / in.scale) + in.zero_point;
+      frame[m] = static_cast<int8_t>(q < -128 ? -128 : (q > 127 ? 127 : q));
+    }
+    StreamFrame(frame, hop_ms);
+  }
+  return true;
 }
 
 void CommandHandler::Handle(const char* command, size_t len) {
@@ -234,22 +575,44 @@ void CommandHandler::Handle(const char* command, size_t len) {
     std::snprintf(buf, sizeof buf, "%llu", static_cast<unsigned long long>(board_.time_us()));
     Line("m-lap-us-", buf);
   } else if (std::strcmp(tok[0], "version") == 0) {
-    Line("m-version-1-fw-0.1");
+    Line("m-version-1-", board_.firmware_version);
     Line("m-board-", board_.name);
-    Line("m-tflm-0");
+    Line("m-tflm-", services_.engine ? "1" : "0");
   } else if (std::strcmp(tok[0], "db") == 0) {
     ok = DbCommand(tok, n);
   } else if (std::strcmp(tok[0], "model") == 0) {
     ok = ModelCommand(tok, n);
-  } else if (std::strcmp(tok[0], "infer") == 0 || std::strcmp(tok[0], "stream") == 0) {
-    Line("e-[no inference engine: built without TFLM]");
+  } else if (std::strcmp(tok[0], "infer") == 0) {
+    ok = InferCommand(tok, n);
+  } else if (std::strcmp(tok[0], "stream") == 0) {
+    ok = StreamCommand(tok, n);
+  } else if (std::strcmp(tok[0], "frontend") == 0) {
+    ok = FrontendCommand();
   } else if (std::strcmp(tok[0], "results") == 0) {
-    Line("m-results-[]");
+    if (services_.engine) {
+      ResultsLine();
+    } else {
+      Line("m-results-[]");
+    }
   } else if (std::strcmp(tok[0], "stats") == 0) {
     std::snprintf(buf, sizeof buf, "%lu", static_cast<unsigned long>(board_.clock_hz));
     Line("m-clock-hz-", buf);
+    std::snprintf(buf, sizeof buf, "%llu", static_cast<unsigned long long>(cycles_last_));
+    Line("m-cycles-last-", buf);
+    std::snprintf(buf, sizeof buf, "%lu", static_cast<unsigned long>(infer_count_));
+    Line("m-infer-count-", buf);
+    Line("m-timer-", board_.timer_name);
     std::snprintf(buf, sizeof buf, "%lu", static_cast<unsigned long>(handled_));
     Line("m-commands-", buf);
+  } else if (std::strcmp(tok[0], "reset") == 0) {
+    if (!board_.reset) {
+      Line("e-[reset not supported on this board]");
+    } else {
+      Line("m-resetting");
+      Ready();
+      board_.reset();  // does not return on a board
+      return;
+    }
   } else {
     Line("e-[unknown command: ", tok[0], "]");
   }

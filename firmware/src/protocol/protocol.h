@@ -5,6 +5,11 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "app/engine.h"
+#include "app/recognizer.h"
+#include "app/ring_buffer.h"
+#include "frontend/fixed_frontend.h"
+
 namespace audio_nas {
 
 constexpr size_t kMaxCommandBytes = 1200;
@@ -61,13 +66,29 @@ struct Board {
   uint32_t clock_hz;
   uint64_t (*time_us)();
   void (*write)(const char* text, size_t len);  // raw bytes out (UART)
+  uint64_t (*cycles)() = nullptr;               // the board's cycle counter (DWT CYCCNT, or timer ticks under QEMU)
+  const char* timer_name = "none";              // dwt / cmsdk-icount / systick: reported by `stats%`
+  void (*marker)(bool high) = nullptr;          // GPIO marker for an external power monitor, high while timed
+  void (*reset)() = nullptr;                    // `reset%`: a system reset (does not return)
+  const char* firmware_version = "fw-0.2";      // `version%`; "-emulated" in it marks timings as estimates
 };
+
+// Optional parts a board wires in: the inference engine (TFLM) and the fixed-point front-end.
+struct Services {
+  InferenceEngine* engine = nullptr;
+  const FixedFrontendTables* frontend = nullptr;
+  FixedFrontendScratch frontend_scratch{nullptr, nullptr};  // two int32 arrays of n_fft entries
+};
+
+constexpr size_t kMaxWindowSamples = 1024;  // the streaming audio mode's window limit
 
 // Parses one command and writes its reply lines, always ending with "m-ready\r\n".
 class CommandHandler {
  public:
-  CommandHandler(const Board& board, ModelStore& store, uint8_t* input, size_t input_capacity)
-      : board_(board), store_(store), input_(input), input_cap_(input_capacity) {}
+  CommandHandler(const Board& board, ModelStore& store, uint8_t* input, size_t input_capacity,
+                 Services services = Services())
+      : board_(board), store_(store), input_(input), input_cap_(input_capacity), services_(services),
+        features_(reinterpret_cast<int8_t*>(input), input_capacity), audio_(audio_storage_, kMaxWindowSamples) {}
   void Handle(const char* command, size_t len);
   void Error(const char* message);  // "e-[message]" + m-ready (used for assembler errors)
   uint32_t commands_handled() const { return handled_; }
@@ -77,13 +98,32 @@ class CommandHandler {
   void Ready();
   bool DbCommand(char** tok, int n);
   bool ModelCommand(char** tok, int n);
+  bool InferCommand(char** tok, int n);
+  bool FrontendCommand();
+  bool StreamCommand(char** tok, int n);
+  void StreamFrame(const int8_t* frame, float hop_ms);
+  bool Invoke(const int8_t* input);  // copies the input in, runs the engine once; on failure writes the e- line
+  void ResultsLine();
   const Board& board_;
   ModelStore& store_;
   uint8_t* input_;
   size_t input_cap_;
+  Services services_;
   size_t input_expected_ = 0;
   size_t input_len_ = 0;
   uint32_t handled_ = 0;
+  uint32_t infer_count_ = 0;
+  uint64_t cycles_last_ = 0;
+  bool have_results_ = false;
+  bool activated_ = false;
+  // streaming mode: the last T feature frames live in the input buffer (db data is discarded)
+  enum class StreamMode { kOff, kFeatures, kAudio } stream_ = StreamMode::kOff;
+  RingBuffer<int8_t> features_;
+  RingBuffer<int16_t> audio_;
+  int16_t audio_storage_[kMaxWindowSamples];
+  size_t frames_seen_ = 0, next_inference_ = 0, stride_ = 2, samples_pending_ = 0, samples_total_ = 0;
+  uint32_t stream_runs_ = 0;
+  Recognizer recognizer_;
 };
 
 }  // namespace audio_nas
