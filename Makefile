@@ -17,6 +17,8 @@ help:
 	@echo "make test     - run the whole test suite (creates .venv)"
 	@echo "make demo     - streaming demo on a 2-minute synthetic stream (MIC=1 listens to the microphone)"
 	@echo "make bench    - run the benchmarks, write docs/benchmarks.md"
+	@echo "make firmware - build the firmware (BOARD=mps2-an386|nano33ble|pico, TFLM_DIR=<TFLM tree> for inference)"
+	@echo "make flash    - flash a board (BOARD=nano33ble|pico PORT=/dev/ttyACM0)"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,8 +46,15 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/audio-nas bench all
 
-firmware flash:
-	@echo "The firmware image (issue 5) is not written yet: the protocol core and the front-end exist and are tested by make test (see firmware/README.md)." >&2; exit 1
+TFLM_DIR ?=
+
+# BOARD=mps2-an386 (default; CMake + arm-none-eabi-gcc, runs in QEMU), nano33ble or pico (PlatformIO).
+# TFLM_DIR=<TFLM tree> (or FETCH_TFLM=1 with internet) builds the inference engine in; see firmware/README.md.
+firmware: $(STAMP)
+	$(VENV)/bin/audio-nas device build --board $(BOARD) $(if $(TFLM_DIR),--tflm-dir $(TFLM_DIR)) $(if $(FETCH_TFLM),--fetch-tflm)
+
+flash: $(STAMP)
+	$(VENV)/bin/audio-nas device flash --board $(BOARD) $(if $(PORT),--port $(PORT))
 
 clean:
 	rm -rf build firmware/build* .pytest_cache

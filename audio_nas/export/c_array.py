@@ -35,3 +35,26 @@ def write_c_sources(model_bytes: bytes, ops: list[str], out_dir: Path, symbol: s
         f"inline TfLiteStatus RegisterAudioNasOps(AudioNasOpResolver& resolver) {{\n{body}\n  return kTfLiteOk;\n}}\n"
     )
     return [h, cc, ops_h]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m audio_nas.export.c_array --all-ops OUT.h``: the firmware's resolver for uploaded models."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2 or args[0] != "--all-ops":
+        print("usage: python -m audio_nas.export.c_array --all-ops OUT.h", file=sys.stderr)
+        return 2
+    out = Path(args[1])
+    tmp = out.parent / ".all-ops"
+    write_c_sources(b"", sorted(RESOLVER_CALLS), tmp)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    (tmp / "ops.h").replace(out)
+    for f in tmp.iterdir():
+        f.unlink()
+    tmp.rmdir()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,4 +1,4 @@
-"""``audio-nas device ping|emulate``."""
+"""``audio-nas device ping|emulate|build|flash|qemu``."""
 
 from __future__ import annotations
 
@@ -33,6 +33,52 @@ def emulate(
         t0 = time.monotonic()
         try:
             while seconds is None or time.monotonic() - t0 < seconds:
+                time.sleep(0.2)
+        except KeyboardInterrupt:
+            pass
+
+
+@device_app.command("build")
+def build(
+    board: str = typer.Option("mps2-an386", "--board", help="mps2-an386 (CMake, QEMU), nano33ble or pico (PlatformIO)."),
+    tflm_dir: str = typer.Option(None, "--tflm-dir", envvar="TFLM_DIR",
+                                 help="A TFLM tree (create_tflm_tree.py output); without it: no inference (mps2-an386)."),
+    fetch_tflm: bool = typer.Option(False, "--fetch-tflm", help="Let CMake fetch the pinned TFLM (needs internet)."),
+) -> None:
+    """Build the firmware image for a board (``make firmware BOARD=...``)."""
+    from audio_nas.firmware_bridge.build import build_board
+
+    out = build_board(board, tflm_dir=tflm_dir or None, fetch_tflm=fetch_tflm)
+    typer.echo(f"built {out}" + ("" if tflm_dir or fetch_tflm or board != "mps2-an386"
+                                 else " (without TFLM: every command but inference; set TFLM_DIR for inference)"))
+
+
+@device_app.command("flash")
+def flash(
+    board: str = typer.Option(..., "--board", help="nano33ble or pico (mps2-an386 is emulated: see device qemu)."),
+    port: str = typer.Option(None, "--port", help="The board's serial port, e.g. /dev/ttyACM0."),
+) -> None:
+    """Upload the firmware to a board (``make flash BOARD=... PORT=...``)."""
+    from audio_nas.firmware_bridge.build import flash_board
+
+    typer.echo(flash_board(board, port))
+
+
+@device_app.command("qemu")
+def qemu(
+    elf: str = typer.Option("build/firmware-mps2-an386/firmware.elf", "--elf", help="The mps2-an386 image."),
+    seconds: float = typer.Option(None, "--seconds", help="Stop after this long (default: until Ctrl-C)."),
+) -> None:
+    """Run the firmware on an emulated Cortex-M4 (QEMU mps2-an386) and print its socket:// URL."""
+    from audio_nas.firmware_bridge.qemu import QemuBoard
+
+    with QemuBoard(elf) as board:
+        typer.echo(f"mps2-an386 (QEMU) running {elf}, UART0 at {board.url}")
+        t0 = time.monotonic()
+        try:
+            while seconds is None or time.monotonic() - t0 < seconds:
+                if board.proc.poll() is not None:
+                    raise typer.Exit(1)
                 time.sleep(0.2)
         except KeyboardInterrupt:
             pass

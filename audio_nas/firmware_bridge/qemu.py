@@ -1,7 +1,6 @@
-"""The real firmware on an emulated Cortex-M4: build the mps2-an386 image and run it in qemu-system-arm.
+"""The real firmware on an emulated Cortex-M4: run the mps2-an386 image (``build.build_firmware``) in QEMU.
 
-``build_firmware`` configures and builds firmware/ with CMake and arm-none-eabi-gcc (TFLM when ``tflm_dir``
-points at a TFLM tree). ``QemuBoard`` starts QEMU with UART0 on a local TCP port and gives the
+``QemuBoard`` starts QEMU with UART0 on a local TCP port and gives the
 ``socket://`` URL that ``DeviceClient`` talks to, exactly as it would to a board on a serial port.
 QEMU runs with ``-icount shift=6,sleep=off``: the CMSDK timer then counts retired instructions
 deterministically, which the firmware reports as cycles (``stats%``: ``m-timer-cmsdk-icount``).
@@ -12,38 +11,12 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 from audio_nas.errors import DeviceError
 
-FIRMWARE_DIR = Path(__file__).resolve().parents[2] / "firmware"
-APT_HINT = "apt-get install cmake gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib"
-
-
-def missing_tools() -> list[str]:
-    """Tools the mps2-an386 build and run need that are not on PATH."""
-    return [t for t in ("cmake", "arm-none-eabi-g++", "qemu-system-arm") if shutil.which(t) is None]
-
-
-def build_firmware(build_dir: str | Path, *, tflm_dir: str | Path | None = None, quiet: bool = True) -> Path:
-    """Configure and build the mps2-an386 image; returns the ELF path. Incremental when build_dir exists."""
-    tools = [t for t in ("cmake", "arm-none-eabi-g++") if shutil.which(t) is None]
-    if tools:
-        raise DeviceError(f"cannot build the firmware: {', '.join(tools)} not found ({APT_HINT})")
-    build_dir = Path(build_dir)
-    args = ["cmake", "-S", str(FIRMWARE_DIR), "-B", str(build_dir),
-            f"-DCMAKE_TOOLCHAIN_FILE={FIRMWARE_DIR / 'cmake/arm-none-eabi.cmake'}", f"-DAUDIO_NAS_PYTHON={sys.executable}",
-            f"-DTFLM_DIR={Path(tflm_dir).resolve() if tflm_dir else ''}"]
-    if shutil.which("ninja") and not (build_dir / "Makefile").exists():
-        args += ["-G", "Ninja"]
-    for cmd in (args, ["cmake", "--build", str(build_dir), "--parallel"]):
-        out = subprocess.run(cmd, capture_output=quiet, text=True)
-        if out.returncode != 0:
-            tail = ((out.stdout or "") + (out.stderr or ""))[-3000:]
-            raise DeviceError(f"firmware build failed ({' '.join(cmd[:3])} ...):\n{tail}")
-    return build_dir / "firmware.elf"
+from audio_nas.firmware_bridge.build import build_firmware, missing_tools  # noqa: F401  (re-exported)
 
 
 def _free_port() -> int:

@@ -44,3 +44,20 @@ def test_protocol_core_cross_compiles_for_cortex_m4(tmp_path):
                     str(ROOT / "src/protocol/protocol.cc"), "-o", str(tmp_path / "p.o")], check=True)
     # (the whole mps2-an386 image is built and run in QEMU by tests/firmware/test_qemu.py)
     assert (tmp_path / "p.o").stat().st_size > 0
+
+
+def test_arduino_port_compiles_for_cortex_m4(tmp_path):
+    """boards/arduino/main.cpp against our headers and a declared-only Arduino API (the real core is PlatformIO's)."""
+    if shutil.which("arm-none-eabi-g++") is None:
+        pytest.skip("arm-none-eabi-g++ is not installed")
+    from audio_nas.features.config import FrontEndConfig
+    from audio_nas.features.fixed_point import make_tables, write_c_header
+
+    write_c_header(make_tables(FrontEndConfig()), tmp_path / "frontend_tables.h")
+    for defs in (["-DAUDIO_NAS_HAS_DWT=1", "-DAUDIO_NAS_CLOCK_HZ=64000000"], ["-DAUDIO_NAS_CLOCK_HZ=133000000"]):
+        subprocess.run(["arm-none-eabi-g++", "-mcpu=cortex-m4", "-mthumb", "-std=c++17", "-O2", "-Wall", "-Werror",
+                        "-fno-exceptions", f"-I{ROOT / 'src'}", f"-I{ROOT / 'tests/arduino_stub'}", f"-I{tmp_path}",
+                        '-DAUDIO_NAS_BOARD_NAME="nano33ble"', "-DAUDIO_NAS_MARKER_PIN=2", "-DAUDIO_NAS_MODEL_BYTES=131072",
+                        "-DAUDIO_NAS_ARENA_BYTES=98304", *defs, "-c", str(ROOT / "boards/arduino/main.cpp"),
+                        "-o", str(tmp_path / "main.o")], check=True)
+        assert (tmp_path / "main.o").stat().st_size > 0

@@ -9,6 +9,9 @@
 #ifdef AUDIO_NAS_WITH_TFLM
 #include "tflm/tflm_engine.h"
 #endif
+#ifdef AUDIO_NAS_BUILTIN_MODEL
+#include "model_data.h"  // from `audio-nas export` (MODEL_DIR): the model the board runs without an upload
+#endif
 
 namespace {
 
@@ -53,7 +56,7 @@ void Marker(bool high) { *kFpgaLeds = high ? 1u : 0u; }
   }
 }
 
-uint8_t g_model[1024 * 1024];
+uint8_t g_upload[1024 * 1024];
 uint8_t g_input[64 * 1024];
 int32_t g_fft_re[kFrontendNfft];
 int32_t g_fft_im[kFrontendNfft];
@@ -63,6 +66,8 @@ audio_nas::TflmEngine g_engine(g_arena, sizeof g_arena);
 #endif
 
 }  // namespace
+
+void AudioNasLogWrite(const char* text, size_t len) { UartWrite(text, len); }  // TFLM's DebugLog ends here
 
 int main() {
   kUart0->bauddiv = kSysClockHz / 115200;
@@ -88,7 +93,10 @@ int main() {
 #ifdef AUDIO_NAS_WITH_TFLM
   services.engine = &g_engine;
 #endif
-  audio_nas::ModelStore store(g_model, sizeof g_model);
+  audio_nas::ModelStore store(g_upload, sizeof g_upload);
+#ifdef AUDIO_NAS_BUILTIN_MODEL
+  store.SetBuiltin(g_model, g_model_len);
+#endif
   audio_nas::CommandHandler handler(board, store, g_input, sizeof g_input, services);
   audio_nas::App app(handler);
   static const char kBanner[] = "audio-nas firmware boot on mps2-an386 (a log line: the host ignores it)\r\n";

@@ -212,7 +212,7 @@ bool CommandHandler::ModelCommand(char** tok, int n) {
     Line("m-model-bytes-", buf);
     std::snprintf(buf, sizeof buf, "%08lx", static_cast<unsigned long>(store_.model_crc()));
     Line("m-model-crc-", buf);
-    Line("m-model-source-", store_.model() ? "uploaded" : "none");
+    Line("m-model-source-", store_.source());
     return true;
   }
   if (n >= 2 && std::strcmp(tok[1], "activate") == 0) {

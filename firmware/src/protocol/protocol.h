@@ -39,13 +39,19 @@ class ModelStore {
  public:
   ModelStore(uint8_t* buffer, size_t capacity) : buf_(buffer), cap_(capacity) {}
   enum class Status { kOk, kTooLarge, kNoUpload, kBadOffset, kOverflow, kCrcMismatch, kComplete };
+  // A model compiled into flash: served (source "builtin") whenever no upload is complete.
+  void SetBuiltin(const uint8_t* model, size_t size) {
+    builtin_ = model;
+    builtin_size_ = size;
+  }
   Status Begin(size_t size, uint32_t crc);
   Status Write(size_t offset, const uint8_t* data, size_t len);
   size_t received() const { return received_; }
   size_t capacity() const { return cap_; }
-  size_t model_size() const { return ready_ ? size_ : 0; }
-  uint32_t model_crc() const { return ready_ ? crc_ : Crc32(nullptr, 0); }
-  const uint8_t* model() const { return ready_ ? buf_ : nullptr; }
+  size_t model_size() const { return ready_ ? size_ : builtin_size_; }
+  uint32_t model_crc() const { return ready_ ? crc_ : Crc32(builtin_, builtin_size_); }
+  const uint8_t* model() const { return ready_ ? buf_ : builtin_; }
+  const char* source() const { return ready_ ? "uploaded" : builtin_ ? "builtin" : "none"; }
   uint32_t computed_crc() const { return computed_; }
   uint32_t expected_crc() const { return crc_; }
 
@@ -58,6 +64,8 @@ class ModelStore {
   uint32_t computed_ = 0;
   bool uploading_ = false;
   bool ready_ = false;
+  const uint8_t* builtin_ = nullptr;
+  size_t builtin_size_ = 0;
 };
 
 // Everything a command handler needs from the board; the board port fills it.
