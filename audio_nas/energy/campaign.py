@@ -118,6 +118,23 @@ def measure_device(spec, board: BoardProfile, seed: int = 0, port: str | None = 
 BACKENDS: dict[str, Callable] = {"emulated": measure_emulated, "device": measure_device}
 
 
+def _measure_and_store(spec, board: BoardProfile, backend: str, seed: int, port: str | None, store: MeasurementStore,
+                       max_errors: int) -> Measurement:
+    """One measurement, retried with backoff on a board reset or a pulled cable, stored as soon as it arrives."""
+    for attempt in range(max_errors):
+        try:
+            m = BACKENDS[backend](spec, board, seed, port)
+            break
+        except DeviceError as exc:
+            if attempt + 1 == max_errors:
+                done = len(store.all(board.name))
+                raise DeviceError(f"{exc} (after {max_errors} attempts; {done} measurements are stored, "
+                                  f"run the same command again to resume)") from exc
+            time.sleep(0.5 * 2**attempt)
+    store.add(m, spec.spec_hash)
+    return m
+
+
 def store_path(board: str) -> Path:
     return runs_dir() / "measure" / board / "measurements.sqlite"
 
@@ -139,18 +156,75 @@ def run_campaign(board: BoardProfile, count: int, *, seed: int = 0, backend: str
         it = bar = tqdm(todo, desc=f"measuring on {board.name} ({backend})", unit="model")
     lat = []
     for spec in it:
-        for attempt in range(max_errors):
-            try:
-                m = BACKENDS[backend](spec, board, seed, port)
-                break
-            except DeviceError as exc:  # board reset, cable pulled: retry with backoff, then stop cleanly
-                if attempt + 1 == max_errors:
-                    done = len(store.all(board.name))
-                    raise DeviceError(f"{exc} (after {max_errors} attempts; {done} measurements are stored, "
-                                      f"run the same command again to resume)") from exc
-                time.sleep(0.5 * 2**attempt)
-        store.add(m, spec.spec_hash)
+        m = _measure_and_store(spec, board, backend, seed, port, store, max_errors)
         lat.append(m.latency_ms)
         if bar is not None:
             bar.set_postfix(median_ms=f"{np.median(lat):.1f}")
     return store
+
+
+@dataclass
+class ActiveRound:
+    """One round of active learning: what was measured and how wrong the forest was about it beforehand."""
+
+    round: int
+    measured_total: int
+    chosen: int
+    mean_relative_spread: float  # of the chosen specs, before measuring (tree std / mean)
+    prequential_mape: float  # prediction error on the chosen specs, predicted before they were measured
+
+
+def run_active_campaign(board: BoardProfile, rounds: int, per_round: int, *, pool_size: int = 200,
+                        pool_specs: list | None = None, start: int = 10, seed: int = 0, backend: str = "emulated",
+                        store: MeasurementStore | None = None, port: str | None = None,
+                        max_errors: int = 3) -> list[ActiveRound]:
+    """Active learning for the energy predictor: fit the forest on what is measured, measure the ``per_round``
+    candidates whose prediction the trees disagree on most, refit, repeat.
+
+    Candidates come from ``pool_specs`` (e.g. the architectures a search visited) or a fresh random sample of
+    ``pool_size`` per round. With fewer than ``start`` measurements a random campaign of ``start`` runs first.
+    Every measurement is stored as it arrives, so an interrupted loop resumes with nothing lost or repeated.
+    """
+    from audio_nas.energy.predictor import RandomForestEnergyPredictor, mape
+    from audio_nas.space import ArchSpec
+
+    if backend not in BACKENDS:
+        raise EnergyModelError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if rounds < 1 or per_round < 1:
+        raise EnergyModelError(f"--active needs rounds >= 1 and --per-round >= 1, got {rounds} and {per_round}")
+    store = store or MeasurementStore(store_path(board.name))
+    if len(store.all(board.name)) < max(start, 5):
+        run_campaign(board, max(start, 5), seed=seed, backend=backend, store=store, port=port, max_errors=max_errors)
+    history = []
+    for r in range(rounds):
+        ms = store.all(board.name)
+        specs = [ArchSpec.from_str(m.spec) for m in ms]
+        pred = RandomForestEnergyPredictor(board, seed=seed).fit(specs, np.array([m.latency_ms for m in ms]),
+                                                                 store.content_hash(board.name))
+        seen = {s.spec_hash for s in specs}
+        candidates = pool_specs if pool_specs is not None else campaign_specs(pool_size, seed + 1000 + r, board)
+        pool = list({s.spec_hash: s for s in candidates if s.spec_hash not in seen}.values())
+        if not pool:
+            log.info("active learning: every candidate is measured; stopping after %d rounds", r)
+            break
+        chosen = pred.most_uncertain(pool, per_round)
+        mean, sd = pred.predict_latency(chosen)
+        actual = []
+        for spec in chosen:
+            actual.append(_measure_and_store(spec, board, backend, seed, port, store, max_errors).latency_ms)
+        history.append(ActiveRound(r, len(store.all(board.name)), len(chosen), float(np.mean(sd / mean)),
+                                   mape(np.array(actual), mean)))
+        log.info("active round %d: measured %d (spread %.3f), prequential MAPE %.1f%%", r, len(chosen),
+                 history[-1].mean_relative_spread, history[-1].prequential_mape)
+    return history
+
+
+def search_pool(run_dir: str | Path) -> list:
+    """The architectures a search run visited: the candidate pool for measuring what the search cares about."""
+    from audio_nas.search.store import TrialStore
+    from audio_nas.space import ArchSpec
+
+    path = Path(run_dir) / "study.sqlite"
+    if not path.exists():
+        raise EnergyModelError(f"{run_dir} has no study.sqlite: pass a search run directory (e.g. runs/default)")
+    return [ArchSpec.from_str(t.spec) for t in TrialStore(path).trials()]

@@ -50,13 +50,25 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, "--seed", help="Seed of the architecture sample (same seed, same list)."),
         backend: str = typer.Option("emulated", "--backend", help="emulated (TFLM host + cycle model) or device."),
         port: str = typer.Option(None, "--port", help="Serial port of the board (device backend)."),
+        active: int = typer.Option(0, "--active", help="Rounds of active learning after the first COUNT: each round "
+                                   "refits the predictor and measures the candidates it is least sure about."),
+        per_round: int = typer.Option(10, "--per-round", help="Architectures measured per active round."),
+        pool_run: str = typer.Option(None, "--pool-run", help="Draw active candidates from this search run's "
+                                     "trials (default: a fresh random sample of 200 per round)."),
     ) -> None:
         """Measure N sampled architectures; results are stored as they arrive and the run resumes."""
         from audio_nas.energy import load_board
-        from audio_nas.energy.campaign import run_campaign, store_path
+        from audio_nas.energy.campaign import run_active_campaign, run_campaign, search_pool, store_path
 
         b = load_board(board)
         store = run_campaign(b, count, seed=seed, backend=backend, port=port)
+        if active:
+            pool = search_pool(pool_run) if pool_run else None
+            for r in run_active_campaign(b, active, per_round, pool_specs=pool, seed=seed, backend=backend,
+                                         store=store, port=port):
+                typer.echo(f"active round {r.round}: {r.chosen} measured (tree spread {r.mean_relative_spread:.3f}), "
+                           f"error of the prediction made before measuring them: {r.prequential_mape:.1f}% MAPE; "
+                           f"{r.measured_total} in all")
         typer.echo(f"{len(store.all(b.name))} measurements for {b.name} in {store_path(b.name)}")
 
     @app.command("energy")
