@@ -96,34 +96,49 @@ def measure_emulated(spec, board: BoardProfile, seed: int = 0, port: str | None 
     return Measurement(spec.to_str(), board.name, "emulated", est.latency_ms, est.energy_uj, cycles, arena, 1)
 
 
-def measure_device(spec, board: BoardProfile, seed: int = 0, port: str | None = None) -> Measurement:
-    """Upload over the serial bridge, run warm-up + repeats on the board, keep the median."""
+def measure_device(spec, board: BoardProfile, seed: int = 0, port: str | None = None, monitor=None,
+                   marker_channel: int = 0) -> Measurement:
+    """Upload over the serial bridge, run warm-up + repeats on the board, keep the median.
+
+    Energy: timing x the profile's active power, or, with a ``monitor`` (audio_nas.energy.ppk2.PowerMonitor), the
+    current it sampled while the firmware's marker pin was high (wired to digital input ``marker_channel``).
+    """
     from audio_nas.firmware_bridge.client import DeviceClient
 
     if not port:
         raise DeviceError("the device backend needs --port (a serial port or socket://HOST:PORT)")
     tflite, x = _export_random_weights(spec, seed)
     with DeviceClient(port) as client:
-        m = client.measure(tflite, x, repeats=5, warmup=2)
+        if monitor is not None:
+            monitor.start()
+        try:
+            m = client.measure(tflite, x, repeats=5, warmup=2)
+        finally:
+            trace = monitor.stop() if monitor is not None else None
     if m.cycles:
         cycles = float(m.cycles)
         latency_ms = cycles / board.clock_hz * 1e3
     else:
         latency_ms, cycles = m.latency_ms, m.latency_ms * 1e-3 * board.clock_hz
-    est = energy_from_cycles(cycles, board, "measured")
+    energy_uj = energy_from_cycles(cycles, board, "measured").energy_uj
+    if trace is not None:
+        from audio_nas.energy.ppk2 import energy_per_inference_uj
+
+        energy_uj = energy_per_inference_uj(trace, marker_channel, m.repeats)
     return Measurement(spec.to_str(), board.name, m.source if m.source == "emulated" else "measured", latency_ms,
-                       est.energy_uj, cycles, m.arena_bytes, m.repeats)
+                       energy_uj, cycles, m.arena_bytes, m.repeats)
 
 
 BACKENDS: dict[str, Callable] = {"emulated": measure_emulated, "device": measure_device}
 
 
 def _measure_and_store(spec, board: BoardProfile, backend: str, seed: int, port: str | None, store: MeasurementStore,
-                       max_errors: int) -> Measurement:
+                       max_errors: int, monitor=None) -> Measurement:
     """One measurement, retried with backoff on a board reset or a pulled cable, stored as soon as it arrives."""
     for attempt in range(max_errors):
         try:
-            m = BACKENDS[backend](spec, board, seed, port)
+            extra = {"monitor": monitor} if monitor is not None else {}
+            m = BACKENDS[backend](spec, board, seed, port, **extra)
             break
         except DeviceError as exc:
             if attempt + 1 == max_errors:
@@ -140,7 +155,12 @@ def store_path(board: str) -> Path:
 
 
 def run_campaign(board: BoardProfile, count: int, *, seed: int = 0, backend: str = "emulated",
-                 store: MeasurementStore | None = None, max_errors: int = 3, port: str | None = None) -> MeasurementStore:
+                 store: MeasurementStore | None = None, max_errors: int = 3, port: str | None = None,
+                 monitor=None) -> MeasurementStore:
+    if backend not in BACKENDS:
+        raise EnergyModelError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if monitor is not None and backend != "device":
+        raise EnergyModelError("a power monitor (--monitor) needs the device backend (--backend device --port P)")
     if backend not in BACKENDS:
         raise EnergyModelError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     store = store or MeasurementStore(store_path(board.name))
@@ -156,7 +176,7 @@ def run_campaign(board: BoardProfile, count: int, *, seed: int = 0, backend: str
         it = bar = tqdm(todo, desc=f"measuring on {board.name} ({backend})", unit="model")
     lat = []
     for spec in it:
-        m = _measure_and_store(spec, board, backend, seed, port, store, max_errors)
+        m = _measure_and_store(spec, board, backend, seed, port, store, max_errors, monitor)
         lat.append(m.latency_ms)
         if bar is not None:
             bar.set_postfix(median_ms=f"{np.median(lat):.1f}")

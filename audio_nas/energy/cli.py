@@ -55,13 +55,24 @@ def register(app: typer.Typer) -> None:
         per_round: int = typer.Option(10, "--per-round", help="Architectures measured per active round."),
         pool_run: str = typer.Option(None, "--pool-run", help="Draw active candidates from this search run's "
                                      "trials (default: a fresh random sample of 200 per round)."),
+        monitor: str = typer.Option(None, "--monitor", help="External power monitor for energy: ppk2 (needs "
+                                    "pip install 'audio-nas[ppk2]'; wire the board's marker pin to its input 0)."),
+        monitor_port: str = typer.Option(None, "--monitor-port", help="The monitor's serial port (default: first found)."),
     ) -> None:
         """Measure N sampled architectures; results are stored as they arrive and the run resumes."""
         from audio_nas.energy import load_board
         from audio_nas.energy.campaign import run_active_campaign, run_campaign, search_pool, store_path
 
         b = load_board(board)
-        store = run_campaign(b, count, seed=seed, backend=backend, port=port)
+        mon = None
+        if monitor:
+            from audio_nas.energy.ppk2 import MONITORS
+            from audio_nas.errors import EnergyModelError
+
+            if monitor not in MONITORS:
+                raise EnergyModelError(f"unknown monitor {monitor!r}; choose one of {', '.join(MONITORS)}")
+            mon = MONITORS[monitor](monitor_port)
+        store = run_campaign(b, count, seed=seed, backend=backend, port=port, monitor=mon)
         if active:
             pool = search_pool(pool_run) if pool_run else None
             for r in run_active_campaign(b, active, per_round, pool_specs=pool, seed=seed, backend=backend,
