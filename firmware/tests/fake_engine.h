@@ -21,6 +21,10 @@ class FakeEngine final : public audio_nas::InferenceEngine {
     active_ = true;
     return true;
   }
+  void Deactivate() override {
+    active_ = false;
+    ++deactivations;
+  }
   bool active() const override { return active_; }
   size_t arena_used() const override { return 100; }
   audio_nas::TensorInfo input() const override {
@@ -49,6 +53,7 @@ class FakeEngine final : public audio_nas::InferenceEngine {
     return true;
   }
   int invocations = 0;
+  int deactivations = 0;
 
  private:
   bool active_ = false;

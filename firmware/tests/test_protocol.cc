@@ -138,6 +138,10 @@ int main() {
     CHECK(Has(r, "m-scores-[0.9999,0.0000,0.0000]") && !Has(r, "m-det-"));
     CHECK(Has(Run(e, "stream stop%"), "m-stream-stopped-2"));
     CHECK(Has(Run(e, "frontend%"), "e-[no front-end"));
+    const int before = engine.deactivations;
+    CHECK(Has(Run(e, "model load 4 00000000%"), "m-expecting-4") && engine.deactivations == before + 1 &&
+          !engine.active());
+    CHECK(Has(Run(e, "infer 1 0%"), "e-[no model]"));
     CHECK(Has(Run(e, "reset%"), "e-[reset not supported"));
   }
   // ring buffer: oldest first after wrap-around

@@ -20,6 +20,8 @@ class InferenceEngine {
   // Builds the interpreter for `model` with an arena of `arena_bytes` (0: the largest available).
   // On failure writes the text for "e-[...]" into err (e.g. "arena too small: need N") and returns false.
   virtual bool Activate(const uint8_t* model, size_t model_bytes, size_t arena_bytes, char* err, size_t err_cap) = 0;
+  // Drops the interpreter; called before the model bytes it reads are overwritten (a new upload).
+  virtual void Deactivate() = 0;
   virtual bool active() const = 0;
   virtual size_t arena_used() const = 0;
   virtual TensorInfo input() const = 0;

@@ -196,7 +196,9 @@ bool CommandHandler::ModelCommand(char** tok, int n) {
     char* end = nullptr;
     const unsigned long crc = std::strtoul(tok[3], &end, 16);
     if (!ParseSize(tok[2], &size) || *end != '\0' || std::strlen(tok[3]) != 8) return false;
-    activated_ = false;  // the engine's model bytes are about to be overwritten
+    // the engine reads the model bytes (even to tear down), so drop it before an upload overwrites them
+    if (services_.engine) services_.engine->Deactivate();
+    activated_ = false;
     stream_ = StreamMode::kOff;
     if (store_.Begin(size, static_cast<uint32_t>(crc)) == ModelStore::Status::kTooLarge) {
       std::snprintf(buf, sizeof buf, "%lu > %lu", static_cast<unsigned long>(size), static_cast<unsigned long>(store_.capacity()));

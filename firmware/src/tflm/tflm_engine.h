@@ -16,6 +16,7 @@ class TflmEngine final : public InferenceEngine {
  public:
   TflmEngine(uint8_t* arena, size_t arena_bytes) : arena_(arena), arena_cap_(arena_bytes) {}
   bool Activate(const uint8_t* model, size_t model_bytes, size_t arena_bytes, char* err, size_t err_cap) override;
+  void Deactivate() override { Release(); }
   bool active() const override { return interpreter_ != nullptr; }
   size_t arena_used() const override { return interpreter_ ? interpreter_->arena_used_bytes() : 0; }
   TensorInfo input() const override { return input_; }
