@@ -42,9 +42,11 @@ def run_bench(quick: bool = False) -> None:
             f = frr_at_fa_per_hour(res.scores, events, res.audio_s, ds.class_names)
             rows.append([name, stride_ms, f"{r['recall']:.3f}", f"{r['false_alarms_per_hour']:.1f}", f"{f['frr']:.3f}",
                          f"{r['median_latency_s']:.2f}", f"{res.real_time_factor:.4f}"])
+    _rec = Recognizer(ds.class_names)
     body = (
         f"Synthetic stream: {minutes} min of synth-kws test-split keywords over its background clips, "
-        f"{len(events)} keyword events; recognizer: 0.6 s posterior average, threshold 0.7, 1 s refractory; a detection "
+        f"{len(events)} keyword events; recognizer: {_rec.average_window_s:g} s posterior average, threshold {_rec.threshold:g}, "
+        f"{_rec.refractory_s:g} s refractory; a detection "
         "counts when it has the event's label and falls in [onset, offset + 0.5 s]. Inference by the TFLM host "
         "interpreter (reference kernels, unoptimised on x86).\n\n"
         + markdown_table(["model", "stride ms", "recall", "FA/hour", "FRR at 1 FA/h", "median latency s",

@@ -18,7 +18,7 @@ struct Detection {
 
 class Recognizer {
  public:
-  void Reset(int n_classes, float threshold, uint32_t ignore_mask, uint32_t average_window_ms = 600,
+  void Reset(int n_classes, float threshold, uint32_t ignore_mask, uint32_t average_window_ms = 300,
              uint32_t refractory_ms = 1000);
   // Adds one posterior vector at time t_ms; returns true and fills `out` on a detection.
   bool Update(uint32_t t_ms, const float* probs, Detection* out);
@@ -29,7 +29,7 @@ class Recognizer {
   uint32_t times_[kMaxHistory];
   int head_ = 0, count_ = 0, n_classes_ = 0;
   float threshold_ = 0.7f;
-  uint32_t ignore_mask_ = 0, window_ms_ = 600, refractory_ms_ = 1000;
+  uint32_t ignore_mask_ = 0, window_ms_ = 300, refractory_ms_ = 1000;
   bool detected_ = false;
   uint32_t last_detection_ms_ = 0;
 };
