@@ -18,7 +18,7 @@ def run_bench(quick: bool = False) -> None:
     from audio_nas.export.graph import lower_model
     from audio_nas.export.quantize import quantize_graph, quantize_input
     from audio_nas.features import compute_features
-    from audio_nas.space import sample_spec
+    from audio_nas.space import arch_costs, sample_spec
     from audio_nas.training import train
     from audio_nas.training.pipeline import spec_for_dataset
 
@@ -26,7 +26,12 @@ def run_bench(quick: bool = False) -> None:
     rng = np.random.default_rng(1)
     specs = [spec_for_dataset(a, ds) for a in ARCHS]
     while len(specs) < len(ARCHS) + (1 if quick else 3):
-        specs.append(spec_for_dataset(sample_spec(rng).to_str(), ds))
+        spec = spec_for_dataset(sample_spec(rng).to_str(), ds)
+        costs = arch_costs(spec)
+        # candidates a search could keep for a Cortex-M4 board; uniform draws can reach 30+ M MACs and 0.5 MB
+        # of activations, which take most of an hour to train on 2 cores and would never be deployed
+        if costs.macs <= 5e6 and costs.peak_ram_bytes <= 256 * 1024:
+            specs.append(spec)
     cfg = TrainConfig(epochs=3 if quick else 15)
     rows = []
     for spec in specs:

@@ -64,7 +64,7 @@ def run_bench(quick: bool = False) -> None:
         body += [markdown_table(["measure", "value"], [
             ["ping round trip, median (host wall clock)", f"{statistics.median(rtt):.2f} ms"],
             [f"model upload, {len(blob) // 1024} KiB in 256-byte chunks with CRC (QEMU's UART model takes one byte "
-             "per main-loop turn; 512-byte chunks gave the same rate)", f"{upload_kib_s:.1f} KiB/s"],
+             "per main-loop turn; 512-byte chunks gave the same rate)", f"{upload_kib_s:.1f} KiB/s of model ({2 * upload_kib_s:.1f} KiB/s of hex on the wire)"],
             ["fixed-point log-mel frame (30 ms window, 512-point FFT, 40 mels)",
              f"{statistics.median(fe_ticks) / TICKS_PER_INSTRUCTION:,.0f} instructions"],
         ]), ""]
