@@ -48,7 +48,7 @@ def run_bench(quick: bool = False) -> None:
         name = next((a for a in ARCHS if spec_for_dataset(a, ds) == spec), "sampled")
         rows.append([name, f"{float_acc:.4f}", f"{int8_acc:.4f}", f"{100 * (int8_acc - float_acc):+.2f}",
                      r.tflite_bytes, r.arena_bytes, r.analytic_ram_bytes, f"{100 * r.parity_within_1:.1f}%",
-                     f"`{spec.to_str()[:60]}…`" if name == "sampled" else ""])
+                     "`" + spec.to_str()[:60].replace("|", "\\|") + "…`" if name == "sampled" else ""])
     body = (
         f"Trained {cfg.epochs} epochs on synth-kws, calibrated on 300 training clips (min/max), evaluated on the whole "
         "test split by the TFLM host interpreter (`tflite_micro.runtime`).\n\n"
