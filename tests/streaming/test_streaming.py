@@ -144,6 +144,8 @@ def test_bad_inputs_get_clear_messages(tiny_setup, tmp_path, monkeypatch):
     m = TflmModel(model_dir)
     with pytest.raises(StreamingError, match="8000 Hz"):
         run_stream(m, [np.zeros(800, np.float32)], 8000, ds.class_names)
+    with pytest.raises(StreamingError, match="3 class names for a model with"):
+        run_stream(m, [np.zeros(800, np.float32)], 16000, ds.class_names[:3])
 
     class Broken(Exception):
         pass
