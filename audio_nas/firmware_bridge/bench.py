@@ -110,6 +110,8 @@ def _inference_rows(c, quick: bool) -> list[str]:
                         "model / instructions"], rows), "",
         f"Spread of the ratio across these {len(rows)} models: {spread:.0f}% (max/min - 1). So the cycle model ranks "
         "architectures as the real kernels' instruction counts do. The absolute gap (about 9 instructions per "
-        "modelled cycle) is not explained here: TFLM's reference convolutions compute bounds-checked 4-D offsets for "
-        "every MAC (about 75 instructions per MAC for DS-CNN in this -O2 build), so the published 181.9 ms for "
-        "'reference kernels' implies a much cheaper build than ours; settling it needs a real board.", ""]
+        "modelled cycle) has a cause: the published 181.9 ms the model is calibrated on came from MLPerf Tiny's "
+        "reference submission, which was built with TAGS=\"cmsis-nn\" (mlcommons/tiny, v0.1/reference_submissions/"
+        "keyword_spotting/setup_example.sh), while this firmware compiles TFLM's portable reference kernels, whose "
+        "convolutions compute 4-D offsets for every MAC (about 75 instructions per MAC for DS-CNN, -O2). So boards "
+        "running this firmware will be slower than the cycle model says until it builds with CMSIS-NN.", ""]
