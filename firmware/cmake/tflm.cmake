@@ -9,11 +9,31 @@ if(NOT EXISTS ${TFLM_DIR}/tensorflow/lite/micro/micro_interpreter.h)
 endif()
 file(GLOB_RECURSE TFLM_SOURCES ${TFLM_DIR}/tensorflow/*.cc ${TFLM_DIR}/signal/*.cc
      ${TFLM_DIR}/third_party/kissfft/*.c)
-list(FILTER TFLM_SOURCES EXCLUDE REGEX ".*/tensorflow/lite/micro/debug_log\\.cc$")
+list(FILTER TFLM_SOURCES EXCLUDE REGEX ".*/debug_log\\.cc$")  # the board's DebugLog replaces TFLM's
+# A tree generated with OPTIMIZED_KERNEL_DIR=cmsis_nn (see firmware/README.md) carries CMSIS-NN and TFLM's
+# cmsis_nn kernels in place of the reference ones; its int8 sources need the CMSIS core headers.
+set(TFLM_CMSIS_NN OFF)
+if(EXISTS ${TFLM_DIR}/third_party/cmsis_nn/Include/arm_nnfunctions.h)
+  set(TFLM_CMSIS_NN ON)
+  file(GLOB_RECURSE CMSIS_NN_SOURCES ${TFLM_DIR}/third_party/cmsis_nn/Source/*.c)
+  list(FILTER CMSIS_NN_SOURCES EXCLUDE REGEX ".*(_f16|_f32|arm_nntables_flt)\\.c$")
+  list(APPEND TFLM_SOURCES ${CMSIS_NN_SOURCES})
+endif()
+if(TFLM_CMSIS_NN)
+  message(STATUS "TFLM kernels: CMSIS-NN (${TFLM_DIR}/third_party/cmsis_nn)")
+else()
+  message(STATUS "TFLM kernels: reference")
+endif()
 add_library(tflm STATIC ${TFLM_SOURCES})
 target_include_directories(tflm SYSTEM PUBLIC ${TFLM_DIR} ${TFLM_DIR}/third_party/flatbuffers/include
   ${TFLM_DIR}/third_party/gemmlowp ${TFLM_DIR}/third_party/ruy ${TFLM_DIR}/third_party/kissfft)
 target_compile_definitions(tflm PUBLIC TF_LITE_STATIC_MEMORY TF_LITE_MCU_DEBUG_LOG)
+if(TFLM_CMSIS_NN)
+  target_include_directories(tflm SYSTEM PUBLIC ${TFLM_DIR}/third_party/cmsis ${TFLM_DIR}/third_party/cmsis_nn
+    ${TFLM_DIR}/third_party/cmsis/CMSIS/Core/Include ${TFLM_DIR}/third_party/cmsis_nn/Include)
+  # PROJECT_GENERATION: the cortex_m_generic timer stubs (the board keeps its own clock)
+  target_compile_definitions(tflm PUBLIC CMSIS_NN ARM_NN_ENABLE_F16=0 ARM_NN_ENABLE_F32=0 PROJECT_GENERATION)
+endif()
 target_compile_options(tflm PRIVATE ${CPU_FLAGS} -O2 -w -ffunction-sections -fdata-sections
   $<$<COMPILE_LANGUAGE:CXX>:-fno-exceptions -fno-rtti -fno-threadsafe-statics -fno-use-cxa-atexit>)
 
