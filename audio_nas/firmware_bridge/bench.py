@@ -74,6 +74,8 @@ def run_bench(quick: bool = False) -> None:
     tflm_images = {name.split("(")[1].split(" kernels")[0]: elf for name, elf in images[1:]}
     if tflm_images:
         body += _inference_rows(tflm_images, quick)
+    if "CMSIS-NN" in tflm_images:
+        body += _cmsis_campaign(tflm_images["CMSIS-NN"], quick)
     else:
         body += ["Inference rows need TFLM: `TFLM_DIR=<TFLM tree> audio-nas bench firmware_bridge` "
                  "(firmware/README.md says how to make the tree).", ""]
@@ -154,3 +156,48 @@ def _inference_rows(images: dict[str, Path], quick: bool) -> list[str]:
         text.append("Set TFLM_CMSIS_DIR to a tree generated with OPTIMIZED_KERNEL_DIR=cmsis_nn (firmware/README.md) "
                     "to measure the CMSIS-NN build too.")
     return text + [""]
+
+
+def _cmsis_campaign(elf: Path, quick: bool) -> list[str]:
+    """Sampled architectures on the CMSIS-NN image: how well do the cycle model, MACs and the random forest
+    predict the instructions the real kernels retire?"""
+    from sklearn.model_selection import KFold
+
+    from audio_nas.energy import load_board
+    from audio_nas.energy.campaign import _export_random_weights, campaign_specs, ops_from_tflite
+    from audio_nas.energy.cycle_model import model_cycles
+    from audio_nas.energy.predictor import RandomForestEnergyPredictor, mape
+    from audio_nas.export.api import parse_tflite_ops
+    from audio_nas.space import arch_costs
+
+    board = load_board("mps2-an386-cmsis")
+    # feasible on a real 640 KB board, so every arena fits the firmware's 1 MB
+    specs = campaign_specs(15 if quick else 60, 1, load_board("nucleo-l4r5zi"))
+    models = [_export_random_weights(spec, 0) for spec in specs]
+    t0 = time.perf_counter()
+    instr = np.array([i for _, i in _instructions(elf, models)])
+    took_s = time.perf_counter() - t0
+    cyc = np.array([model_cycles(ops_from_tflite(parse_tflite_ops(t)), "cmsis-nn", board.core)[0] for t, _ in models])
+    macs = np.array([arch_costs(s).macs for s in specs], float)
+
+    def one_scale(x):  # the best single factor (geometric mean), so only relative costs are judged
+        return mape(instr, x * np.exp(np.mean(np.log(instr / x))))
+
+    rf = []
+    for tr, te in KFold(5, shuffle=True, random_state=0).split(specs):
+        p = RandomForestEnergyPredictor(board).fit([specs[i] for i in tr], instr[tr])
+        rf.append(mape(instr[te], p.predict_latency([specs[i] for i in te])[0]))
+    per_mac = instr / macs
+    return [
+        f"Campaign on the CMSIS-NN image: {len(specs)} sampled architectures (feasible on the board, random int8 "
+        f"weights), {took_s:.0f} s on QEMU ({took_s / len(specs):.1f} s each, upload included). Instructions per "
+        f"MAC range {np.percentile(per_mac, 5):.1f}-{np.percentile(per_mac, 95):.1f} (5th-95th percentile), which is "
+        "why MACs alone predict cost poorly.", "",
+        markdown_table(["predictor of CMSIS-NN instructions", "MAPE"], [
+            ["MACs x one fitted factor", f"{one_scale(macs):.1f}%"],
+            ["cycle model `cmsis-nn` x one fitted factor", f"{one_scale(cyc):.1f}%"],
+            ["random forest, 5-fold (features from the ArchSpec)", f"{np.mean(rf):.1f}%"],
+        ]), "",
+        "The same campaign through the CLI (stored, resumable, then `predictor eval`): `audio-nas device qemu --elf "
+        "build/fw-cmsis/firmware.elf` and `audio-nas measure --board mps2-an386-cmsis --backend device --port "
+        "socket://127.0.0.1:PORT --count 60`.", ""]
