@@ -20,6 +20,19 @@ def ping(port: str = typer.Option(..., "--port", help="Serial port, socket://HOS
             typer.echo(line)
 
 
+def _serve(seconds: float | None, alive=lambda: True) -> bool:
+    """Keep a served board up for ``seconds`` (None: until Ctrl-C); False when it died first."""
+    t0 = time.monotonic()
+    try:
+        while seconds is None or time.monotonic() - t0 < seconds:
+            if not alive():
+                return False
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    return True
+
+
 @device_app.command("emulate")
 def emulate(
     board: str = typer.Option("mps2-an386", "--board", help="Board profile for the emulated clock and cycle model."),
@@ -30,12 +43,7 @@ def emulate(
 
     with EmulatedDevice(board) as dev:
         typer.echo(f"emulated {board} listening at socket://127.0.0.1:{dev.port}")
-        t0 = time.monotonic()
-        try:
-            while seconds is None or time.monotonic() - t0 < seconds:
-                time.sleep(0.2)
-        except KeyboardInterrupt:
-            pass
+        _serve(seconds)
 
 
 @device_app.command("build")
@@ -74,14 +82,8 @@ def qemu(
 
     with QemuBoard(elf) as board:
         typer.echo(f"mps2-an386 (QEMU) running {elf}, UART0 at {board.url}")
-        t0 = time.monotonic()
-        try:
-            while seconds is None or time.monotonic() - t0 < seconds:
-                if board.proc.poll() is not None:
-                    raise typer.Exit(1)
-                time.sleep(0.2)
-        except KeyboardInterrupt:
-            pass
+        if not _serve(seconds, alive=lambda: board.proc.poll() is None):
+            raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:

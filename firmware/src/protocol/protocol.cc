@@ -308,17 +308,23 @@ void CommandHandler::ResultsLine() {
   Line(line.str());
 }
 
-bool CommandHandler::InferCommand(char** tok, int n) {
-  size_t count = 1, warmup = 0;
-  if ((n >= 2 && !ParseSize(tok[1], &count)) || (n >= 3 && !ParseSize(tok[2], &warmup)) || count == 0) return false;
+// Replies e-[...] and returns false unless an engine exists and a model is activated.
+bool CommandHandler::ReadyToInfer() {
   if (!services_.engine) {
     Line("e-[no inference engine: built without TFLM]");
-    return true;
+    return false;
   }
   if (!activated_) {
     Line("e-[no model]");
-    return true;
+    return false;
   }
+  return true;
+}
+
+bool CommandHandler::InferCommand(char** tok, int n) {
+  size_t count = 1, warmup = 0;
+  if ((n >= 2 && !ParseSize(tok[1], &count)) || (n >= 3 && !ParseSize(tok[2], &warmup)) || count == 0) return false;
+  if (!ReadyToInfer()) return true;
   const TensorInfo in = services_.engine->input();
   if (input_expected_ != in.bytes || input_len_ != in.bytes) {
     Line("e-[input not loaded]");
@@ -456,14 +462,7 @@ bool CommandHandler::StreamCommand(char** tok, int n) {
       }
     }
     if (stride == 0) return false;
-    if (!services_.engine) {
-      Line("e-[no inference engine: built without TFLM]");
-      return true;
-    }
-    if (!activated_) {
-      Line("e-[no model]");
-      return true;
-    }
+    if (!ReadyToInfer()) return true;
     const TensorInfo in = services_.engine->input(), out = services_.engine->output();
     if (in.ndims < 3 || in.bytes > input_cap_ || in.bytes > 4096 || out.bytes > static_cast<size_t>(kMaxClasses)) {
       Line("e-[model shape not streamable: needs input [1,T,F(,1)] <= 4096 B and <= 32 classes]");

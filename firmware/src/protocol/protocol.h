@@ -106,6 +106,7 @@ class CommandHandler {
   void Ready();
   bool DbCommand(char** tok, int n);
   bool ModelCommand(char** tok, int n);
+  bool ReadyToInfer();
   bool InferCommand(char** tok, int n);
   bool FrontendCommand();
   bool StreamCommand(char** tok, int n);
