@@ -121,10 +121,20 @@ class RandomForestEnergyPredictor:
 def cross_validate(measurements: list[Measurement], board: BoardProfile, folds: int = 5, seed: int = 0) -> dict:
     """k-fold MAPE of the random forest against a MACs-linear fit and the analytic model."""
     from audio_nas.energy.models import AnalyticModel
-    from audio_nas.space import ArchSpec, arch_costs
+    from audio_nas.space import ArchSpec
 
     specs = [ArchSpec.from_str(m.spec) for m in measurements]
     y = np.array([m.latency_ms for m in measurements])
+    analytic = np.array([AnalyticModel().estimate(s, board).latency_ms for s in specs])
+    return {**cross_validate_specs(specs, y, board, folds, seed), "analytic_mape": mape(y, analytic)}
+
+
+def cross_validate_specs(specs: list, y: np.ndarray, board: BoardProfile, folds: int = 5, seed: int = 0) -> dict:
+    """k-fold MAPE of the random forest and of a MACs-linear fit on any cost ``y`` of ``specs`` (latency,
+    cycles, instructions)."""
+    from audio_nas.space import arch_costs
+
+    y = np.asarray(y, float)
     macs = np.array([arch_costs(s).macs for s in specs], float).reshape(-1, 1)
     rf_err, lin_err = [], []
     for tr, te in KFold(folds, shuffle=True, random_state=seed).split(specs):
@@ -132,6 +142,4 @@ def cross_validate(measurements: list[Measurement], board: BoardProfile, folds: 
         rf_err.append(mape(y[te], p.predict_latency([specs[i] for i in te])[0]))
         lin = LinearRegression().fit(macs[tr], y[tr])
         lin_err.append(mape(y[te], np.maximum(lin.predict(macs[te]), 1e-3)))
-    analytic = np.array([AnalyticModel().estimate(s, board).latency_ms for s in specs])
-    return {"n": len(specs), "folds": folds, "rf_mape": float(np.mean(rf_err)), "macs_linear_mape": float(np.mean(lin_err)),
-            "analytic_mape": mape(y, analytic)}
+    return {"n": len(specs), "folds": folds, "rf_mape": float(np.mean(rf_err)), "macs_linear_mape": float(np.mean(lin_err))}

@@ -42,14 +42,17 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
     return q, shift
 
 
+def _trunc_div(x: np.ndarray, d: int) -> np.ndarray:
+    """C++ integer division (truncates toward zero)."""
+    return np.where(x >= 0, x // d, -((-x) // d))
+
+
 def _srdhm(a: np.ndarray, b: int) -> np.ndarray:
     """SaturatingRoundingDoublingHighMul for int32 a and scalar b (int64 arithmetic, no overflow)."""
     a = a.astype(np.int64)
     ab = a * np.int64(b)
     nudge = np.where(ab >= 0, np.int64(1 << 30), np.int64(1 - (1 << 30)))
-    # C++ integer division truncates toward zero
-    num = ab + nudge
-    res = np.where(num >= 0, num // (1 << 31), -((-num) // (1 << 31)))
+    res = _trunc_div(ab + nudge, 1 << 31)
     overflow = (a == np.iinfo(np.int32).min) & (b == np.iinfo(np.int32).min)
     return np.where(overflow, np.iinfo(np.int32).max, res)
 
@@ -69,11 +72,6 @@ def mbqm(x: np.ndarray, m: int, shift: int) -> np.ndarray:
     left = shift if shift > 0 else 0
     right = -shift if shift < 0 else 0
     return _rdbpot(_srdhm(np.asarray(x, np.int64) * (1 << left), m), right)
-
-
-def _trunc_div(x: np.ndarray, d: int) -> np.ndarray:
-    """C++ integer division (truncates toward zero)."""
-    return np.where(x >= 0, x // d, -((-x) // d))
 
 
 def _srdhm16(a: np.ndarray, b: np.ndarray | int) -> np.ndarray:

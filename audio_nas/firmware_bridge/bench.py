@@ -31,19 +31,19 @@ def _size(elf: Path) -> tuple[int, int, int]:
 def run_bench(quick: bool = False) -> None:
     from audio_nas.features.config import FrontEndConfig
     from audio_nas.features.fixed_point import make_tables
-    from audio_nas.firmware_bridge.build import build_firmware
+    from audio_nas.firmware_bridge.build import build_firmware, tflm_build_dir
     from audio_nas.firmware_bridge.client import DeviceClient
     from audio_nas.firmware_bridge.qemu import QemuBoard
 
     root = Path(__file__).resolve().parents[2]
     tflm_dir, cmsis_dir = os.environ.get("TFLM_DIR"), os.environ.get("TFLM_CMSIS_DIR")
-    images = [("without TFLM", build_firmware(root / "build" / "firmware-mps2-an386"))]
+    images = [("without TFLM", build_firmware(tflm_build_dir(root, None)))]
     if tflm_dir:
-        images.append(("with TFLM (reference kernels, all exporter ops)", build_firmware(root / "build" / "fw-tflm",
-                                                                                          tflm_dir=tflm_dir)))
+        images.append(("with TFLM (reference kernels, all exporter ops)",
+                       build_firmware(tflm_build_dir(root, tflm_dir), tflm_dir=tflm_dir)))
     if cmsis_dir:
-        images.append(("with TFLM (CMSIS-NN kernels, all exporter ops)", build_firmware(root / "build" / "fw-cmsis",
-                                                                                         tflm_dir=cmsis_dir)))
+        images.append(("with TFLM (CMSIS-NN kernels, all exporter ops)",
+                       build_firmware(tflm_build_dir(root, cmsis_dir), tflm_dir=cmsis_dir)))
     size_rows = [[name, *_size(elf)] for name, elf in images]
     body = ["Image sizes (`arm-none-eabi-size`; bss holds the 1 MB upload buffer, 64 KB input and, with TFLM, "
             "the 1 MB arena):", "", markdown_table(["image", "text B", "data B", "bss B"], size_rows), ""]
@@ -119,11 +119,12 @@ def _inference_rows(images: dict[str, Path], quick: bool) -> list[str]:
     rows, ratios = [], {k: [] for k in measured}
     for i, ((name, spec), (tflite, _)) in enumerate(zip(specs, models)):
         ops = ops_from_tflite(parse_tflite_ops(tflite))
-        row = [name, f"{arch_costs(spec).macs / 1e6:.2f}", f"{next(iter(measured.values()))[i][0]:,}"]
+        macs = arch_costs(spec).macs
+        row = [name, f"{macs / 1e6:.2f}", f"{next(iter(measured.values()))[i][0]:,}"]
         for k, m in measured.items():
             model, _ = model_cycles(ops, model_key[k], board.core)
             ratios[k].append(model / m[i][1])
-            row += [f"{m[i][1] / 1e6:.2f}", f"{m[i][1] / arch_costs(spec).macs:.1f}", f"{model / 1e6:.2f}",
+            row += [f"{m[i][1] / 1e6:.2f}", f"{m[i][1] / macs:.1f}", f"{model / 1e6:.2f}",
                     f"{model / m[i][1]:.2f}"]
         rows.append(row)
     spreads = {k: (max(r) / min(r) - 1) * 100 for k, r in ratios.items()}
@@ -161,12 +162,10 @@ def _inference_rows(images: dict[str, Path], quick: bool) -> list[str]:
 def _cmsis_campaign(elf: Path, quick: bool) -> list[str]:
     """Sampled architectures on the CMSIS-NN image: how well do the cycle model, MACs and the random forest
     predict the instructions the real kernels retire?"""
-    from sklearn.model_selection import KFold
-
     from audio_nas.energy import load_board
     from audio_nas.energy.campaign import _export_random_weights, campaign_specs, ops_from_tflite
     from audio_nas.energy.cycle_model import model_cycles
-    from audio_nas.energy.predictor import RandomForestEnergyPredictor, mape
+    from audio_nas.energy.predictor import cross_validate_specs, mape
     from audio_nas.export.api import parse_tflite_ops
     from audio_nas.space import arch_costs
 
@@ -183,10 +182,7 @@ def _cmsis_campaign(elf: Path, quick: bool) -> list[str]:
     def one_scale(x):  # the best single factor (geometric mean), so only relative costs are judged
         return mape(instr, x * np.exp(np.mean(np.log(instr / x))))
 
-    rf = []
-    for tr, te in KFold(5, shuffle=True, random_state=0).split(specs):
-        p = RandomForestEnergyPredictor(board).fit([specs[i] for i in tr], instr[tr])
-        rf.append(mape(instr[te], p.predict_latency([specs[i] for i in te])[0]))
+    cv = cross_validate_specs(specs, instr, board)
     per_mac = instr / macs
     return [
         f"Campaign on the CMSIS-NN image: {len(specs)} sampled architectures (feasible on the board, random int8 "
@@ -196,7 +192,7 @@ def _cmsis_campaign(elf: Path, quick: bool) -> list[str]:
         markdown_table(["predictor of CMSIS-NN instructions", "MAPE"], [
             ["MACs x one fitted factor", f"{one_scale(macs):.1f}%"],
             ["cycle model `cmsis-nn` x one fitted factor", f"{one_scale(cyc):.1f}%"],
-            ["random forest, 5-fold (features from the ArchSpec)", f"{np.mean(rf):.1f}%"],
+            ["random forest, 5-fold (features from the ArchSpec)", f"{cv['rf_mape']:.1f}%"],
         ]), "",
         "The same campaign through the CLI (stored, resumable, then `predictor eval`): `audio-nas device qemu --elf "
         "build/fw-cmsis/firmware.elf` and `audio-nas measure --board mps2-an386-cmsis --backend device --port "

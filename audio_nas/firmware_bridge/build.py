@@ -21,6 +21,15 @@ PLATFORMIO_BOARDS = {"nano33ble": "Arduino Nano 33 BLE Sense (nRF52840)", "pico"
 BOARDS = (*CMAKE_BOARDS, *PLATFORMIO_BOARDS)
 
 
+def tflm_build_dir(root: str | Path, tflm_dir: str | Path | None) -> Path:
+    """Where the mps2-an386 image for a TFLM tree is built: apart per kernel kind (a CMSIS-NN tree has
+    third_party/cmsis_nn), so switching trees does not rebuild TFLM from scratch."""
+    if not tflm_dir:
+        return Path(root) / "build" / "firmware-mps2-an386"
+    cmsis = (Path(tflm_dir) / "third_party" / "cmsis_nn").is_dir()
+    return Path(root) / "build" / ("fw-cmsis" if cmsis else "fw-tflm")
+
+
 def missing_tools() -> list[str]:
     """Tools the mps2-an386 build and run need that are not on PATH."""
     return [t for t in ("cmake", "arm-none-eabi-g++", "qemu-system-arm") if shutil.which(t) is None]

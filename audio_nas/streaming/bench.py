@@ -9,23 +9,14 @@ from audio_nas.bench_report import markdown_table, write_section
 
 
 def _trained_and_exported(arch: str, ds, ckpt_dir: Path) -> Path:
-    """The exported model of ``arch`` trained with ``TrainConfig()`` defaults in ``ckpt_dir`` (trained/exported
-    here when missing)."""
-    import numpy as np
-
-    from audio_nas.export import export_model
-    from audio_nas.features import compute_features
-    from audio_nas.training import load_checkpoint
+    """The exported model of ``arch`` trained with ``TrainConfig()`` defaults in ``ckpt_dir`` (trained here when
+    missing)."""
+    from audio_nas.streaming.demo import exported_checkpoint
     from audio_nas.training.pipeline import train_and_save
 
-    out = ckpt_dir / "exported"
-    if (out / "summary.json").exists():
-        return out
-    if not (ckpt_dir / "checkpoint.json").exists():
+    if not (ckpt_dir / "exported" / "summary.json").exists() and not (ckpt_dir / "checkpoint.json").exists():
         train_and_save(arch, ds.name, ckpt_dir)
-    spec, model, _ = load_checkpoint(ckpt_dir)
-    export_model(spec, model, np.asarray(compute_features(ds, spec.frontend).subset("train").x[:200]), out)
-    return out
+    return exported_checkpoint(ckpt_dir, ds.name)
 
 
 def _clip_test_accuracy(exported: Path) -> str:

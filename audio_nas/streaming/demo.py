@@ -40,7 +40,13 @@ def pick_model(dataset_name: str = "synth-kws", epochs: int = 10) -> tuple[Path,
 
         log.info("no model found: training %s for %d epochs first", DEFAULT_ARCH, epochs)
         _, _, ckpt = train_and_save(DEFAULT_ARCH, dataset_name, root / "train" / DEFAULT_ARCH, TrainConfig(epochs=epochs))
-    out = ckpt / "exported"
+    return exported_checkpoint(ckpt, dataset_name), reason
+
+
+def exported_checkpoint(ckpt: Path, dataset_name: str = "synth-kws") -> Path:
+    """``ckpt/exported`` (model.tflite + summary.json), exported now when missing; calibrated on 200 training
+    clips of the dataset the checkpoint was trained on."""
+    out = Path(ckpt) / "exported"
     if not (out / "summary.json").exists():
         from audio_nas.data import load_dataset
         from audio_nas.export import export_model
@@ -50,4 +56,4 @@ def pick_model(dataset_name: str = "synth-kws", epochs: int = 10) -> tuple[Path,
         spec, model, meta = load_checkpoint(ckpt)
         feats = compute_features(load_dataset(meta["metrics"].get("dataset", dataset_name)), spec.frontend)
         export_model(spec, model, np.asarray(feats.subset("train").x[:200]), out)
-    return out, reason
+    return out

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from audio_nas.errors import DeviceError
+from audio_nas.firmware_bridge.build import tflm_build_dir
 from audio_nas.firmware_bridge.client import DeviceClient
 from audio_nas.firmware_bridge.qemu import QemuBoard, build_firmware, missing_tools
 
@@ -125,12 +126,6 @@ def test_missing_image_and_tools_get_clear_errors(tmp_path):
 TFLM_DIR = os.environ.get("TFLM_DIR")
 
 
-def _tflm_build_dir() -> Path:
-    # a CMSIS-NN tree (third_party/cmsis_nn) builds apart from a reference-kernel tree, so both stay incremental
-    cmsis = TFLM_DIR and (Path(TFLM_DIR) / "third_party" / "cmsis_nn").is_dir()
-    return Path(__file__).resolve().parents[2] / "build" / ("fw-cmsis" if cmsis else "fw-tflm")
-
-
 @pytest.mark.skipif(not TFLM_DIR, reason="TFLM_DIR is not set: the TFLM firmware tests need a TFLM tree "
                     "(python3 tflite-micro/tensorflow/lite/micro/tools/project_generation/create_tflm_tree.py DIR)")
 def test_tflm_uploaded_model_runs_on_the_emulated_board_bit_exact(tmp_path):
@@ -138,7 +133,7 @@ def test_tflm_uploaded_model_runs_on_the_emulated_board_bit_exact(tmp_path):
 
     model, xq = _make_model()
     # a stable build directory: TFLM takes minutes to compile the first time, seconds after that
-    elf = build_firmware(_tflm_build_dir(), tflm_dir=TFLM_DIR)
+    elf = build_firmware(tflm_build_dir(Path(__file__).resolve().parents[2], TFLM_DIR), tflm_dir=TFLM_DIR)
     interp = runtime.Interpreter.from_bytes(model, arena_size=256 * 1024)
     interp.set_input(xq, 0)
     interp.invoke()
@@ -182,7 +177,7 @@ def test_tflm_streaming_on_the_firmware_matches_the_python_emulated_board():
     from audio_nas.firmware_bridge.emulator import EmulatedDevice
 
     model, xq = _make_model()
-    elf = build_firmware(_tflm_build_dir(), tflm_dir=TFLM_DIR)
+    elf = build_firmware(tflm_build_dir(Path(__file__).resolve().parents[2], TFLM_DIR), tflm_dir=TFLM_DIR)
     frames = np.random.default_rng(5).integers(-128, 128, size=(70, xq.shape[2]), dtype=np.int8)
     results = []
     with EmulatedDevice("mps2-an386") as dev, DeviceClient(f"socket://127.0.0.1:{dev.port}") as c:
