@@ -14,7 +14,14 @@ from audio_nas.errors import ConfigError
 
 # Order matters for `all`: data before features before training, and so on.
 BENCH_AREAS: tuple[str, ...] = (
-    "data", "features", "training", "export", "firmware_bridge", "energy", "search", "streaming",
+    "data",
+    "features",
+    "training",
+    "export",
+    "firmware_bridge",
+    "energy",
+    "search",
+    "streaming",
 )
 
 

@@ -20,11 +20,15 @@ def read_audio(path: str | Path, sample_rate_hz: int) -> np.ndarray:
     if not path.exists():
         raise DataError(f"{path}: file not found; check the dataset layout or the manifest path")
     if path.stat().st_size == 0:
-        raise DataError(f"{path}: file is empty (0 bytes); delete or replace it, or load with on_error='skip'")
+        raise DataError(
+            f"{path}: file is empty (0 bytes); delete or replace it, or load with on_error='skip'"
+        )
     try:
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
-        raise DataError(f"{path}: cannot decode audio ({exc}); re-encode it as WAV/FLAC/OGG or skip it") from exc
+        raise DataError(
+            f"{path}: cannot decode audio ({exc}); re-encode it as WAV/FLAC/OGG or skip it"
+        ) from exc
     if data.shape[0] == 0:
         raise DataError(f"{path}: audio has zero samples; replace the file or load with on_error='skip'")
     mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
@@ -57,6 +61,8 @@ class ErrorCounter:
     def report(self) -> None:
         if self.skipped:
             log.warning(
-                "%s: skipped %d unreadable or invalid file(s); first: %s", self.dataset, len(self.skipped),
+                "%s: skipped %d unreadable or invalid file(s); first: %s",
+                self.dataset,
+                len(self.skipped),
                 self.skipped[0],
             )

@@ -27,12 +27,39 @@ def run_bench(quick: bool = False) -> None:
             load_generated(path)
             load_s = time.perf_counter() - t0
             size_mb = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6
-            rows.append([name, len(meta["classes"]), per_class, meta["n_clips"], meta["split_counts"]["train"],
-                         meta["split_counts"]["validation"], meta["split_counts"]["test"], f"{gen_s:.0f}",
-                         f"{meta['n_clips'] / gen_s:.0f}", f"{load_s:.2f}", f"{size_mb:.0f}"])
+            rows.append(
+                [
+                    name,
+                    len(meta["classes"]),
+                    per_class,
+                    meta["n_clips"],
+                    meta["split_counts"]["train"],
+                    meta["split_counts"]["validation"],
+                    meta["split_counts"]["test"],
+                    f"{gen_s:.0f}",
+                    f"{meta['n_clips'] / gen_s:.0f}",
+                    f"{load_s:.2f}",
+                    f"{size_mb:.0f}",
+                ]
+            )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     body = markdown_table(
-        ["dataset", "classes", "per class", "clips", "train", "val", "test", "generate s", "clips/s", "load s", "MB"], rows
+        [
+            "dataset",
+            "classes",
+            "per class",
+            "clips",
+            "train",
+            "val",
+            "test",
+            "generate s",
+            "clips/s",
+            "load s",
+            "MB",
+        ],
+        rows,
     )
-    write_section("data", "Embedded datasets: generation", "audio-nas bench data" + (" --quick" if quick else ""), body)
+    write_section(
+        "data", "Embedded datasets: generation", "audio-nas bench data" + (" --quick" if quick else ""), body
+    )

@@ -12,7 +12,9 @@ data_app = typer.Typer(help="Generate and inspect datasets.", no_args_is_help=Tr
 @data_app.command("make")
 def make(
     name: str = typer.Argument(..., help="synth-kws or synth-events"),
-    per_class: int = typer.Option(None, "--per-class", help="Clips per class (default: 300 for synth-kws, 150 for synth-events)."),
+    per_class: int = typer.Option(
+        None, "--per-class", help="Clips per class (default: 300 for synth-kws, 150 for synth-events)."
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed; the same seed gives the same audio."),
     out: Path = typer.Option(None, "--out", help="Output directory (default data/<name>[-n<N>-s<S>])."),
     workers: int = typer.Option(None, "--workers", help="Worker processes (default: cores, at most 4)."),
@@ -24,8 +26,12 @@ def make(
 
     path = make_dataset(name, per_class=per_class, seed=seed, out_dir=out, workers=workers)
     meta = json.loads((path / "manifest.json").read_text())
-    typer.echo(f"{meta['name']}: {meta['n_clips']} clips, {len(meta['classes'])} classes, splits {meta['split_counts']}")
-    typer.echo(f"content hash {meta['content_hash'][:16]}, generated in {meta['generation_time_s']} s -> {path}")
+    typer.echo(
+        f"{meta['name']}: {meta['n_clips']} clips, {len(meta['classes'])} classes, splits {meta['split_counts']}"
+    )
+    typer.echo(
+        f"content hash {meta['content_hash'][:16]}, generated in {meta['generation_time_s']} s -> {path}"
+    )
 
 
 @data_app.command("info")
@@ -35,7 +41,9 @@ def info(name: str = typer.Argument(..., help="A dataset name or KIND:PATH.")) -
 
     ds = load_dataset(name)
     counts = ds.counts()
-    typer.echo(f"{ds.name}: {len(ds)} clips of {ds.clip_ms} ms at {ds.sample_rate_hz} Hz, hash {ds.content_hash[:16]}")
+    typer.echo(
+        f"{ds.name}: {len(ds)} clips of {ds.clip_ms} ms at {ds.sample_rate_hz} Hz, hash {ds.content_hash[:16]}"
+    )
     typer.echo(f"{'class':<16}" + "".join(f"{s:>12}" for s in counts))
     for c in ds.class_names:
         typer.echo(f"{c:<16}" + "".join(f"{counts[s][c]:>12}" for s in counts))

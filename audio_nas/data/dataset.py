@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal
 
 import numpy as np
 
@@ -23,7 +24,18 @@ from audio_nas.errors import DataError
 log = logging.getLogger(__name__)
 
 KWS12_CLASSES: tuple[str, ...] = (
-    "yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go", "_unknown_", "_silence_",
+    "yes",
+    "no",
+    "up",
+    "down",
+    "left",
+    "right",
+    "on",
+    "off",
+    "stop",
+    "go",
+    "_unknown_",
+    "_silence_",
 )
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
 SPLIT_IDS: dict[str, int] = {name: i for i, name in enumerate(SPLITS)}
@@ -44,9 +56,13 @@ class AudioDataset:
     def __post_init__(self) -> None:
         n = len(self.waveforms)
         if self.waveforms.ndim != 2:
-            raise DataError(f"dataset {self.name}: waveforms must be [N, samples], got shape {self.waveforms.shape}")
+            raise DataError(
+                f"dataset {self.name}: waveforms must be [N, samples], got shape {self.waveforms.shape}"
+            )
         if len(self.labels) != n or len(self.split) != n:
-            raise DataError(f"dataset {self.name}: {n} clips but {len(self.labels)} labels and {len(self.split)} splits")
+            raise DataError(
+                f"dataset {self.name}: {n} clips but {len(self.labels)} labels and {len(self.split)} splits"
+            )
         if n and (self.labels.min() < 0 or self.labels.max() >= len(self.class_names)):
             raise DataError(f"dataset {self.name}: a label index is outside 0..{len(self.class_names) - 1}")
 
@@ -57,13 +73,17 @@ class AudioDataset:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def subset(self, split_name: str) -> "AudioDataset":
+    def subset(self, split_name: str) -> AudioDataset:
         if split_name not in SPLIT_IDS:
             raise DataError(f"unknown split {split_name!r}; splits: {SPLITS}")
         mask = self.split == SPLIT_IDS[split_name]
         return AudioDataset(
-            name=f"{self.name}[{split_name}]", waveforms=self.waveforms[mask], labels=self.labels[mask],
-            split=self.split[mask], class_names=self.class_names, sample_rate_hz=self.sample_rate_hz,
+            name=f"{self.name}[{split_name}]",
+            waveforms=self.waveforms[mask],
+            labels=self.labels[mask],
+            split=self.split[mask],
+            class_names=self.class_names,
+            sample_rate_hz=self.sample_rate_hz,
             content_hash=hashlib.sha256(f"{self.content_hash}:{split_name}".encode()).hexdigest(),
             groups=None if self.groups is None else self.groups[mask],
         )
@@ -77,7 +97,9 @@ class AudioDataset:
         return out
 
 
-def content_hash(waveforms: np.ndarray, labels: np.ndarray, split: np.ndarray, class_names: tuple[str, ...]) -> str:
+def content_hash(
+    waveforms: np.ndarray, labels: np.ndarray, split: np.ndarray, class_names: tuple[str, ...]
+) -> str:
     h = hashlib.sha256()
     h.update(np.ascontiguousarray(np.round(waveforms * 32767).astype(np.int16)).tobytes())
     h.update(np.asarray(labels, np.int64).tobytes())

@@ -16,7 +16,13 @@ import numpy as np
 
 from audio_nas.data.audio_io import ErrorCounter, read_audio
 from audio_nas.data.dataset import (
-    KWS12_CLASSES, SPLIT_IDS, SPLITS, AudioDataset, content_hash, fix_length, register_dataset,
+    KWS12_CLASSES,
+    SPLIT_IDS,
+    SPLITS,
+    AudioDataset,
+    content_hash,
+    fix_length,
+    register_dataset,
 )
 from audio_nas.errors import DataError
 
@@ -25,8 +31,12 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 
 
 def _build(
-    name: str, items: list[tuple[Path, int, int, str]], class_names: tuple[str, ...], sample_rate_hz: int,
-    clip_ms: int, on_error: str,
+    name: str,
+    items: list[tuple[Path, int, int, str]],
+    class_names: tuple[str, ...],
+    sample_rate_hz: int,
+    clip_ms: int,
+    on_error: str,
 ) -> AudioDataset:
     errors = ErrorCounter(on_error, name)
     n = int(round(sample_rate_hz * clip_ms / 1000))
@@ -47,8 +57,14 @@ def _build(
     w = np.stack(waves).astype(np.float32)
     lab, spl = np.array(labels, np.int64), np.array(splits, np.uint8)
     return AudioDataset(
-        name=name, waveforms=w, labels=lab, split=spl, class_names=class_names, sample_rate_hz=sample_rate_hz,
-        content_hash=content_hash(w, lab, spl, class_names), groups=np.array(groups),
+        name=name,
+        waveforms=w,
+        labels=lab,
+        split=spl,
+        class_names=class_names,
+        sample_rate_hz=sample_rate_hz,
+        content_hash=content_hash(w, lab, spl, class_names),
+        groups=np.array(groups),
     )
 
 
@@ -69,8 +85,13 @@ def _require_dir(path: Path, what: str) -> None:
 
 @register_dataset("speech-commands")
 def load_speech_commands(
-    root: Path, *, sample_rate_hz: int = 16_000, clip_ms: int | None = None, on_error: str = "raise",
-    silence_per_split: tuple[int, int, int] | None = None, seed: int = 0,
+    root: Path,
+    *,
+    sample_rate_hz: int = 16_000,
+    clip_ms: int | None = None,
+    on_error: str = "raise",
+    silence_per_split: tuple[int, int, int] | None = None,
+    seed: int = 0,
 ) -> AudioDataset:
     """Word folders + validation_list.txt + testing_list.txt + _background_noise_/.
 
@@ -93,7 +114,13 @@ def load_speech_commands(
             if f.suffix.lower() not in AUDIO_SUFFIXES:
                 continue
             rel = f"{word_dir.name}/{f.name}"
-            split = SPLIT_IDS["test"] if rel in test else SPLIT_IDS["validation"] if rel in val else SPLIT_IDS["train"]
+            split = (
+                SPLIT_IDS["test"]
+                if rel in test
+                else SPLIT_IDS["validation"]
+                if rel in val
+                else SPLIT_IDS["train"]
+            )
             speaker = f.name.split("_nohash_")[0]
             items.append((f, label, split, speaker))
     if not items:
@@ -133,9 +160,16 @@ def _add_silence(ds: AudioDataset, bg_dir: Path, per_split, seed: int, on_error:
     lab = np.concatenate([ds.labels, np.full(len(extra), 11, np.int64)])
     spl = np.concatenate([ds.split, np.array(splits, np.uint8)])
     groups = np.concatenate([ds.groups, np.array(["_background_noise_"] * len(extra))])
-    return AudioDataset(name=ds.name, waveforms=w, labels=lab, split=spl, class_names=ds.class_names,
-                        sample_rate_hz=ds.sample_rate_hz, content_hash=content_hash(w, lab, spl, ds.class_names),
-                        groups=groups)
+    return AudioDataset(
+        name=ds.name,
+        waveforms=w,
+        labels=lab,
+        split=spl,
+        class_names=ds.class_names,
+        sample_rate_hz=ds.sample_rate_hz,
+        content_hash=content_hash(w, lab, spl, ds.class_names),
+        groups=groups,
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -145,8 +179,13 @@ def _add_silence(ds: AudioDataset, bg_dir: Path, per_split, seed: int, on_error:
 
 @register_dataset("esc50")
 def load_esc50(
-    root: Path, *, sample_rate_hz: int = 16_000, clip_ms: int | None = None, on_error: str = "raise",
-    validation_fold: int = 4, test_fold: int = 5,
+    root: Path,
+    *,
+    sample_rate_hz: int = 16_000,
+    clip_ms: int | None = None,
+    on_error: str = "raise",
+    validation_fold: int = 4,
+    test_fold: int = 5,
 ) -> AudioDataset:
     """audio/*.wav + meta/esc50.csv (filename, fold, target, category, ...); 5-s clips by default."""
     root = Path(root)
@@ -164,7 +203,13 @@ def load_esc50(
             fold = int(r["fold"])
         except ValueError:
             raise DataError(f"{meta}, line {i}: fold {r['fold']!r} is not an integer") from None
-        split = SPLIT_IDS["test"] if fold == test_fold else SPLIT_IDS["validation"] if fold == validation_fold else 0
+        split = (
+            SPLIT_IDS["test"]
+            if fold == test_fold
+            else SPLIT_IDS["validation"]
+            if fold == validation_fold
+            else 0
+        )
         items.append((root / "audio" / r["filename"], class_names.index(r["category"]), split, f"fold{fold}"))
     return _build(f"esc50:{root}", items, class_names, sample_rate_hz, clip_ms or 5000, on_error)
 
@@ -176,7 +221,11 @@ def load_esc50(
 
 @register_dataset("folder")
 def load_folder(
-    root: Path, *, sample_rate_hz: int = 16_000, clip_ms: int | None = None, on_error: str = "raise",
+    root: Path,
+    *,
+    sample_rate_hz: int = 16_000,
+    clip_ms: int | None = None,
+    on_error: str = "raise",
 ) -> AudioDataset:
     """root/<class>/*.wav (split by a hash of the file name, 80/10/10) or root/<split>/<class>/*.wav."""
     root = Path(root)
@@ -208,7 +257,11 @@ def _read_csv(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]:
 
 @register_dataset("csv")
 def load_csv(
-    manifest: Path, *, sample_rate_hz: int = 16_000, clip_ms: int | None = None, on_error: str = "raise",
+    manifest: Path,
+    *,
+    sample_rate_hz: int = 16_000,
+    clip_ms: int | None = None,
+    on_error: str = "raise",
     class_names: tuple[str, ...] | None = None,
 ) -> AudioDataset:
     """CSV with path,label[,split|fold]; paths relative to the CSV's folder. fold: 1..K, K-1 = val, K = test."""
@@ -224,7 +277,9 @@ def load_csv(
     items = []
     for i, r in enumerate(rows, start=2):
         if r["label"] not in classes:
-            raise DataError(f"{manifest}, line {i}: unknown label {r['label']!r}; known labels: {list(classes)}")
+            raise DataError(
+                f"{manifest}, line {i}: unknown label {r['label']!r}; known labels: {list(classes)}"
+            )
         if has_split:
             if r["split"] not in SPLIT_IDS:
                 raise DataError(f"{manifest}, line {i}: split {r['split']!r} is not one of {SPLITS}")

@@ -33,9 +33,9 @@ import multiprocessing as mp
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import scipy.signal as sps
@@ -43,7 +43,13 @@ import soxr
 
 from audio_nas.data.audio_io import read_audio, write_wav
 from audio_nas.data.dataset import (
-    KWS12_CLASSES, SPLIT_IDS, SPLITS, AudioDataset, content_hash, fix_length, register_dataset,
+    KWS12_CLASSES,
+    SPLIT_IDS,
+    SPLITS,
+    AudioDataset,
+    content_hash,
+    fix_length,
+    register_dataset,
 )
 from audio_nas.errors import DataError
 from audio_nas.paths import data_dir, progress_enabled
@@ -54,11 +60,42 @@ GENERATOR_VERSION = 1
 SAMPLE_RATE_HZ = 16_000
 CLIP_SAMPLES = 16_000
 UNKNOWN_WORDS: tuple[str, ...] = (
-    "bed", "bird", "cat", "dog", "eight", "five", "four", "happy", "house", "marvin", "nine", "one", "seven",
-    "sheila", "six", "three", "tree", "two", "wow", "zero", "learn", "follow", "forward", "backward", "visual",
+    "bed",
+    "bird",
+    "cat",
+    "dog",
+    "eight",
+    "five",
+    "four",
+    "happy",
+    "house",
+    "marvin",
+    "nine",
+    "one",
+    "seven",
+    "sheila",
+    "six",
+    "three",
+    "tree",
+    "two",
+    "wow",
+    "zero",
+    "learn",
+    "follow",
+    "forward",
+    "backward",
+    "visual",
 )
 EVENT_CLASSES: tuple[str, ...] = (
-    "siren", "alarm_beeps", "knocking", "glass_break", "clapping", "engine_hum", "speech", "music", "background",
+    "siren",
+    "alarm_beeps",
+    "knocking",
+    "glass_break",
+    "clapping",
+    "engine_hum",
+    "speech",
+    "music",
+    "background",
 )
 
 
@@ -80,7 +117,10 @@ def _noise(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
     if kind == "white":
         x = white
     elif kind == "pink":  # 1/f via the Voss-McCartney-like IIR of Paul Kellet
-        b, a = [0.049922035, -0.095993537, 0.050612699, -0.004408786], [1, -2.494956002, 2.017265875, -0.522189400]
+        b, a = (
+            [0.049922035, -0.095993537, 0.050612699, -0.004408786],
+            [1, -2.494956002, 2.017265875, -0.522189400],
+        )
         x = sps.lfilter(b, a, white)
     elif kind == "brown":
         x = np.cumsum(white)
@@ -88,7 +128,10 @@ def _noise(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
     elif kind == "hum":
         t = np.arange(n) / SAMPLE_RATE_HZ
         f0 = rng.choice([50.0, 60.0])
-        x = sum(rng.uniform(0.2, 1.0) / h * np.sin(2 * np.pi * f0 * h * t + rng.uniform(0, 6.3)) for h in range(1, 8))
+        x = sum(
+            rng.uniform(0.2, 1.0) / h * np.sin(2 * np.pi * f0 * h * t + rng.uniform(0, 6.3))
+            for h in range(1, 8)
+        )
         x = x + 0.05 * white
     else:
         raise ValueError(kind)
@@ -143,7 +186,11 @@ def _speak(word: str, voice: str, rng: np.random.Generator) -> np.ndarray:
     from audio_nas.data.tts import Espeak
 
     eng = Espeak.get()
-    params = dict(rate_wpm=int(rng.integers(110, 220)), pitch=int(rng.integers(20, 80)), pitch_range=int(rng.integers(20, 90)))
+    params = dict(
+        rate_wpm=int(rng.integers(110, 220)),
+        pitch=int(rng.integers(20, 80)),
+        pitch_range=int(rng.integers(20, 90)),
+    )
     try:
         pcm = eng.synth_isolated(word, voice, **params)
     except DataError:
@@ -244,7 +291,8 @@ def _event(label: str, rng: np.random.Generator) -> np.ndarray:
         env = np.exp(-np.arange(n) / (n / 5))
         crash = sps.lfilter([1, -1], [1], rng.standard_normal(n)) * env
         ring = sum(
-            np.exp(-np.arange(n) / (n / rng.uniform(2, 8))) * _tone(rng.uniform(2500, 7000), n) for _ in range(4)
+            np.exp(-np.arange(n) / (n / rng.uniform(2, 8))) * _tone(rng.uniform(2500, 7000), n)
+            for _ in range(4)
         )
         return crash + 0.5 * ring
     if label == "engine_hum":
@@ -319,8 +367,12 @@ def default_dir(name: str, per_class: int, seed: int) -> Path:
 
 
 def make_dataset(
-    name: str, per_class: int | None = None, seed: int = 0, out_dir: str | Path | None = None,
-    progress: bool = True, workers: int | None = None,
+    name: str,
+    per_class: int | None = None,
+    seed: int = 0,
+    out_dir: str | Path | None = None,
+    progress: bool = True,
+    workers: int | None = None,
 ) -> Path:
     """Generate ``name`` into ``out_dir`` (WAVs + manifest.csv + manifest.json + waveforms cache).
 
@@ -378,10 +430,15 @@ def make_dataset(
     np.save(tmp / "waveforms.int16.npy", waves16)
     stored = waves16.astype(np.float32) / 32767
     meta = {
-        **want, "classes": list(recipe.classes), "sample_rate_hz": SAMPLE_RATE_HZ, "clip_samples": CLIP_SAMPLES,
-        "n_clips": len(rows), "split_counts": {s: int((split == SPLIT_IDS[s]).sum()) for s in SPLITS},
+        **want,
+        "classes": list(recipe.classes),
+        "sample_rate_hz": SAMPLE_RATE_HZ,
+        "clip_samples": CLIP_SAMPLES,
+        "n_clips": len(rows),
+        "split_counts": {s: int((split == SPLIT_IDS[s]).sum()) for s in SPLITS},
         "content_hash": content_hash(stored, labels, split, recipe.classes),
-        "generation_time_s": round(time.perf_counter() - t0, 1), "workers": workers,
+        "generation_time_s": round(time.perf_counter() - t0, 1),
+        "workers": workers,
     }
     (tmp / "manifest.json").write_text(json.dumps(meta, indent=2))
     if out.exists():
@@ -401,7 +458,9 @@ def load_generated(path: Path, sample_rate_hz: int = SAMPLE_RATE_HZ) -> AudioDat
     if cache.exists():
         waves = np.load(cache).astype(np.float32) / 32767
     else:
-        waves = np.stack([fix_length(read_audio(path / r["path"], SAMPLE_RATE_HZ), CLIP_SAMPLES) for r in rows])
+        waves = np.stack(
+            [fix_length(read_audio(path / r["path"], SAMPLE_RATE_HZ), CLIP_SAMPLES) for r in rows]
+        )
     h = content_hash(waves, labels, split, classes)
     if h != meta["content_hash"]:
         raise DataError(
@@ -412,8 +471,14 @@ def load_generated(path: Path, sample_rate_hz: int = SAMPLE_RATE_HZ) -> AudioDat
         waves = np.stack([soxr.resample(w, SAMPLE_RATE_HZ, sample_rate_hz) for w in waves]).astype(np.float32)
         h = content_hash(waves, labels, split, classes)
     return AudioDataset(
-        name=meta["name"], waveforms=waves, labels=labels, split=split, class_names=classes,
-        sample_rate_hz=sample_rate_hz, content_hash=h, groups=np.array([r["group"] for r in rows]),
+        name=meta["name"],
+        waveforms=waves,
+        labels=labels,
+        split=split,
+        class_names=classes,
+        sample_rate_hz=sample_rate_hz,
+        content_hash=h,
+        groups=np.array([r["group"] for r in rows]),
     )
 
 

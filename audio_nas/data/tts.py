@@ -22,19 +22,61 @@ ESPEAK_CHARS_UTF8 = 1
 
 # Languages whose phonology gives English words different accents, and voice variants.
 LANGUAGES: tuple[str, ...] = (
-    "en-us", "en", "en-gb-x-rp", "en-gb-scotland", "en-029", "en-gb-x-gbclan", "en-gb-x-gbcwmd",
-    "de", "nl", "sv", "da", "fr", "es", "it", "pt", "pl", "id", "af",
+    "en-us",
+    "en",
+    "en-gb-x-rp",
+    "en-gb-scotland",
+    "en-029",
+    "en-gb-x-gbclan",
+    "en-gb-x-gbcwmd",
+    "de",
+    "nl",
+    "sv",
+    "da",
+    "fr",
+    "es",
+    "it",
+    "pt",
+    "pl",
+    "id",
+    "af",
 )
 VARIANTS: tuple[str, ...] = (
-    "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "f1", "f2", "f3", "f4", "f5", "croak", "klatt", "klatt2",
-    "klatt3", "Andy", "Annie", "adam", "anika", "ed", "john", "linda", "max", "steph", "michel", "iven",
+    "m1",
+    "m2",
+    "m3",
+    "m4",
+    "m5",
+    "m6",
+    "m7",
+    "m8",
+    "f1",
+    "f2",
+    "f3",
+    "f4",
+    "f5",
+    "croak",
+    "klatt",
+    "klatt2",
+    "klatt3",
+    "Andy",
+    "Annie",
+    "adam",
+    "anika",
+    "ed",
+    "john",
+    "linda",
+    "max",
+    "steph",
+    "michel",
+    "iven",
 )
 
 _SYNTH_CB = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
 
 
 class Espeak:
-    _instance: "Espeak | None" = None
+    _instance: Espeak | None = None
     _lock = threading.Lock()
 
     def __init__(self) -> None:
@@ -54,12 +96,18 @@ class Espeak:
         self.lib.espeak_SetSynthCallback(self._cb)
         self.lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
         self.lib.espeak_Synth.argtypes = [
-            ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint, ctypes.c_uint,
-            ctypes.c_void_p, ctypes.c_void_p,
+            ctypes.c_void_p,
+            ctypes.c_size_t,
+            ctypes.c_uint,
+            ctypes.c_int,
+            ctypes.c_uint,
+            ctypes.c_uint,
+            ctypes.c_void_p,
+            ctypes.c_void_p,
         ]
 
     @classmethod
-    def get(cls) -> "Espeak":
+    def get(cls) -> Espeak:
         with cls._lock:
             if cls._instance is None:
                 cls._instance = Espeak()
@@ -70,7 +118,9 @@ class Espeak:
             self._chunks.append(np.ctypeslib.as_array(wav, shape=(n,)).copy())
         return 0
 
-    def synth(self, text: str, voice: str, *, rate_wpm: int = 160, pitch: int = 50, pitch_range: int = 50) -> np.ndarray:
+    def synth(
+        self, text: str, voice: str, *, rate_wpm: int = 160, pitch: int = 50, pitch_range: int = 50
+    ) -> np.ndarray:
         """int16 speech for ``text`` spoken by ``voice`` ('lang+variant')."""
         with self._lock:
             if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
@@ -87,7 +137,6 @@ class Espeak:
             out = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
             self._chunks = []
             return out
-
 
     def synth_isolated(self, text: str, voice: str, **kwargs) -> np.ndarray:
         """``synth`` in a forked child, so the output depends only on the arguments.

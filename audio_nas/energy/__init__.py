@@ -2,8 +2,22 @@
 
 from audio_nas.energy.boards import BoardProfile, available_boards, load_board
 from audio_nas.energy.models import (
-    ENERGY_MODELS, SOURCES, EnergyEstimate, always_on_energy_per_day_j, energy_from_cycles, make_energy_model,
+    ENERGY_MODELS,
+    SOURCES,
+    EnergyEstimate,
+    always_on_energy_per_day_j,
+    energy_from_cycles,
+    make_energy_model,
 )
 
-__all__ = ["BoardProfile", "load_board", "available_boards", "EnergyEstimate", "ENERGY_MODELS", "SOURCES",
-           "make_energy_model", "energy_from_cycles", "always_on_energy_per_day_j"]
+__all__ = [
+    "BoardProfile",
+    "load_board",
+    "available_boards",
+    "EnergyEstimate",
+    "ENERGY_MODELS",
+    "SOURCES",
+    "make_energy_model",
+    "energy_from_cycles",
+    "always_on_energy_per_day_j",
+]

@@ -24,10 +24,21 @@ def run_bench(quick: bool = False) -> None:
     for kernels, pub_ms, pub_uj in [("tflm-reference", 181.9, 7374.0), ("cmsis-nn", 63.0, 2833.0)]:
         board = b.__class__(**{**b.__dict__, "kernels": kernels})
         e = make_energy_model("emulated").estimate(ds, board)
-        label = {"cmsis-nn": "cmsis-nn (published figure: X-CUBE-AI)",
-                 "tflm-reference": "tflm-reference (published figure: TFLM v2.3.1 + CMSIS-NN)"}.get(kernels, kernels)
-        cal.append([label, f"{pub_ms}", f"{e.latency_ms:.1f}", f"{100 * (e.latency_ms - pub_ms) / pub_ms:+.1f}%",
-                    f"{pub_uj:.0f}", f"{e.energy_uj:.0f}", f"{100 * (e.energy_uj - pub_uj) / pub_uj:+.1f}%"])
+        label = {
+            "cmsis-nn": "cmsis-nn (published figure: X-CUBE-AI)",
+            "tflm-reference": "tflm-reference (published figure: TFLM v2.3.1 + CMSIS-NN)",
+        }.get(kernels, kernels)
+        cal.append(
+            [
+                label,
+                f"{pub_ms}",
+                f"{e.latency_ms:.1f}",
+                f"{100 * (e.latency_ms - pub_ms) / pub_ms:+.1f}%",
+                f"{pub_uj:.0f}",
+                f"{e.energy_uj:.0f}",
+                f"{100 * (e.energy_uj - pub_uj) / pub_uj:+.1f}%",
+            ]
+        )
     count = 40 if quick else 200
     with tempfile.TemporaryDirectory() as d:
         store = MeasurementStore(Path(d) / "m.sqlite")
@@ -45,20 +56,40 @@ def run_bench(quick: bool = False) -> None:
     body = (
         "Calibration of the per-op cycle model (emulated source) on MLPerf Tiny v0.5 KWS DS-CNN, Nucleo-L4R5ZI. "
         "Both figures are fitted points (one scale per kernel library), so they check the fit, not a prediction.\n\n"
-        + markdown_table(["kernels", "published ms", "model ms", "error", "published µJ", "model µJ", "error"], cal)
+        + markdown_table(
+            ["kernels", "published ms", "model ms", "error", "published µJ", "model µJ", "error"], cal
+        )
         + f"\n\nCampaign: {len(ms)} sampled architectures exported to int8 .tflite, run in the TFLM host interpreter, "
         f"op lists through the cycle model (source `emulated`): {campaign_s:.0f} s ({campaign_s / len(ms):.2f} s each).\n\n"
-        + markdown_table(["predictor", "5-fold latency MAPE"], [["random forest (cost per MAC)", f"{cv['rf_mape']:.1f}%"],
-                                                                ["MACs-linear", f"{cv['macs_linear_mape']:.1f}%"],
-                                                                ["analytic (MACs x cycles/MAC)", f"{cv['analytic_mape']:.1f}%"]])
+        + markdown_table(
+            ["predictor", "5-fold latency MAPE"],
+            [
+                ["random forest (cost per MAC)", f"{cv['rf_mape']:.1f}%"],
+                ["MACs-linear", f"{cv['macs_linear_mape']:.1f}%"],
+                ["analytic (MACs x cycles/MAC)", f"{cv['analytic_mape']:.1f}%"],
+            ],
+        )
         + f"\n\nPrediction time: {pred_ms:.1f} ms per candidate (features from the analytic view + 300 trees)."
-        + "\n\n" + active_md
+        + "\n\n"
+        + active_md
     )
-    write_section("energy", "Energy: calibration, campaign and predictor", "audio-nas bench energy" + (" --quick" if quick else ""), body)
+    write_section(
+        "energy",
+        "Energy: calibration, campaign and predictor",
+        "audio-nas bench energy" + (" --quick" if quick else ""),
+        body,
+    )
 
 
-def active_learning_table(ms: list, board, seeds: int = 5, start: int = 20, per_round: int = 10, rounds: int = 5,
-                          test_size: int = 50) -> str:
+def active_learning_table(
+    ms: list,
+    board,
+    seeds: int = 5,
+    start: int = 20,
+    per_round: int = 10,
+    rounds: int = 5,
+    test_size: int = 50,
+) -> str:
     """Active learning (measure the most uncertain next) vs random picks, replayed on a finished campaign:
     a held-out set is never picked; "measuring" a pick looks its value up, so both arms see the same truth."""
     from audio_nas.energy.predictor import RandomForestEnergyPredictor, mape
@@ -75,8 +106,9 @@ def active_learning_table(ms: list, board, seeds: int = 5, start: int = 20, per_
             labeled = list(pool[:start])
             curve = []
             for r in range(rounds + 1):
-                p = RandomForestEnergyPredictor(board, n_estimators=100, seed=seed).fit([specs[i] for i in labeled],
-                                                                                        y[labeled])
+                p = RandomForestEnergyPredictor(board, n_estimators=100, seed=seed).fit(
+                    [specs[i] for i in labeled], y[labeled]
+                )
                 curve.append(mape(y[test], p.predict_latency([specs[i] for i in test])[0]))
                 if r == rounds:
                     break
@@ -89,7 +121,9 @@ def active_learning_table(ms: list, board, seeds: int = 5, start: int = 20, per_
             curves[arm].append(curve)
     sizes = [start + r * per_round for r in range(rounds + 1)]
     rows = [[arm, *(f"{v:.1f}%" for v in np.mean(c, axis=0))] for arm, c in curves.items()]
-    return (f"Active learning vs random picks, replayed on this campaign ({seeds} seeds; {test_size} held-out "
-            f"architectures never picked; {start} random to start, then {per_round} per round): held-out latency MAPE "
-            f"by the number of measured architectures.\n\n"
-            + markdown_table(["picks", *(f"n={n}" for n in sizes)], rows))
+    return (
+        f"Active learning vs random picks, replayed on this campaign ({seeds} seeds; {test_size} held-out "
+        f"architectures never picked; {start} random to start, then {per_round} per round): held-out latency MAPE "
+        f"by the number of measured architectures.\n\n"
+        + markdown_table(["picks", *(f"n={n}" for n in sizes)], rows)
+    )

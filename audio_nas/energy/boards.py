@@ -32,7 +32,9 @@ class BoardProfile:
         if self.core not in CORES:
             raise EnergyModelError(f"board {self.name}: core {self.core!r} is unknown; choose one of {CORES}")
         if self.kernels not in KERNELS:
-            raise EnergyModelError(f"board {self.name}: kernels {self.kernels!r} is unknown; choose one of {KERNELS}")
+            raise EnergyModelError(
+                f"board {self.name}: kernels {self.kernels!r} is unknown; choose one of {KERNELS}"
+            )
         for f in ("clock_hz", "sram_bytes", "flash_bytes", "active_power_mw"):
             if getattr(self, f) <= 0:
                 raise EnergyModelError(f"board {self.name}: {f} must be > 0, got {getattr(self, f)}")
@@ -51,7 +53,9 @@ def load_board(name_or_path: str | Path) -> BoardProfile:
     if not path.suffix:
         path = BOARDS_DIR / f"{name_or_path}.yaml"
         if not path.exists():
-            raise EnergyModelError(f"unknown board {name_or_path!r}; boards: {', '.join(available_boards())} (or a YAML path)")
+            raise EnergyModelError(
+                f"unknown board {name_or_path!r}; boards: {', '.join(available_boards())} (or a YAML path)"
+            )
     try:
         data = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:

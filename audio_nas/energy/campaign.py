@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -27,9 +27,18 @@ from audio_nas.errors import DeviceError, EnergyModelError
 from audio_nas.paths import progress_enabled, runs_dir
 
 log = logging.getLogger(__name__)
-TFLITE_TO_OP = {"CONV_2D": "conv2d", "DEPTHWISE_CONV_2D": "depthwise_conv2d", "FULLY_CONNECTED": "fully_connected",
-                "ADD": "add", "AVERAGE_POOL_2D": "mean", "MEAN": "mean", "RESHAPE": "reshape", "HARD_SWISH": "hard_swish",
-                "SOFTMAX": "softmax", "BATCH_MATMUL": "batch_matmul"}
+TFLITE_TO_OP = {
+    "CONV_2D": "conv2d",
+    "DEPTHWISE_CONV_2D": "depthwise_conv2d",
+    "FULLY_CONNECTED": "fully_connected",
+    "ADD": "add",
+    "AVERAGE_POOL_2D": "mean",
+    "MEAN": "mean",
+    "RESHAPE": "reshape",
+    "HARD_SWISH": "hard_swish",
+    "SOFTMAX": "softmax",
+    "BATCH_MATMUL": "batch_matmul",
+}
 
 
 @dataclass(frozen=True)
@@ -49,8 +58,16 @@ def ops_from_tflite(records: list[dict]) -> list[OpRecord]:
     for i, r in enumerate(records):
         if r["op"] not in TFLITE_TO_OP:
             raise EnergyModelError(f"op {r['op']} has no cycle model; ops: {', '.join(TFLITE_TO_OP)}")
-        out.append(OpRecord(f"op{i}", TFLITE_TO_OP[r["op"]], tuple(r["inputs"][0]), tuple(r["outputs"][0]),
-                            tuple(r.get("kernel", (1, 1))), int(r.get("macs", 0))))
+        out.append(
+            OpRecord(
+                f"op{i}",
+                TFLITE_TO_OP[r["op"]],
+                tuple(r["inputs"][0]),
+                tuple(r["outputs"][0]),
+                tuple(r.get("kernel", (1, 1))),
+                int(r.get("macs", 0)),
+            )
+        )
     return out
 
 
@@ -96,8 +113,9 @@ def measure_emulated(spec, board: BoardProfile, seed: int = 0, port: str | None 
     return Measurement(spec.to_str(), board.name, "emulated", est.latency_ms, est.energy_uj, cycles, arena, 1)
 
 
-def measure_device(spec, board: BoardProfile, seed: int = 0, port: str | None = None, monitor=None,
-                   marker_channel: int = 0) -> Measurement:
+def measure_device(
+    spec, board: BoardProfile, seed: int = 0, port: str | None = None, monitor=None, marker_channel: int = 0
+) -> Measurement:
     """Upload over the serial bridge, run warm-up + repeats on the board, keep the median.
 
     Energy: timing x the profile's active power, or, with a ``monitor`` (audio_nas.energy.ppk2.PowerMonitor), the
@@ -125,15 +143,31 @@ def measure_device(spec, board: BoardProfile, seed: int = 0, port: str | None = 
         from audio_nas.energy.ppk2 import energy_per_inference_uj
 
         energy_uj = energy_per_inference_uj(trace, marker_channel, m.repeats)
-    return Measurement(spec.to_str(), board.name, m.source if m.source == "emulated" else "measured", latency_ms,
-                       energy_uj, cycles, m.arena_bytes, m.repeats)
+    return Measurement(
+        spec.to_str(),
+        board.name,
+        m.source if m.source == "emulated" else "measured",
+        latency_ms,
+        energy_uj,
+        cycles,
+        m.arena_bytes,
+        m.repeats,
+    )
 
 
 BACKENDS: dict[str, Callable] = {"emulated": measure_emulated, "device": measure_device}
 
 
-def _measure_and_store(spec, board: BoardProfile, backend: str, seed: int, port: str | None, store: MeasurementStore,
-                       max_errors: int, monitor=None) -> Measurement:
+def _measure_and_store(
+    spec,
+    board: BoardProfile,
+    backend: str,
+    seed: int,
+    port: str | None,
+    store: MeasurementStore,
+    max_errors: int,
+    monitor=None,
+) -> Measurement:
     """One measurement, retried with backoff on a board reset or a pulled cable, stored as soon as it arrives."""
     for attempt in range(max_errors):
         try:
@@ -143,8 +177,10 @@ def _measure_and_store(spec, board: BoardProfile, backend: str, seed: int, port:
         except DeviceError as exc:
             if attempt + 1 == max_errors:
                 done = len(store.all(board.name))
-                raise DeviceError(f"{exc} (after {max_errors} attempts; {done} measurements are stored, "
-                                  f"run the same command again to resume)") from exc
+                raise DeviceError(
+                    f"{exc} (after {max_errors} attempts; {done} measurements are stored, "
+                    f"run the same command again to resume)"
+                ) from exc
             time.sleep(0.5 * 2**attempt)
     store.add(m, spec.spec_hash)
     return m
@@ -154,19 +190,34 @@ def store_path(board: str) -> Path:
     return runs_dir() / "measure" / board / "measurements.sqlite"
 
 
-def run_campaign(board: BoardProfile, count: int, *, seed: int = 0, backend: str = "emulated",
-                 store: MeasurementStore | None = None, max_errors: int = 3, port: str | None = None,
-                 monitor=None) -> MeasurementStore:
+def run_campaign(
+    board: BoardProfile,
+    count: int,
+    *,
+    seed: int = 0,
+    backend: str = "emulated",
+    store: MeasurementStore | None = None,
+    max_errors: int = 3,
+    port: str | None = None,
+    monitor=None,
+) -> MeasurementStore:
     if backend not in BACKENDS:
         raise EnergyModelError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if monitor is not None and backend != "device":
-        raise EnergyModelError("a power monitor (--monitor) needs the device backend (--backend device --port P)")
+        raise EnergyModelError(
+            "a power monitor (--monitor) needs the device backend (--backend device --port P)"
+        )
     if backend not in BACKENDS:
         raise EnergyModelError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     store = store or MeasurementStore(store_path(board.name))
     specs = campaign_specs(count, seed, board)
     source = "emulated" if backend == "emulated" else "measured"
-    todo = [s for s in specs if not store.has(s.spec_hash, board.name, source) and not store.has(s.spec_hash, board.name, "emulated")]
+    todo = [
+        s
+        for s in specs
+        if not store.has(s.spec_hash, board.name, source)
+        and not store.has(s.spec_hash, board.name, "emulated")
+    ]
     log.info("campaign on %s: %d of %d specs already measured", board.name, count - len(todo), count)
     it = todo
     bar = None
@@ -194,10 +245,20 @@ class ActiveRound:
     prequential_mape: float  # prediction error on the chosen specs, predicted before they were measured
 
 
-def run_active_campaign(board: BoardProfile, rounds: int, per_round: int, *, pool_size: int = 200,
-                        pool_specs: list | None = None, start: int = 10, seed: int = 0, backend: str = "emulated",
-                        store: MeasurementStore | None = None, port: str | None = None,
-                        max_errors: int = 3) -> list[ActiveRound]:
+def run_active_campaign(
+    board: BoardProfile,
+    rounds: int,
+    per_round: int,
+    *,
+    pool_size: int = 200,
+    pool_specs: list | None = None,
+    start: int = 10,
+    seed: int = 0,
+    backend: str = "emulated",
+    store: MeasurementStore | None = None,
+    port: str | None = None,
+    max_errors: int = 3,
+) -> list[ActiveRound]:
     """Active learning for the energy predictor: fit the forest on what is measured, measure the ``per_round``
     candidates whose prediction the trees disagree on most, refit, repeat.
 
@@ -211,18 +272,25 @@ def run_active_campaign(board: BoardProfile, rounds: int, per_round: int, *, poo
     if backend not in BACKENDS:
         raise EnergyModelError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if rounds < 1 or per_round < 1:
-        raise EnergyModelError(f"--active needs rounds >= 1 and --per-round >= 1, got {rounds} and {per_round}")
+        raise EnergyModelError(
+            f"--active needs rounds >= 1 and --per-round >= 1, got {rounds} and {per_round}"
+        )
     store = store or MeasurementStore(store_path(board.name))
     if len(store.all(board.name)) < max(start, 5):
-        run_campaign(board, max(start, 5), seed=seed, backend=backend, store=store, port=port, max_errors=max_errors)
+        run_campaign(
+            board, max(start, 5), seed=seed, backend=backend, store=store, port=port, max_errors=max_errors
+        )
     history = []
     for r in range(rounds):
         ms = store.all(board.name)
         specs = [ArchSpec.from_str(m.spec) for m in ms]
-        pred = RandomForestEnergyPredictor(board, seed=seed).fit(specs, np.array([m.latency_ms for m in ms]),
-                                                                 store.content_hash(board.name))
+        pred = RandomForestEnergyPredictor(board, seed=seed).fit(
+            specs, np.array([m.latency_ms for m in ms]), store.content_hash(board.name)
+        )
         seen = {s.spec_hash for s in specs}
-        candidates = pool_specs if pool_specs is not None else campaign_specs(pool_size, seed + 1000 + r, board)
+        candidates = (
+            pool_specs if pool_specs is not None else campaign_specs(pool_size, seed + 1000 + r, board)
+        )
         pool = list({s.spec_hash: s for s in candidates if s.spec_hash not in seen}.values())
         if not pool:
             log.info("active learning: every candidate is measured; stopping after %d rounds", r)
@@ -232,10 +300,22 @@ def run_active_campaign(board: BoardProfile, rounds: int, per_round: int, *, poo
         actual = []
         for spec in chosen:
             actual.append(_measure_and_store(spec, board, backend, seed, port, store, max_errors).latency_ms)
-        history.append(ActiveRound(r, len(store.all(board.name)), len(chosen), float(np.mean(sd / mean)),
-                                   mape(np.array(actual), mean)))
-        log.info("active round %d: measured %d (spread %.3f), prequential MAPE %.1f%%", r, len(chosen),
-                 history[-1].mean_relative_spread, history[-1].prequential_mape)
+        history.append(
+            ActiveRound(
+                r,
+                len(store.all(board.name)),
+                len(chosen),
+                float(np.mean(sd / mean)),
+                mape(np.array(actual), mean),
+            )
+        )
+        log.info(
+            "active round %d: measured %d (spread %.3f), prequential MAPE %.1f%%",
+            r,
+            len(chosen),
+            history[-1].mean_relative_spread,
+            history[-1].prequential_mape,
+        )
     return history
 
 
@@ -246,5 +326,7 @@ def search_pool(run_dir: str | Path) -> list:
 
     path = Path(run_dir) / "study.sqlite"
     if not path.exists():
-        raise EnergyModelError(f"{run_dir} has no study.sqlite: pass a search run directory (e.g. runs/default)")
+        raise EnergyModelError(
+            f"{run_dir} has no study.sqlite: pass a search run directory (e.g. runs/default)"
+        )
     return [ArchSpec.from_str(t.spec) for t in TrialStore(path).trials()]

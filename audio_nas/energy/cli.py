@@ -8,7 +8,9 @@ predictor_app = typer.Typer(help="Fit and evaluate the random-forest energy pred
 
 
 @predictor_app.command("fit")
-def fit(board: str = typer.Option("nucleo-l4r5zi", "--board", help="Board profile name or YAML path.")) -> None:
+def fit(
+    board: str = typer.Option("nucleo-l4r5zi", "--board", help="Board profile name or YAML path."),
+) -> None:
     """Fit on every stored measurement of the board and save next to the measurements."""
     from audio_nas.energy import load_board
     from audio_nas.energy.campaign import store_path
@@ -19,8 +21,9 @@ def fit(board: str = typer.Option("nucleo-l4r5zi", "--board", help="Board profil
     b = load_board(board)
     store = MeasurementStore(store_path(b.name))
     ms = store.all(b.name)
-    p = RandomForestEnergyPredictor(b).fit([ArchSpec.from_str(m.spec) for m in ms], [m.latency_ms for m in ms],
-                                           store.content_hash(b.name))
+    p = RandomForestEnergyPredictor(b).fit(
+        [ArchSpec.from_str(m.spec) for m in ms], [m.latency_ms for m in ms], store.content_hash(b.name)
+    )
     path = p.save(store_path(b.name).with_name("predictor"))
     typer.echo(f"fitted on {len(ms)} measurements (hash {p.fitted_on}) -> {path}")
 
@@ -38,8 +41,10 @@ def evaluate(
 
     b = load_board(board)
     r = cross_validate(MeasurementStore(store_path(b.name)).all(b.name), b, folds)
-    typer.echo(f"{r['n']} measurements, {folds}-fold latency MAPE: random forest {r['rf_mape']:.1f}%, "
-               f"MACs-linear {r['macs_linear_mape']:.1f}%, analytic {r['analytic_mape']:.1f}%")
+    typer.echo(
+        f"{r['n']} measurements, {folds}-fold latency MAPE: random forest {r['rf_mape']:.1f}%, "
+        f"MACs-linear {r['macs_linear_mape']:.1f}%, analytic {r['analytic_mape']:.1f}%"
+    )
 
 
 def register(app: typer.Typer) -> None:
@@ -48,16 +53,32 @@ def register(app: typer.Typer) -> None:
         board: str = typer.Option("nucleo-l4r5zi", "--board", help="Board profile name or YAML path."),
         count: int = typer.Option(50, "--count", help="Architectures to sample and measure."),
         seed: int = typer.Option(0, "--seed", help="Seed of the architecture sample (same seed, same list)."),
-        backend: str = typer.Option("emulated", "--backend", help="emulated (TFLM host + cycle model) or device."),
+        backend: str = typer.Option(
+            "emulated", "--backend", help="emulated (TFLM host + cycle model) or device."
+        ),
         port: str = typer.Option(None, "--port", help="Serial port of the board (device backend)."),
-        active: int = typer.Option(0, "--active", help="Rounds of active learning after the first COUNT: each round "
-                                   "refits the predictor and measures the candidates it is least sure about."),
+        active: int = typer.Option(
+            0,
+            "--active",
+            help="Rounds of active learning after the first COUNT: each round "
+            "refits the predictor and measures the candidates it is least sure about.",
+        ),
         per_round: int = typer.Option(10, "--per-round", help="Architectures measured per active round."),
-        pool_run: str = typer.Option(None, "--pool-run", help="Draw active candidates from this search run's "
-                                     "trials (default: a fresh random sample of 200 per round)."),
-        monitor: str = typer.Option(None, "--monitor", help="External power monitor for energy: ppk2 (needs "
-                                    "pip install 'audio-nas[ppk2]'; wire the board's marker pin to its input 0)."),
-        monitor_port: str = typer.Option(None, "--monitor-port", help="The monitor's serial port (default: first found)."),
+        pool_run: str = typer.Option(
+            None,
+            "--pool-run",
+            help="Draw active candidates from this search run's "
+            "trials (default: a fresh random sample of 200 per round).",
+        ),
+        monitor: str = typer.Option(
+            None,
+            "--monitor",
+            help="External power monitor for energy: ppk2 (needs "
+            "pip install 'audio-nas[ppk2]'; wire the board's marker pin to its input 0).",
+        ),
+        monitor_port: str = typer.Option(
+            None, "--monitor-port", help="The monitor's serial port (default: first found)."
+        ),
     ) -> None:
         """Measure N sampled architectures; results are stored as they arrive and the run resumes."""
         from audio_nas.energy import load_board
@@ -75,18 +96,23 @@ def register(app: typer.Typer) -> None:
         store = run_campaign(b, count, seed=seed, backend=backend, port=port, monitor=mon)
         if active:
             pool = search_pool(pool_run) if pool_run else None
-            for r in run_active_campaign(b, active, per_round, pool_specs=pool, seed=seed, backend=backend,
-                                         store=store, port=port):
-                typer.echo(f"active round {r.round}: {r.chosen} measured (tree spread {r.mean_relative_spread:.3f}), "
-                           f"error of the prediction made before measuring them: {r.prequential_mape:.1f}% MAPE; "
-                           f"{r.measured_total} in all")
+            for r in run_active_campaign(
+                b, active, per_round, pool_specs=pool, seed=seed, backend=backend, store=store, port=port
+            ):
+                typer.echo(
+                    f"active round {r.round}: {r.chosen} measured (tree spread {r.mean_relative_spread:.3f}), "
+                    f"error of the prediction made before measuring them: {r.prequential_mape:.1f}% MAPE; "
+                    f"{r.measured_total} in all"
+                )
         typer.echo(f"{len(store.all(b.name))} measurements for {b.name} in {store_path(b.name)}")
 
     @app.command("energy")
     def energy(
         arch: str = typer.Option(..., "--arch", help="Preset name or spec string."),
         board: str = typer.Option("nucleo-l4r5zi", "--board", help="Board profile name or YAML path."),
-        rate_hz: float = typer.Option(1.0, "--rate-hz", help="Inferences per second for the always-on day figure."),
+        rate_hz: float = typer.Option(
+            1.0, "--rate-hz", help="Inferences per second for the always-on day figure."
+        ),
     ) -> None:
         """Latency and energy of one architecture from every available source, and its energy per day."""
         from audio_nas.energy import ENERGY_MODELS, always_on_energy_per_day_j, load_board
@@ -101,8 +127,10 @@ def register(app: typer.Typer) -> None:
                 typer.echo(f"{name:<10} unavailable: {exc}")
                 continue
             day = always_on_energy_per_day_j(e, spec, b, rate_hz)
-            typer.echo(f"{name:<10} {e.latency_ms:8.2f} ms {e.energy_uj:9.1f} µJ/inference   per day at {rate_hz}/s: "
-                       f"{day['total_j']:.1f} J (inference {day['inference_j']:.1f}, front-end {day['frontend_j']:.1f}, "
-                       f"sleep {day['sleep_j']:.1f})")
+            typer.echo(
+                f"{name:<10} {e.latency_ms:8.2f} ms {e.energy_uj:9.1f} µJ/inference   per day at {rate_hz}/s: "
+                f"{day['total_j']:.1f} J (inference {day['inference_j']:.1f}, front-end {day['frontend_j']:.1f}, "
+                f"sleep {day['sleep_j']:.1f})"
+            )
 
     app.add_typer(predictor_app, name="predictor")

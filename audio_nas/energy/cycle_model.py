@@ -27,8 +27,8 @@ about 9x the 21.8 M cycles above; built with today's CMSIS-NN it retires 7.7 M, 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 OP_OVERHEAD = 1_500
 # cycles per MAC before calibration
@@ -36,8 +36,18 @@ REF_CPM = {"conv2d": 6.0, "depthwise_conv2d": 9.0, "fully_connected": 5.0, "batc
 CMSIS_CPM_FAST = {"conv2d": 0.9, "depthwise_conv2d": 2.2, "fully_connected": 0.8, "batch_matmul": 1.5}
 CMSIS_SLOW_FACTOR = 2.5  # conv whose input channels are not a multiple of 4: im2col + scalar loop
 REQUANT_PER_OUTPUT = {"tflm-reference": 20.0, "cmsis-nn": 6.0}
-ELEMENTWISE_PER_ELEMENT = {"add": 18.0, "hard_swish": 25.0, "softmax": 60.0, "mean": 4.0, "relu": 3.0, "relu6": 3.0,
-                           "mul": 12.0, "reshape": 0.0, "transpose": 4.0, "pad": 2.0}
+ELEMENTWISE_PER_ELEMENT = {
+    "add": 18.0,
+    "hard_swish": 25.0,
+    "softmax": 60.0,
+    "mean": 4.0,
+    "relu": 3.0,
+    "relu6": 3.0,
+    "mul": 12.0,
+    "reshape": 0.0,
+    "transpose": 4.0,
+    "pad": 2.0,
+}
 # The M0+ has no DSP extension: no SIMD MACs, 1-cycle 32x32 multiply on RP2040 but more loads/shifts.
 CORE_FACTOR = {"cortex-m4f": 1.0, "cortex-m33": 0.95, "cortex-m7": 0.55, "cortex-m0plus": 2.6}
 
@@ -81,7 +91,10 @@ def op_cycles(layer, kernels: str) -> float:
 
 
 def model_cycles(layers: Iterable, kernels: str, core: str = "cortex-m4f") -> tuple[float, list[OpCycles]]:
-    per_op = [OpCycles(l.name, l.op, op_cycles(l, kernels) * CALIBRATION[kernels] * CORE_FACTOR[core]) for l in layers]
+    per_op = [
+        OpCycles(l.name, l.op, op_cycles(l, kernels) * CALIBRATION[kernels] * CORE_FACTOR[core])
+        for l in layers
+    ]
     return sum(o.cycles for o in per_op), per_op
 
 

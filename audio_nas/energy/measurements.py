@@ -43,18 +43,36 @@ class MeasurementStore:
         """Insert unless present; returns False for a duplicate (a resumed campaign never doubles a row)."""
         cur = self.db.execute(
             "INSERT OR IGNORE INTO measurements VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-            (spec_hash, m.board, m.source, m.spec, m.latency_ms, m.energy_uj, m.cycles, m.arena_bytes, m.repeats,
-             time.time(), json.dumps(extra or {})),
+            (
+                spec_hash,
+                m.board,
+                m.source,
+                m.spec,
+                m.latency_ms,
+                m.energy_uj,
+                m.cycles,
+                m.arena_bytes,
+                m.repeats,
+                time.time(),
+                json.dumps(extra or {}),
+            ),
         )
         return cur.rowcount == 1
 
     def has(self, spec_hash: str, board: str, source: str) -> bool:
-        return self.db.execute("SELECT 1 FROM measurements WHERE spec_hash=? AND board=? AND source=?",
-                               (spec_hash, board, source)).fetchone() is not None
+        return (
+            self.db.execute(
+                "SELECT 1 FROM measurements WHERE spec_hash=? AND board=? AND source=?",
+                (spec_hash, board, source),
+            ).fetchone()
+            is not None
+        )
 
     def all(self, board: str | None = None) -> list[Measurement]:
         q = "SELECT spec, board, source, latency_ms, energy_uj, cycles, arena_bytes, repeats FROM measurements"
-        rows = self.db.execute(q + (" WHERE board=?" if board else "") + " ORDER BY created", (board,) if board else ())
+        rows = self.db.execute(
+            q + (" WHERE board=?" if board else "") + " ORDER BY created", (board,) if board else ()
+        )
         return [Measurement(*r) for r in rows]
 
     def content_hash(self, board: str) -> str:

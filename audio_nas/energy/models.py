@@ -6,11 +6,12 @@ measurements) > emulated (per-op cycle model on the exported/planned ops) > anal
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from audio_nas.energy.boards import BoardProfile
-from audio_nas.energy.cycle_model import CALIBRATION, CORE_FACTOR, model_cycles
+from audio_nas.energy.cycle_model import CORE_FACTOR, model_cycles
 from audio_nas.errors import EnergyModelError
 
 SOURCES: tuple[str, ...] = ("measured", "predicted", "emulated", "analytic")
@@ -32,11 +33,18 @@ class EnergyEstimate:
             raise EnergyModelError(f"unknown energy source {self.source!r}; sources: {SOURCES}")
 
 
-def energy_from_cycles(cycles: float, board: BoardProfile, source: str, uncertainty_cycles: float = 0.0) -> EnergyEstimate:
+def energy_from_cycles(
+    cycles: float, board: BoardProfile, source: str, uncertainty_cycles: float = 0.0
+) -> EnergyEstimate:
     latency_s = cycles / board.clock_hz
     uj_per_cycle = board.active_power_mw * 1e3 / board.clock_hz
-    return EnergyEstimate(latency_ms=latency_s * 1e3, energy_uj=latency_s * board.active_power_mw * 1e3, source=source,
-                          uncertainty_uj=uncertainty_cycles * uj_per_cycle, cycles=cycles)
+    return EnergyEstimate(
+        latency_ms=latency_s * 1e3,
+        energy_uj=latency_s * board.active_power_mw * 1e3,
+        source=source,
+        uncertainty_uj=uncertainty_cycles * uj_per_cycle,
+        cycles=cycles,
+    )
 
 
 class EnergyModel(Protocol):
@@ -85,15 +93,24 @@ class PredictedModel:
         from audio_nas.energy.predictor import RandomForestEnergyPredictor
 
         if board.name not in self._cache:
-            self._cache[board.name] = RandomForestEnergyPredictor.load(store_path(board.name).with_name("predictor"), board)
+            self._cache[board.name] = RandomForestEnergyPredictor.load(
+                store_path(board.name).with_name("predictor"), board
+            )
         lat, sd = self._cache[board.name].predict_latency([spec])
         uj_per_ms = board.active_power_mw
-        return EnergyEstimate(latency_ms=float(lat[0]), energy_uj=float(lat[0] * uj_per_ms), source=self.source,
-                              uncertainty_uj=float(sd[0] * uj_per_ms), cycles=float(lat[0] * 1e-3 * board.clock_hz))
+        return EnergyEstimate(
+            latency_ms=float(lat[0]),
+            energy_uj=float(lat[0] * uj_per_ms),
+            source=self.source,
+            uncertainty_uj=float(sd[0] * uj_per_ms),
+            cycles=float(lat[0] * 1e-3 * board.clock_hz),
+        )
 
 
 ENERGY_MODELS: dict[str, Callable[[], EnergyModel]] = {
-    "analytic": AnalyticModel, "emulated": EmulatedModel, "predicted": PredictedModel,
+    "analytic": AnalyticModel,
+    "emulated": EmulatedModel,
+    "predicted": PredictedModel,
 }
 
 
@@ -101,17 +118,23 @@ def make_energy_model(name: str) -> EnergyModel:
     try:
         return ENERGY_MODELS[name]()
     except KeyError:
-        raise EnergyModelError(f"unknown energy model {name!r}; choose one of {', '.join(ENERGY_MODELS)}") from None
+        raise EnergyModelError(
+            f"unknown energy model {name!r}; choose one of {', '.join(ENERGY_MODELS)}"
+        ) from None
 
 
-def always_on_energy_per_day_j(estimate: EnergyEstimate, spec: Any, board: BoardProfile, inferences_per_s: float) -> dict:
+def always_on_energy_per_day_j(
+    estimate: EnergyEstimate, spec: Any, board: BoardProfile, inferences_per_s: float
+) -> dict:
     """Joules per day of an always-on detector: inferences + front-end (every hop) + sleep in between."""
     from audio_nas.features.cost import frontend_cost
 
     fe = frontend_cost(spec.frontend, core=board.core)
     inf_j = estimate.energy_uj * 1e-6 * inferences_per_s * SECONDS_PER_DAY
     fe_j = fe.energy_per_s_uj(board.clock_hz, board.active_power_mw) * 1e-6 * SECONDS_PER_DAY
-    busy_s = (estimate.latency_ms * 1e-3 * inferences_per_s + fe.cycles_per_s / board.clock_hz) * SECONDS_PER_DAY
+    busy_s = (
+        estimate.latency_ms * 1e-3 * inferences_per_s + fe.cycles_per_s / board.clock_hz
+    ) * SECONDS_PER_DAY
     if busy_s > SECONDS_PER_DAY:
         raise EnergyModelError(
             f"at {inferences_per_s}/s the core is busy {busy_s / SECONDS_PER_DAY:.0%} of the time: the model cannot "

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -42,12 +43,21 @@ def energy_per_inference_uj(trace: PowerTrace, marker_channel: int, n_inferences
     if n_inferences < 1:
         raise EnergyModelError(f"n_inferences must be >= 1, got {n_inferences}")
     if len(trace.current_ua) != len(trace.digital):
-        raise EnergyModelError(f"trace has {len(trace.current_ua)} current and {len(trace.digital)} digital samples")
+        raise EnergyModelError(
+            f"trace has {len(trace.current_ua)} current and {len(trace.digital)} digital samples"
+        )
     marked = ((np.asarray(trace.digital, np.uint8) >> marker_channel) & 1).astype(bool)
     if not marked.any():
-        raise EnergyModelError(f"no samples with the marker high on digital channel {marker_channel}: connect the "
-                               f"board's marker pin (D2 on the Arduino ports) to that PPK2 input")
-    uj = float(np.sum(np.asarray(trace.current_ua, np.float64)[marked])) * trace.voltage_mv / 1000 / trace.sample_rate_hz
+        raise EnergyModelError(
+            f"no samples with the marker high on digital channel {marker_channel}: connect the "
+            f"board's marker pin (D2 on the Arduino ports) to that PPK2 input"
+        )
+    uj = (
+        float(np.sum(np.asarray(trace.current_ua, np.float64)[marked]))
+        * trace.voltage_mv
+        / 1000
+        / trace.sample_rate_hz
+    )
     return uj / n_inferences
 
 
@@ -55,9 +65,11 @@ def _default_api_factory(port: str | None) -> Any:
     try:
         from ppk2_api.ppk2_api import PPK2_API
     except ImportError as exc:
-        raise DeviceError("the PPK2 driver needs the optional package ppk2-api: pip install 'audio-nas[ppk2]' "
-                          "(or pip install ppk2-api); without it, energy comes from timing x the board profile's "
-                          "power") from exc
+        raise DeviceError(
+            "the PPK2 driver needs the optional package ppk2-api: pip install 'audio-nas[ppk2]' "
+            "(or pip install ppk2-api); without it, energy comes from timing x the board profile's "
+            "power"
+        ) from exc
     if port is None:
         found = PPK2_API.list_devices()
         if not found:
@@ -69,8 +81,12 @@ def _default_api_factory(port: str | None) -> Any:
 class Ppk2Monitor:
     """The PPK2 in source-meter mode powering the board at ``voltage_mv``; samples until ``stop()``."""
 
-    def __init__(self, port: str | None = None, voltage_mv: int = 3300,
-                 api_factory: Callable[[str | None], Any] = _default_api_factory):
+    def __init__(
+        self,
+        port: str | None = None,
+        voltage_mv: int = 3300,
+        api_factory: Callable[[str | None], Any] = _default_api_factory,
+    ):
         self.voltage_mv = voltage_mv
         self.api = api_factory(port)
         self._samples: list[float] = []
@@ -105,8 +121,11 @@ class Ppk2Monitor:
             self._thread.join(timeout=2)
         self.api.stop_measuring()
         n = min(len(self._samples), len(self._bits))
-        return PowerTrace(np.asarray(self._samples[:n], np.float64), np.asarray(self._bits[:n], np.uint8),
-                          float(self.voltage_mv))
+        return PowerTrace(
+            np.asarray(self._samples[:n], np.float64),
+            np.asarray(self._bits[:n], np.uint8),
+            float(self.voltage_mv),
+        )
 
 
 MONITORS: dict[str, Callable[..., PowerMonitor]] = {"ppk2": Ppk2Monitor}

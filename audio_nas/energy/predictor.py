@@ -38,18 +38,37 @@ def spec_features(spec) -> np.ndarray:
     c = arch_costs(spec)
     layers = c.layers
     by_op = [c.macs_by_op.get(o, 0) for o in OPS]
-    counts = [sum(l.op == o for l in layers) for o in ("conv2d", "depthwise_conv2d", "add", "hard_swish", "reshape")]
+    counts = [
+        sum(l.op == o for l in layers) for o in ("conv2d", "depthwise_conv2d", "add", "hard_swish", "reshape")
+    ]
     out_sizes = [np.prod(l.out_shape) for l in layers]
     chans = [l.out_shape[-1] for l in layers]
     kernels = [l.kernel_hw[0] * l.kernel_hw[1] for l in layers if l.op in ("conv2d", "depthwise_conv2d")]
     odd_ch = sum(l.in_shape[-1] % 4 != 0 for l in layers if l.op == "conv2d")
     fe = spec.frontend
-    return np.array([
-        np.log1p(c.macs), *np.log1p(by_op), np.log1p(c.params), np.log1p(c.peak_ram_bytes), len(layers), *counts,
-        np.log1p(sum(out_sizes)), np.log1p(max(out_sizes)), np.mean(chans), np.max(chans),
-        np.mean(kernels) if kernels else 0, odd_ch, np.log1p(sum(l.elementwise_ops for l in layers)),
-        fe.n_bins, fe.hop_ms, fe.window_ms, float(fe.kind == "mfcc"), float(spec.is_1d),
-    ], dtype=np.float64)
+    return np.array(
+        [
+            np.log1p(c.macs),
+            *np.log1p(by_op),
+            np.log1p(c.params),
+            np.log1p(c.peak_ram_bytes),
+            len(layers),
+            *counts,
+            np.log1p(sum(out_sizes)),
+            np.log1p(max(out_sizes)),
+            np.mean(chans),
+            np.max(chans),
+            np.mean(kernels) if kernels else 0,
+            odd_ch,
+            np.log1p(sum(l.elementwise_ops for l in layers)),
+            fe.n_bins,
+            fe.hop_ms,
+            fe.window_ms,
+            float(fe.kind == "mfcc"),
+            float(spec.is_1d),
+        ],
+        dtype=np.float64,
+    )
 
 
 def mape(y_true: np.ndarray, y_pred: np.ndarray) -> float:
@@ -64,12 +83,17 @@ class RandomForestEnergyPredictor:
     model: RandomForestRegressor | None = None
     fitted_on: str | None = None
 
-    def fit(self, specs: list, latencies_ms: np.ndarray, measurements_hash: str | None = None) -> "RandomForestEnergyPredictor":
+    def fit(
+        self, specs: list, latencies_ms: np.ndarray, measurements_hash: str | None = None
+    ) -> RandomForestEnergyPredictor:
         if len(specs) < 5:
-            raise EnergyModelError(f"the predictor needs at least 5 measurements, got {len(specs)}; run `audio-nas measure` first")
+            raise EnergyModelError(
+                f"the predictor needs at least 5 measurements, got {len(specs)}; run `audio-nas measure` first"
+            )
         X = np.stack([spec_features(s) for s in specs])
-        self.model = RandomForestRegressor(n_estimators=self.n_estimators, min_samples_leaf=1, random_state=self.seed,
-                                           n_jobs=1).fit(X, np.log(np.asarray(latencies_ms)) - X[:, 0])
+        self.model = RandomForestRegressor(
+            n_estimators=self.n_estimators, min_samples_leaf=1, random_state=self.seed, n_jobs=1
+        ).fit(X, np.log(np.asarray(latencies_ms)) - X[:, 0])
         self.fitted_on = measurements_hash
         return self
 
@@ -96,29 +120,47 @@ class RandomForestEnergyPredictor:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         joblib.dump(self.model, path.with_suffix(".joblib"))
-        path.with_suffix(".json").write_text(json.dumps({
-            "board": self.board.name, "fitted_on": self.fitted_on, "sklearn": sklearn.__version__,
-            "n_estimators": self.n_estimators, "features": len(spec_features.__code__.co_varnames)}))
+        path.with_suffix(".json").write_text(
+            json.dumps(
+                {
+                    "board": self.board.name,
+                    "fitted_on": self.fitted_on,
+                    "sklearn": sklearn.__version__,
+                    "n_estimators": self.n_estimators,
+                    "features": len(spec_features.__code__.co_varnames),
+                }
+            )
+        )
         return path.with_suffix(".joblib")
 
     @classmethod
-    def load(cls, path: str | Path, board: BoardProfile, expect_hash: str | None = None) -> "RandomForestEnergyPredictor":
+    def load(
+        cls, path: str | Path, board: BoardProfile, expect_hash: str | None = None
+    ) -> RandomForestEnergyPredictor:
         path = Path(path)
         meta_path = path.with_suffix(".json")
         if not meta_path.exists():
-            raise EnergyModelError(f"no predictor at {path}; run `audio-nas predictor fit --board {board.name}`")
+            raise EnergyModelError(
+                f"no predictor at {path}; run `audio-nas predictor fit --board {board.name}`"
+            )
         meta = json.loads(meta_path.read_text())
         if meta["sklearn"] != sklearn.__version__:
-            raise EnergyModelError(f"predictor {path} was saved with scikit-learn {meta['sklearn']}, this is "
-                                   f"{sklearn.__version__}; refit it with `audio-nas predictor fit`")
+            raise EnergyModelError(
+                f"predictor {path} was saved with scikit-learn {meta['sklearn']}, this is "
+                f"{sklearn.__version__}; refit it with `audio-nas predictor fit`"
+            )
         if expect_hash and meta["fitted_on"] != expect_hash:
-            raise EnergyModelError(f"predictor {path} was fitted on other measurements ({meta['fitted_on']}); refit it")
+            raise EnergyModelError(
+                f"predictor {path} was fitted on other measurements ({meta['fitted_on']}); refit it"
+            )
         p = cls(board, n_estimators=meta["n_estimators"])
         p.model, p.fitted_on = joblib.load(path.with_suffix(".joblib")), meta["fitted_on"]
         return p
 
 
-def cross_validate(measurements: list[Measurement], board: BoardProfile, folds: int = 5, seed: int = 0) -> dict:
+def cross_validate(
+    measurements: list[Measurement], board: BoardProfile, folds: int = 5, seed: int = 0
+) -> dict:
     """k-fold MAPE of the random forest against a MACs-linear fit and the analytic model."""
     from audio_nas.energy.models import AnalyticModel
     from audio_nas.space import ArchSpec
@@ -129,7 +171,9 @@ def cross_validate(measurements: list[Measurement], board: BoardProfile, folds: 
     return {**cross_validate_specs(specs, y, board, folds, seed), "analytic_mape": mape(y, analytic)}
 
 
-def cross_validate_specs(specs: list, y: np.ndarray, board: BoardProfile, folds: int = 5, seed: int = 0) -> dict:
+def cross_validate_specs(
+    specs: list, y: np.ndarray, board: BoardProfile, folds: int = 5, seed: int = 0
+) -> dict:
     """k-fold MAPE of the random forest and of a MACs-linear fit on any cost ``y`` of ``specs`` (latency,
     cycles, instructions)."""
     from audio_nas.space import arch_costs
@@ -142,4 +186,9 @@ def cross_validate_specs(specs: list, y: np.ndarray, board: BoardProfile, folds:
         rf_err.append(mape(y[te], p.predict_latency([specs[i] for i in te])[0]))
         lin = LinearRegression().fit(macs[tr], y[tr])
         lin_err.append(mape(y[te], np.maximum(lin.predict(macs[te]), 1e-3)))
-    return {"n": len(specs), "folds": folds, "rf_mape": float(np.mean(rf_err)), "macs_linear_mape": float(np.mean(lin_err))}
+    return {
+        "n": len(specs),
+        "folds": folds,
+        "rf_mape": float(np.mean(rf_err)),
+        "macs_linear_mape": float(np.mean(lin_err)),
+    }

@@ -32,7 +32,9 @@ class ExportResult:
     output_scale: float
     output_zero_point: int
     per_op_macs: list[tuple[str, str, int]] = field(default_factory=list)
-    parity_exact: float = float("nan")  # fraction of TFLM outputs equal to the simulation on the calibration set
+    parity_exact: float = float(
+        "nan"
+    )  # fraction of TFLM outputs equal to the simulation on the calibration set
     parity_within_1: float = float("nan")
 
     def to_json(self) -> dict:
@@ -41,16 +43,25 @@ class ExportResult:
         return d
 
 
-def export_model(spec, model, calib_x: np.ndarray, out_dir: str | Path, *, calibration: str = "minmax",
-                 verify_samples: int = 32) -> ExportResult:
+def export_model(
+    spec,
+    model,
+    calib_x: np.ndarray,
+    out_dir: str | Path,
+    *,
+    calibration: str = "minmax",
+    verify_samples: int = 32,
+) -> ExportResult:
     """Quantise ``model`` (built from ``spec``) on ``calib_x`` [N, T, F], write everything to ``out_dir``."""
     from audio_nas.space import arch_costs
 
     out_dir = Path(out_dir)
     calib_x = np.asarray(calib_x, np.float32)
     if calib_x.ndim != 3 or calib_x.shape[1:] != tuple(spec.input_shape):
-        raise ExportError(f"calibration features must be [N, {spec.input_shape[0]}, {spec.input_shape[1]}], "
-                          f"got {calib_x.shape}; compute them with the spec's front-end")
+        raise ExportError(
+            f"calibration features must be [N, {spec.input_shape[0]}, {spec.input_shape[1]}], "
+            f"got {calib_x.shape}; compute them with the spec's front-end"
+        )
     g = lower_model(model)  # raises ExportError naming an unsupported op before anything is written
     quantize_graph(g, calib_x, calibration=calibration)
     model_bytes = write_tflite(g, description=f"audio-nas {spec.to_str()}")
@@ -67,19 +78,36 @@ def export_model(spec, model, calib_x: np.ndarray, out_dir: str | Path, *, calib
     costs = arch_costs(spec)
     tin, tout = g.tensors[g.input], g.tensors[g.output]
     res = ExportResult(
-        tflite_path=path, tflite_bytes=len(model_bytes), arena_bytes=arena,
-        analytic_ram_bytes=costs.peak_ram_bytes, flash_bytes=len(model_bytes), ops=ops,
-        input_scale=float(tin.scale[0]), input_zero_point=int(tin.zero_point[0]),
-        output_scale=float(tout.scale[0]), output_zero_point=int(tout.zero_point[0]),
-        per_op_macs=[(l.name, l.op, l.macs) for l in costs.layers], parity_exact=float((diff == 0).mean()),
+        tflite_path=path,
+        tflite_bytes=len(model_bytes),
+        arena_bytes=arena,
+        analytic_ram_bytes=costs.peak_ram_bytes,
+        flash_bytes=len(model_bytes),
+        ops=ops,
+        input_scale=float(tin.scale[0]),
+        input_zero_point=int(tin.zero_point[0]),
+        output_scale=float(tout.scale[0]),
+        output_zero_point=int(tout.zero_point[0]),
+        per_op_macs=[(l.name, l.op, l.macs) for l in costs.layers],
+        parity_exact=float((diff == 0).mean()),
         parity_within_1=float((diff <= 1).mean()),
     )
-    summary = {**res.to_json(), "spec": spec.to_str(), "arena_vs_analytic_bytes": arena - costs.peak_ram_bytes,
-               "supported_ops": list(SUPPORTED_OPS)}
+    summary = {
+        **res.to_json(),
+        "spec": spec.to_str(),
+        "arena_vs_analytic_bytes": arena - costs.peak_ram_bytes,
+        "supported_ops": list(SUPPORTED_OPS),
+    }
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     (out_dir / "ops.txt").write_text("\n".join(ops) + "\n")
-    log.info("exported %s: %d B flatbuffer, TFLM arena %d B (analytic %d B), parity %.3f exact",
-             path, len(model_bytes), arena, costs.peak_ram_bytes, res.parity_exact)
+    log.info(
+        "exported %s: %d B flatbuffer, TFLM arena %d B (analytic %d B), parity %.3f exact",
+        path,
+        len(model_bytes),
+        arena,
+        costs.peak_ram_bytes,
+        res.parity_exact,
+    )
     return res
 
 

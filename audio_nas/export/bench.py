@@ -46,13 +46,35 @@ def run_bench(quick: bool = False) -> None:
             out = run_tflm(r.tflite_path.read_bytes(), quantize_input(g, x), arena_bytes=r.arena_bytes)
         int8_acc = float((out.argmax(1) == y).mean())
         name = next((a for a in ARCHS if spec_for_dataset(a, ds) == spec), "sampled")
-        rows.append([name, f"{float_acc:.4f}", f"{int8_acc:.4f}", f"{100 * (int8_acc - float_acc):+.2f}",
-                     r.tflite_bytes, r.arena_bytes, r.analytic_ram_bytes, f"{100 * r.parity_within_1:.1f}%",
-                     "`" + spec.to_str()[:60].replace("|", "\\|") + "…`" if name == "sampled" else ""])
+        rows.append(
+            [
+                name,
+                f"{float_acc:.4f}",
+                f"{int8_acc:.4f}",
+                f"{100 * (int8_acc - float_acc):+.2f}",
+                r.tflite_bytes,
+                r.arena_bytes,
+                r.analytic_ram_bytes,
+                f"{100 * r.parity_within_1:.1f}%",
+                "`" + spec.to_str()[:60].replace("|", "\\|") + "…`" if name == "sampled" else "",
+            ]
+        )
     body = (
         f"Trained {cfg.epochs} epochs on synth-kws, calibrated on 300 training clips (min/max), evaluated on the whole "
         "test split by the TFLM host interpreter (`tflite_micro.runtime`).\n\n"
-        + markdown_table(["model", "float acc", "TFLM int8 acc", "Δ points", "flatbuffer B", "TFLM arena B",
-                          "analytic RAM B", "TFLM = sim (±1 LSB)", "spec"], rows)
+        + markdown_table(
+            [
+                "model",
+                "float acc",
+                "TFLM int8 acc",
+                "Δ points",
+                "flatbuffer B",
+                "TFLM arena B",
+                "analytic RAM B",
+                "TFLM = sim (±1 LSB)",
+                "spec",
+            ],
+            rows,
+        )
     )
     write_section("export", "int8 export: accuracy on TFLM and memory", "audio-nas bench export", body)

@@ -5,9 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 RESOLVER_CALLS = {
-    "CONV_2D": "AddConv2D", "DEPTHWISE_CONV_2D": "AddDepthwiseConv2D", "FULLY_CONNECTED": "AddFullyConnected",
-    "ADD": "AddAdd", "AVERAGE_POOL_2D": "AddAveragePool2D", "RESHAPE": "AddReshape", "HARD_SWISH": "AddHardSwish",
-    "SOFTMAX": "AddSoftmax", "MEAN": "AddMean", "BATCH_MATMUL": "AddBatchMatMul",
+    "CONV_2D": "AddConv2D",
+    "DEPTHWISE_CONV_2D": "AddDepthwiseConv2D",
+    "FULLY_CONNECTED": "AddFullyConnected",
+    "ADD": "AddAdd",
+    "AVERAGE_POOL_2D": "AddAveragePool2D",
+    "RESHAPE": "AddReshape",
+    "HARD_SWISH": "AddHardSwish",
+    "SOFTMAX": "AddSoftmax",
+    "MEAN": "AddMean",
+    "BATCH_MATMUL": "AddBatchMatMul",
 }
 
 

@@ -10,11 +10,17 @@ import typer
 def register(app: typer.Typer) -> None:
     @app.command("export")
     def export(
-        checkpoint: Path = typer.Option(..., "--checkpoint", help="Checkpoint directory written by `audio-nas train`."),
+        checkpoint: Path = typer.Option(
+            ..., "--checkpoint", help="Checkpoint directory written by `audio-nas train`."
+        ),
         out: Path = typer.Option(..., "--out", help="Output directory."),
         calibration: str = typer.Option("minmax", "--calibration", help="minmax or percentile."),
-        calib_samples: int = typer.Option(200, "--calib-samples", help="Training examples used for calibration."),
-        evaluate: bool = typer.Option(False, "--evaluate", help="Also compare float and TFLM int8 accuracy on the test split."),
+        calib_samples: int = typer.Option(
+            200, "--calib-samples", help="Training examples used for calibration."
+        ),
+        evaluate: bool = typer.Option(
+            False, "--evaluate", help="Also compare float and TFLM int8 accuracy on the test split."
+        ),
     ) -> None:
         """Quantise to int8, write model.tflite + model_data.cc/.h + ops.h + summary.json, verify on TFLM."""
         from audio_nas.data import load_dataset
@@ -27,11 +33,18 @@ def register(app: typer.Typer) -> None:
         feats = compute_features(load_dataset(dataset), spec.frontend)
         calib = feats.subset("train").x[:calib_samples]
         r = export_model(spec, model, calib, out, calibration=calibration)
-        rows = [("model.tflite", f"{r.tflite_bytes} B"), ("TFLM arena", f"{r.arena_bytes} B"),
-                ("analytic peak RAM", f"{r.analytic_ram_bytes} B"), ("ops", ", ".join(r.ops)),
-                ("input quant", f"scale {r.input_scale:.6g}, zero point {r.input_zero_point}"),
-                ("output quant", f"scale {r.output_scale:.6g}, zero point {r.output_zero_point}"),
-                ("TFLM = int8 simulation", f"{100 * r.parity_exact:.1f}% exact, {100 * r.parity_within_1:.1f}% within 1 LSB")]
+        rows = [
+            ("model.tflite", f"{r.tflite_bytes} B"),
+            ("TFLM arena", f"{r.arena_bytes} B"),
+            ("analytic peak RAM", f"{r.analytic_ram_bytes} B"),
+            ("ops", ", ".join(r.ops)),
+            ("input quant", f"scale {r.input_scale:.6g}, zero point {r.input_zero_point}"),
+            ("output quant", f"scale {r.output_scale:.6g}, zero point {r.output_zero_point}"),
+            (
+                "TFLM = int8 simulation",
+                f"{100 * r.parity_exact:.1f}% exact, {100 * r.parity_within_1:.1f}% within 1 LSB",
+            ),
+        ]
         for k, v in rows:
             typer.echo(f"{k:<24} {v}")
         typer.echo(f"{'op':<32} {'kind':<18} MACs")
@@ -52,6 +65,8 @@ def register(app: typer.Typer) -> None:
             g = quantize_graph(lower_model(model), np.asarray(calib), calibration=calibration)
             out_q = run_tflm(r.tflite_path.read_bytes(), quantize_input(g, x), arena_bytes=r.arena_bytes)
             int8_acc = float((out_q.argmax(1) == y).mean())
-            typer.echo(f"test accuracy: float {float_acc:.4f}, TFLM int8 {int8_acc:.4f} "
-                       f"({100 * (int8_acc - float_acc):+.2f} points, {len(y)} clips)")
+            typer.echo(
+                f"test accuracy: float {float_acc:.4f}, TFLM int8 {int8_acc:.4f} "
+                f"({100 * (int8_acc - float_acc):+.2f} points, {len(y)} clips)"
+            )
         typer.echo(f"written to {out}")

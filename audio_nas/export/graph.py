@@ -20,11 +20,28 @@ import torch.nn.functional as F
 
 from audio_nas.errors import ExportError
 from audio_nas.space.layers import (
-    Classifier, ConvBlock, ConvBnAct, DSBlock, Flatten, GlobalAvgPool, MQABlock, UIBBlock, same_pads,
+    Classifier,
+    ConvBlock,
+    ConvBnAct,
+    DSBlock,
+    Flatten,
+    GlobalAvgPool,
+    MQABlock,
+    UIBBlock,
+    same_pads,
 )
 
-SUPPORTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "AVERAGE_POOL_2D", "RESHAPE", "HARD_SWISH",
-                 "BATCH_MATMUL", "SOFTMAX")
+SUPPORTED_OPS = (
+    "CONV_2D",
+    "DEPTHWISE_CONV_2D",
+    "FULLY_CONNECTED",
+    "ADD",
+    "AVERAGE_POOL_2D",
+    "RESHAPE",
+    "HARD_SWISH",
+    "BATCH_MATMUL",
+    "SOFTMAX",
+)
 
 
 @dataclass
@@ -91,12 +108,15 @@ class Lowering:
         elif cbn.groups == 1:
             kind, wt = "CONV_2D", w.transpose(0, 2, 3, 1)  # [O, kh, kw, I]
         else:
-            raise ExportError(f"{name}: grouped convolution (groups={cbn.groups}) has no TFLM builtin; use depthwise or dense")
+            raise ExportError(
+                f"{name}: grouped convolution (groups={cbn.groups}) has no TFLM builtin; use depthwise or dense"
+            )
         wi = self.g.add_tensor(f"{name}/weights", wt.shape, wt)
         bi = self.g.add_tensor(f"{name}/bias", b.shape, b)
         out = self.g.add_tensor(name, (1, oh, ow, oc))
-        self.g.ops.append(Op(kind, [x, wi, bi], [out], {"stride": cbn.stride_hw, "act": act,
-                                                        "kernel": cbn.kernel_hw}, name))
+        self.g.ops.append(
+            Op(kind, [x, wi, bi], [out], {"stride": cbn.stride_hw, "act": act, "kernel": cbn.kernel_hw}, name)
+        )
         if cbn.act_name == "hswish":
             hs = self.g.add_tensor(f"{name}/hswish", (1, oh, ow, oc))
             self.g.ops.append(Op("HARD_SWISH", [out], [hs], {}, f"{name}/hswish"))
@@ -106,7 +126,12 @@ class Lowering:
     def block(self, m, x: int, name: str) -> int:
         if isinstance(m, UIBBlock):
             y = x
-            for part, sub in (("start_dw", m.start_dw), ("expand", m.expand), ("mid_dw", m.mid_dw), ("project", m.project)):
+            for part, sub in (
+                ("start_dw", m.start_dw),
+                ("expand", m.expand),
+                ("mid_dw", m.mid_dw),
+                ("project", m.project),
+            ):
                 if sub is not None:
                     y = self.conv(sub, y, f"{name}.{part}")
             return self.add(x, y, f"{name}.add") if m.residual else y
@@ -210,7 +235,9 @@ def conv_nhwc(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride, depthw
     pt, pb = same_pads(xt.shape[2], kh, stride[0])
     pl, pr = same_pads(xt.shape[3], kw, stride[1])
     xt = F.pad(xt, (pl, pr, pt, pb))
-    y = F.conv2d(xt, wt, None if b is None else torch.from_numpy(b).double(), stride=tuple(stride), groups=groups)
+    y = F.conv2d(
+        xt, wt, None if b is None else torch.from_numpy(b).double(), stride=tuple(stride), groups=groups
+    )
     return y.numpy().transpose(0, 2, 3, 1)
 
 
@@ -221,7 +248,9 @@ def run_float(g: Graph, x: np.ndarray, record: dict[int, list] | None = None) ->
         a = vals[op.inputs[0]]
         if op.kind in ("CONV_2D", "DEPTHWISE_CONV_2D"):
             w, b = g.tensors[op.inputs[1]].data, g.tensors[op.inputs[2]].data
-            y = _act(conv_nhwc(a, w, b, op.options["stride"], op.kind == "DEPTHWISE_CONV_2D"), op.options["act"])
+            y = _act(
+                conv_nhwc(a, w, b, op.options["stride"], op.kind == "DEPTHWISE_CONV_2D"), op.options["act"]
+            )
         elif op.kind == "HARD_SWISH":
             y = a * np.clip(a + 3, 0, 6) / 6
         elif op.kind == "ADD":

@@ -99,7 +99,9 @@ def _int16_multiplier(real: float) -> tuple[int, int]:
     return m16, exponent
 
 
-def hard_swish_int8(a: np.ndarray, input_scale: float, input_zp: int, output_scale: float, output_zp: int) -> np.ndarray:
+def hard_swish_int8(
+    a: np.ndarray, input_scale: float, input_zp: int, output_scale: float, output_zp: int
+) -> np.ndarray:
     """TFLM's int8 HARD_SWISH, bit for bit (reference_ops::HardSwish with HardSwishPrepare's parameters).
 
     Written out here because the float approximation differs by 1 LSB on a fraction of values, and those
@@ -111,7 +113,9 @@ def hard_swish_int8(a: np.ndarray, input_scale: float, input_zp: int, output_sca
     out_m, out_exp = _int16_multiplier(float(f32(hires_input_scale / f32(output_scale))))
     relu_m, relu_exp = _int16_multiplier(float(f32(hires_input_scale / f32(3.0 / 32768.0))))
     if out_exp > 0:
-        raise ExportError(f"HARD_SWISH output scale {output_scale:g} is below input scale / 128: TFLM rejects it")
+        raise ExportError(
+            f"HARD_SWISH output scale {output_scale:g} is below input scale / 128: TFLM rejects it"
+        )
     x_hires = (np.asarray(a, np.int64) - input_zp) * (1 << 7)
     x_preshift = _srdhm16(x_hires, out_m)
     reluish = x_hires
@@ -136,7 +140,9 @@ def act_qparams(lo: float, hi: float) -> tuple[float, int]:
     return scale, zp
 
 
-def quantize_graph(g: Graph, calib_x: np.ndarray, *, calibration: str = "minmax", percentile: float = 99.99) -> Graph:
+def quantize_graph(
+    g: Graph, calib_x: np.ndarray, *, calibration: str = "minmax", percentile: float = 99.99
+) -> Graph:
     """Calibrate activation ranges on ``calib_x`` and quantise every tensor in place."""
     if calibration not in ("minmax", "percentile"):
         raise ExportError(f"calibration {calibration!r} is unknown; choose minmax or percentile")
@@ -160,7 +166,10 @@ def quantize_graph(g: Graph, calib_x: np.ndarray, *, calibration: str = "minmax"
         g.tensors[t].scale, g.tensors[t].zero_point = np.array([s]), np.array([z])
     for op in g.ops:  # TFLM's int8 SOFTMAX requires output scale 1/256 and zero point -128
         if op.kind == "SOFTMAX":
-            g.tensors[op.outputs[0]].scale, g.tensors[op.outputs[0]].zero_point = np.array([1 / 256]), np.array([-128])
+            g.tensors[op.outputs[0]].scale, g.tensors[op.outputs[0]].zero_point = (
+                np.array([1 / 256]),
+                np.array([-128]),
+            )
     for op in g.ops:
         if op.kind in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
             w, b = g.tensors[op.inputs[1]], g.tensors[op.inputs[2]]
@@ -190,7 +199,9 @@ def _clamp(y: np.ndarray, act: str, s: float, z: int) -> np.ndarray:
 
 def quantize_input(g: Graph, x: np.ndarray) -> np.ndarray:
     t = g.tensors[g.input]
-    return np.clip(np.round(np.asarray(x, np.float64)[..., None] / t.scale[0]) + t.zero_point[0], -128, 127).astype(np.int8)
+    return np.clip(
+        np.round(np.asarray(x, np.float64)[..., None] / t.scale[0]) + t.zero_point[0], -128, 127
+    ).astype(np.int8)
 
 
 def dequantize_output(g: Graph, q: np.ndarray) -> np.ndarray:
@@ -212,8 +223,15 @@ def run_int8(g: Graph, xq: np.ndarray) -> np.ndarray:
             if op.kind == "FULLY_CONNECTED":
                 acc = (a.reshape(a.shape[0], -1) - zi) @ w.q.astype(np.int64).T + b.q.astype(np.int64)
             else:  # integer values in float64 are exact for these sizes (< 2^53)
-                acc = np.rint(conv_nhwc((a - zi).astype(np.float64), w.q.astype(np.float64), None,
-                                        op.options["stride"], op.kind == "DEPTHWISE_CONV_2D")).astype(np.int64)
+                acc = np.rint(
+                    conv_nhwc(
+                        (a - zi).astype(np.float64),
+                        w.q.astype(np.float64),
+                        None,
+                        op.options["stride"],
+                        op.kind == "DEPTHWISE_CONV_2D",
+                    )
+                ).astype(np.int64)
                 acc = acc + b.q.astype(np.int64)
             out = np.empty_like(acc)
             for c in range(acc.shape[-1]):

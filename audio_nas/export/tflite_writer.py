@@ -14,8 +14,11 @@ from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as S
 from audio_nas.errors import ExportError
 from audio_nas.export.graph import SUPPORTED_OPS, Graph
 
-ACT = {"none": S.ActivationFunctionType.NONE, "relu": S.ActivationFunctionType.RELU,
-       "relu6": S.ActivationFunctionType.RELU6}
+ACT = {
+    "none": S.ActivationFunctionType.NONE,
+    "relu": S.ActivationFunctionType.RELU,
+    "relu6": S.ActivationFunctionType.RELU6,
+}
 BUILTIN = {name: getattr(S.BuiltinOperator, name) for name in SUPPORTED_OPS}
 
 
@@ -76,7 +79,9 @@ def _options(op) -> tuple[int, object]:
 def write_tflite(g: Graph, description: str = "audio-nas") -> bytes:
     unsupported = [op.kind for op in g.ops if op.kind not in BUILTIN]
     if unsupported:
-        raise ExportError(f"op {unsupported[0]} is not a TFLM builtin this exporter writes ({', '.join(SUPPORTED_OPS)})")
+        raise ExportError(
+            f"op {unsupported[0]} is not a TFLM builtin this exporter writes ({', '.join(SUPPORTED_OPS)})"
+        )
     model = S.ModelT()
     model.version = 3
     model.description = description
@@ -103,7 +108,16 @@ def write_tflite(g: Graph, description: str = "audio-nas") -> bytes:
             buf.data = np.frombuffer(np.ascontiguousarray(t.q).tobytes(), np.uint8)
             model.buffers.append(buf)
             tt.buffer = len(model.buffers) - 1
-            dim = 3 if (t.q.dtype == np.int8 and len(t.shape) == 4 and t.shape[0] == 1 and len(np.atleast_1d(t.scale)) > 1) else 0
+            dim = (
+                3
+                if (
+                    t.q.dtype == np.int8
+                    and len(t.shape) == 4
+                    and t.shape[0] == 1
+                    and len(np.atleast_1d(t.scale)) > 1
+                )
+                else 0
+            )
             tt.quantization = _qparams(t.scale, t.zero_point, dim)
         else:
             if t.scale is None:

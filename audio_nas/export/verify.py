@@ -23,9 +23,13 @@ def check_structure(model_bytes: bytes) -> Any:
     from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as S
 
     if len(model_bytes) < 16:
-        raise VerificationError(f"the file is {len(model_bytes)} bytes: too short to be a .tflite model (truncated?)")
+        raise VerificationError(
+            f"the file is {len(model_bytes)} bytes: too short to be a .tflite model (truncated?)"
+        )
     if model_bytes[4:8] != b"TFL3":
-        raise VerificationError("missing the 'TFL3' file identifier: not a TFLite flatbuffer (or corrupted header)")
+        raise VerificationError(
+            "missing the 'TFL3' file identifier: not a TFLite flatbuffer (or corrupted header)"
+        )
     try:
         model = S.ModelT.InitFromPackedBuf(bytearray(model_bytes), 0)
         n_buf = len(model.buffers or [])
@@ -36,14 +40,18 @@ def check_structure(model_bytes: bytes) -> Any:
                     raise VerificationError(f"tensor {t.name!r} points at buffer {t.buffer} of {n_buf}")
             for op in sg.operators or []:
                 if not (0 <= op.opcodeIndex < len(model.operatorCodes or [])):
-                    raise VerificationError(f"an operator uses opcode {op.opcodeIndex} of {len(model.operatorCodes)}")
+                    raise VerificationError(
+                        f"an operator uses opcode {op.opcodeIndex} of {len(model.operatorCodes)}"
+                    )
                 for i in list(op.inputs) + list(op.outputs):
                     if i >= n_t:
                         raise VerificationError(f"an operator uses tensor {i} of {n_t}")
     except VerificationError:
         raise
     except Exception as exc:  # flatbuffers raises assorted errors on truncated data
-        raise VerificationError(f"the flatbuffer cannot be parsed ({type(exc).__name__}: {exc}); the file is truncated or corrupt") from None
+        raise VerificationError(
+            f"the flatbuffer cannot be parsed ({type(exc).__name__}: {exc}); the file is truncated or corrupt"
+        ) from None
     if not model.subgraphs:
         raise VerificationError("the model has no subgraph")
     return model
@@ -86,7 +94,9 @@ def _run_isolated(model_bytes: bytes, arena: int, inputs, timeout_s: float = 120
         status, payload = parent.recv()
     except EOFError:
         p.join()
-        raise VerificationError(f"the TFLM interpreter crashed (exit code {p.exitcode}) on this model") from None
+        raise VerificationError(
+            f"the TFLM interpreter crashed (exit code {p.exitcode}) on this model"
+        ) from None
     p.join()
     return status, payload
 

@@ -22,9 +22,11 @@ def run_bench(quick: bool = False) -> None:
     rows = []
     tmp = Path(tempfile.mkdtemp())
     try:
-        for cfg in [FrontEndConfig(kind="logmel", window_ms=30, hop_ms=20, n_mels=40),
-                    FrontEndConfig(kind="mfcc", window_ms=40, hop_ms=20, n_mels=40, n_mfcc=10),
-                    FrontEndConfig(kind="pcen", window_ms=30, hop_ms=20, n_mels=40)]:
+        for cfg in [
+            FrontEndConfig(kind="logmel", window_ms=30, hop_ms=20, n_mels=40),
+            FrontEndConfig(kind="mfcc", window_ms=40, hop_ms=20, n_mels=40, n_mfcc=10),
+            FrontEndConfig(kind="pcen", window_ms=30, hop_ms=20, n_mels=40),
+        ]:
             t0 = time.perf_counter()
             compute_features(ds, cfg, tmp)
             cold = time.perf_counter() - t0
@@ -32,12 +34,14 @@ def run_bench(quick: bool = False) -> None:
             x = compute_features(ds, cfg, tmp).x
             float(np.asarray(x).sum())  # touch every value: reuse means reading it all
             warm = time.perf_counter() - t0
-            rows.append([cfg.kind, f"{cfg.output_shape}", f"{n / cold:.0f}", f"{n / warm:.0f}", f"{cold / warm:.0f}x"])
+            rows.append(
+                [cfg.kind, f"{cfg.output_shape}", f"{n / cold:.0f}", f"{n / warm:.0f}", f"{cold / warm:.0f}x"]
+            )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     cfg = FrontEndConfig(kind="logmel", window_ms=30, hop_ms=20, n_mels=40)
     t = make_tables(cfg)
-    clips = np.round(ds.waveforms[:50 if quick else 200] * 32767).astype(np.int16)
+    clips = np.round(ds.waveforms[: 50 if quick else 200] * 32767).astype(np.int16)
     t0 = time.perf_counter()
     fixed = [frames_q15(c, t) for c in clips]
     fx = time.perf_counter() - t0
@@ -46,9 +50,13 @@ def run_bench(quick: bool = False) -> None:
     err = np.concatenate(errs)
     body = (
         f"synth-kws, {n} clips of 1 s. Cached = the memmap read back in full.\n\n"
-        + markdown_table(["front-end", "shape (frames, bins)", "cold clips/s", "cached clips/s", "speed-up"], rows)
+        + markdown_table(
+            ["front-end", "shape (frames, bins)", "cold clips/s", "cached clips/s", "speed-up"], rows
+        )
         + f"\n\nFixed-point log-mel (Python twin of the firmware code): {len(clips) / fx:.0f} clips/s on the host; "
         f"agreement with the float log-mel on real clips, frames above the integer floor: mean |error| "
         f"{err.mean():.3f} nats, 95th percentile {np.percentile(err, 95):.3f} nats."
     )
-    write_section("features", "Front-ends: extraction speed and the feature cache", "audio-nas bench features", body)
+    write_section(
+        "features", "Front-ends: extraction speed and the feature cache", "audio-nas bench features", body
+    )

@@ -39,12 +39,18 @@ class FeatureSet:
     frontend: FrontEndConfig
     key: str
 
-    def subset(self, split_name: str) -> "FeatureSet":
+    def subset(self, split_name: str) -> FeatureSet:
         if split_name not in SPLITS:
             raise DataError(f"unknown split {split_name!r}; splits: {SPLITS}")
         idx = np.flatnonzero(self.split == SPLITS.index(split_name))
-        return FeatureSet(np.asarray(self.x[idx]), self.labels[idx], self.split[idx], self.class_names,
-                          self.frontend, f"{self.key}:{split_name}")
+        return FeatureSet(
+            np.asarray(self.x[idx]),
+            self.labels[idx],
+            self.split[idx],
+            self.class_names,
+            self.frontend,
+            f"{self.key}:{split_name}",
+        )
 
 
 def cache_key(dataset_hash: str, cfg: FrontEndConfig) -> str:
@@ -65,7 +71,9 @@ def _check_rate(dataset, cfg: FrontEndConfig) -> None:
         )
 
 
-def extract(waveforms: np.ndarray, cfg: FrontEndConfig, out: np.ndarray | None = None, progress: bool = False) -> np.ndarray:
+def extract(
+    waveforms: np.ndarray, cfg: FrontEndConfig, out: np.ndarray | None = None, progress: bool = False
+) -> np.ndarray:
     fe = make_frontend(cfg)
     n = len(waveforms)
     out = np.empty((n, *cfg.output_shape), np.float32) if out is None else out
@@ -79,11 +87,19 @@ def extract(waveforms: np.ndarray, cfg: FrontEndConfig, out: np.ndarray | None =
     return out
 
 
-def compute_features(dataset, cfg: FrontEndConfig, cache_dir: str | Path | None = None, *, use_cache: bool = True) -> FeatureSet:
+def compute_features(
+    dataset, cfg: FrontEndConfig, cache_dir: str | Path | None = None, *, use_cache: bool = True
+) -> FeatureSet:
     """Features of ``dataset`` under ``cfg``; cached as a memmap keyed by dataset hash + config."""
     _check_rate(dataset, cfg)
     key = cache_key(dataset.content_hash, cfg)
-    meta = dict(labels=dataset.labels, split=dataset.split, class_names=tuple(dataset.class_names), frontend=cfg, key=key)
+    meta = dict(
+        labels=dataset.labels,
+        split=dataset.split,
+        class_names=tuple(dataset.class_names),
+        frontend=cfg,
+        key=key,
+    )
     if not use_cache:
         return FeatureSet(x=extract(dataset.waveforms, cfg), **meta)
     root = Path(cache_dir) if cache_dir else default_cache_dir() / "features"
@@ -107,7 +123,15 @@ def compute_features(dataset, cfg: FrontEndConfig, cache_dir: str | Path | None 
         if os.path.exists(tmp):
             os.unlink(tmp)
     meta_tmp = meta_path.with_suffix(".json.tmp")
-    meta_tmp.write_text(json.dumps({"shape": list(shape), "dataset": dataset.name,
-                                    "dataset_hash": dataset.content_hash, "frontend": to_dict(cfg)}))
+    meta_tmp.write_text(
+        json.dumps(
+            {
+                "shape": list(shape),
+                "dataset": dataset.name,
+                "dataset_hash": dataset.content_hash,
+                "frontend": to_dict(cfg),
+            }
+        )
+    )
     os.replace(meta_tmp, meta_path)
     return FeatureSet(x=np.memmap(data_path, np.float32, "r", shape=shape), **meta)

@@ -26,7 +26,12 @@ from dataclasses import dataclass
 from audio_nas.errors import ConfigError
 from audio_nas.features.config import FrontEndConfig
 
-CYCLES_PER_MAC: dict[str, float] = {"cortex-m4f": 0.75, "cortex-m33": 0.75, "cortex-m7": 0.5, "cortex-m0plus": 4.0}
+CYCLES_PER_MAC: dict[str, float] = {
+    "cortex-m4f": 0.75,
+    "cortex-m33": 0.75,
+    "cortex-m7": 0.5,
+    "cortex-m0plus": 4.0,
+}
 LOG_CYCLES = 20
 FRAME_OVERHEAD_CYCLES = 2_000  # call overhead, buffer shifting, saturation passes
 
@@ -50,7 +55,9 @@ class FrontEndCost:
 
 def frontend_cost(cfg: FrontEndConfig, core: str = "cortex-m4f") -> FrontEndCost:
     if core not in CYCLES_PER_MAC:
-        raise ConfigError(f"core {core!r} has no front-end cost model; choose one of {', '.join(CYCLES_PER_MAC)}")
+        raise ConfigError(
+            f"core {core!r} has no front-end cost model; choose one of {', '.join(CYCLES_PER_MAC)}"
+        )
     n_fft = cfg.n_fft_effective
     bins = n_fft // 2 + 1
     window = cfg.window_samples
@@ -63,5 +70,10 @@ def frontend_cost(cfg: FrontEndConfig, core: str = "cortex-m4f") -> FrontEndCost
     if cfg.kind == "pcen":
         cycles += cfg.n_mels * 3 * LOG_CYCLES  # smoothing, two logs/exps per bin
     ram = 2 * window + 4 * 2 * n_fft + 4 * cfg.n_mels + cfg.n_frames * cfg.n_bins
-    return FrontEndCost(core=core, macs_per_frame=macs, cycles_per_frame=cycles, ram_bytes=ram,
-                        frames_per_s=1000.0 / cfg.hop_ms)
+    return FrontEndCost(
+        core=core,
+        macs_per_frame=macs,
+        cycles_per_frame=cycles,
+        ram_bytes=ram,
+        frames_per_s=1000.0 / cfg.hop_ms,
+    )

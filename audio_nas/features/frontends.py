@@ -12,7 +12,8 @@ cross-checked against it in the tests.
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -38,8 +39,13 @@ class _MelBase:
         self.cfg = cfg
         self.window = torch.hann_window(cfg.window_samples, periodic=True)
         self.mel = T.MelScale(
-            n_mels=cfg.n_mels, sample_rate=cfg.sample_rate_hz, f_min=cfg.fmin_hz, f_max=cfg.fmax_hz_effective,
-            n_stft=cfg.n_fft_effective // 2 + 1, norm=None, mel_scale="htk",
+            n_mels=cfg.n_mels,
+            sample_rate=cfg.sample_rate_hz,
+            f_min=cfg.fmin_hz,
+            f_max=cfg.fmax_hz_effective,
+            n_stft=cfg.n_fft_effective // 2 + 1,
+            norm=None,
+            mel_scale="htk",
         )
 
     def mel_power(self, waveforms: np.ndarray) -> torch.Tensor:
@@ -48,7 +54,9 @@ class _MelBase:
         if x.ndim != 2:
             raise ConfigError(f"front-end expects audio shaped [N, samples], got {tuple(x.shape)}")
         if x.shape[1] < self.cfg.window_samples:
-            raise ConfigError(f"audio of {x.shape[1]} samples is shorter than one window ({self.cfg.window_samples})")
+            raise ConfigError(
+                f"audio of {x.shape[1]} samples is shorter than one window ({self.cfg.window_samples})"
+            )
         with torch.no_grad():
             frames = x.unfold(-1, self.cfg.window_samples, self.cfg.hop_samples) * self.window  # [N, T, W]
             power = torch.fft.rfft(frames, n=self.cfg.n_fft_effective).abs().pow(2)  # [N, T, bins]
@@ -101,4 +109,6 @@ def make_frontend(cfg: FrontEndConfig) -> FrontEnd:
     try:
         return FRONTENDS[cfg.kind](cfg)
     except KeyError:
-        raise ConfigError(f"front-end {cfg.kind!r} is unknown; choose one of {', '.join(FRONTENDS)}") from None
+        raise ConfigError(
+            f"front-end {cfg.kind!r} is unknown; choose one of {', '.join(FRONTENDS)}"
+        ) from None

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import statistics
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -39,24 +38,41 @@ def run_bench(quick: bool = False) -> None:
     tflm_dir, cmsis_dir = os.environ.get("TFLM_DIR"), os.environ.get("TFLM_CMSIS_DIR")
     images = [("without TFLM", build_firmware(tflm_build_dir(root, None)))]
     if tflm_dir:
-        images.append(("with TFLM (reference kernels, all exporter ops)",
-                       build_firmware(tflm_build_dir(root, tflm_dir), tflm_dir=tflm_dir)))
+        images.append(
+            (
+                "with TFLM (reference kernels, all exporter ops)",
+                build_firmware(tflm_build_dir(root, tflm_dir), tflm_dir=tflm_dir),
+            )
+        )
     if cmsis_dir:
-        images.append(("with TFLM (CMSIS-NN kernels, all exporter ops)",
-                       build_firmware(tflm_build_dir(root, cmsis_dir), tflm_dir=cmsis_dir)))
+        images.append(
+            (
+                "with TFLM (CMSIS-NN kernels, all exporter ops)",
+                build_firmware(tflm_build_dir(root, cmsis_dir), tflm_dir=cmsis_dir),
+            )
+        )
     size_rows = [[name, *_size(elf)] for name, elf in images]
-    body = ["Image sizes (`arm-none-eabi-size`; bss holds the 1 MB upload buffer, 64 KB input and, with TFLM, "
-            "the 1 MB arena):", "", markdown_table(["image", "text B", "data B", "bss B"], size_rows), ""]
+    body = [
+        "Image sizes (`arm-none-eabi-size`; bss holds the 1 MB upload buffer, 64 KB input and, with TFLM, "
+        "the 1 MB arena):",
+        "",
+        markdown_table(["image", "text B", "data B", "bss B"], size_rows),
+        "",
+    ]
 
     elf = images[0][1]
-    with QemuBoard(elf) as board, DeviceClient(board.url, connect_timeout_s=20, command_timeout_s=30,
-                                               infer_timeout_s=600) as c:
+    with (
+        QemuBoard(elf) as board,
+        DeviceClient(board.url, connect_timeout_s=20, command_timeout_s=30, infer_timeout_s=600) as c,
+    ):
         rtt = []
         for _ in range(20 if quick else 100):
             t = time.perf_counter()
             c.checked("ping")
             rtt.append((time.perf_counter() - t) * 1e3)
-        blob = np.random.default_rng(0).integers(0, 256, (50 if quick else 200) * 1024, dtype=np.uint8).tobytes()
+        blob = (
+            np.random.default_rng(0).integers(0, 256, (50 if quick else 200) * 1024, dtype=np.uint8).tobytes()
+        )
         t = time.perf_counter()
         c.upload_model(blob)
         upload_kib_s = len(blob) / 1024 / (time.perf_counter() - t)
@@ -64,25 +80,42 @@ def run_bench(quick: bool = False) -> None:
         audio = (np.random.default_rng(1).normal(0, 2000, t_fe.window_samples)).astype("<i2")
         c.load_input(audio.tobytes())
         fe_ticks = [int(c.checked("frontend").value("m-cycles-")) for _ in range(5)]
-        body += [markdown_table(["measure", "value"], [
-            ["ping round trip, median (host wall clock)", f"{statistics.median(rtt):.2f} ms"],
-            [f"model upload, {len(blob) // 1024} KiB in 256-byte chunks with CRC (QEMU's UART model takes one byte "
-             "per main-loop turn; 512-byte chunks gave the same rate)", f"{upload_kib_s:.1f} KiB/s of model ({2 * upload_kib_s:.1f} KiB/s of hex on the wire)"],
-            ["fixed-point log-mel frame (30 ms window, 512-point FFT, 40 mels)",
-             f"{statistics.median(fe_ticks) / TICKS_PER_INSTRUCTION:,.0f} instructions"],
-        ]), ""]
+        body += [
+            markdown_table(
+                ["measure", "value"],
+                [
+                    ["ping round trip, median (host wall clock)", f"{statistics.median(rtt):.2f} ms"],
+                    [
+                        f"model upload, {len(blob) // 1024} KiB in 256-byte chunks with CRC (QEMU's UART model takes one byte "
+                        "per main-loop turn; 512-byte chunks gave the same rate)",
+                        f"{upload_kib_s:.1f} KiB/s of model ({2 * upload_kib_s:.1f} KiB/s of hex on the wire)",
+                    ],
+                    [
+                        "fixed-point log-mel frame (30 ms window, 512-point FFT, 40 mels)",
+                        f"{statistics.median(fe_ticks) / TICKS_PER_INSTRUCTION:,.0f} instructions",
+                    ],
+                ],
+            ),
+            "",
+        ]
     tflm_images = {name.split("(")[1].split(" kernels")[0]: elf for name, elf in images[1:]}
     if tflm_images:
         body += _inference_rows(tflm_images, quick)
     if "CMSIS-NN" in tflm_images:
         body += _cmsis_campaign(tflm_images["CMSIS-NN"], quick)
     else:
-        body += ["Inference rows need TFLM: `TFLM_DIR=<TFLM tree> audio-nas bench firmware_bridge` "
-                 "(firmware/README.md says how to make the tree).", ""]
-    write_section("firmware", "Firmware on the emulated Cortex-M4 (QEMU mps2-an386)",
-                  "TFLM_DIR=<TFLM tree> [TFLM_CMSIS_DIR=<CMSIS-NN tree>] audio-nas bench firmware_bridge"
-                  + (" --quick" if quick else ""),
-                  "\n".join(body))
+        body += [
+            "Inference rows need TFLM: `TFLM_DIR=<TFLM tree> audio-nas bench firmware_bridge` "
+            "(firmware/README.md says how to make the tree).",
+            "",
+        ]
+    write_section(
+        "firmware",
+        "Firmware on the emulated Cortex-M4 (QEMU mps2-an386)",
+        "TFLM_DIR=<TFLM tree> [TFLM_CMSIS_DIR=<CMSIS-NN tree>] audio-nas bench firmware_bridge"
+        + (" --quick" if quick else ""),
+        "\n".join(body),
+    )
 
 
 def _instructions(elf: Path, models: list[tuple[bytes, np.ndarray]]) -> list[tuple[int, float]]:
@@ -91,8 +124,10 @@ def _instructions(elf: Path, models: list[tuple[bytes, np.ndarray]]) -> list[tup
     from audio_nas.firmware_bridge.qemu import QemuBoard
 
     out = []
-    with QemuBoard(elf) as board, DeviceClient(board.url, connect_timeout_s=20, command_timeout_s=30,
-                                               infer_timeout_s=600) as c:
+    with (
+        QemuBoard(elf) as board,
+        DeviceClient(board.url, connect_timeout_s=20, command_timeout_s=30, infer_timeout_s=600) as c,
+    ):
         for tflite, x in models:
             c.upload_model(tflite)
             arena = c.activate()
@@ -124,8 +159,12 @@ def _inference_rows(images: dict[str, Path], quick: bool) -> list[str]:
         for k, m in measured.items():
             model, _ = model_cycles(ops, model_key[k], board.core)
             ratios[k].append(model / m[i][1])
-            row += [f"{m[i][1] / 1e6:.2f}", f"{m[i][1] / macs:.1f}", f"{model / 1e6:.2f}",
-                    f"{model / m[i][1]:.2f}"]
+            row += [
+                f"{m[i][1] / 1e6:.2f}",
+                f"{m[i][1] / macs:.1f}",
+                f"{model / 1e6:.2f}",
+                f"{model / m[i][1]:.2f}",
+            ]
         rows.append(row)
     spreads = {k: (max(r) / min(r) - 1) * 100 for k, r in ratios.items()}
     header = ["model", "MMACs", "arena B (TFLM)"]
@@ -136,26 +175,35 @@ def _inference_rows(images: dict[str, Path], quick: bool) -> list[str]:
         "kernel build, next to the Nucleo-L4R5ZI cycle model (`energy/cycle_model.py`) under the key calibrated "
         "for that kind of kernel. The ratio is the cycles per instruction the model implies; its spread across "
         "architectures says how well the model's relative per-op costs match the real kernels' instruction "
-        "counts.", "",
-        markdown_table(header, rows), "",
+        "counts.",
+        "",
+        markdown_table(header, rows),
+        "",
         "Spread of the ratio across these {} models: {} (max/min - 1).".format(
-            len(rows), ", ".join(f"{k} {v:.0f}%" for k, v in spreads.items())),
+            len(rows), ", ".join(f"{k} {v:.0f}%" for k, v in spreads.items())
+        ),
         "",
         "The `tflm-reference` key is calibrated on MLPerf Tiny's reference result (181.9 ms), which was built "
-        "with TAGS=\"cmsis-nn\" (mlcommons/tiny, v0.1/reference_submissions/keyword_spotting/setup_example.sh): "
+        'with TAGS="cmsis-nn" (mlcommons/tiny, v0.1/reference_submissions/keyword_spotting/setup_example.sh): '
         "TFLM v2.3.1 with the 2020 CMSIS-NN, not TFLM's portable reference kernels, which compute 4-D offsets "
         "for every MAC. The `cmsis-nn` key is calibrated on X-CUBE-AI's 63.0 ms.",
     ]
     if "CMSIS-NN" in measured and "reference" in measured:
-        text.append("Today's CMSIS-NN retires {:.1f}x fewer instructions than the reference kernels on DS-CNN; at "
-                    "the Cortex-M4's 1.0-1.5 cycles per instruction that is {:.0f}-{:.0f} ms at 120 MHz, close to "
-                    "X-CUBE-AI's published 63.0 ms, so the `cmsis-nn` key is the one that fits boards running "
-                    "this firmware built with CMSIS-NN.".format(
-                        measured["reference"][0][1] / measured["CMSIS-NN"][0][1],
-                        measured["CMSIS-NN"][0][1] / 120e3, 1.5 * measured["CMSIS-NN"][0][1] / 120e3))
+        text.append(
+            "Today's CMSIS-NN retires {:.1f}x fewer instructions than the reference kernels on DS-CNN; at "
+            "the Cortex-M4's 1.0-1.5 cycles per instruction that is {:.0f}-{:.0f} ms at 120 MHz, close to "
+            "X-CUBE-AI's published 63.0 ms, so the `cmsis-nn` key is the one that fits boards running "
+            "this firmware built with CMSIS-NN.".format(
+                measured["reference"][0][1] / measured["CMSIS-NN"][0][1],
+                measured["CMSIS-NN"][0][1] / 120e3,
+                1.5 * measured["CMSIS-NN"][0][1] / 120e3,
+            )
+        )
     elif "CMSIS-NN" not in measured:
-        text.append("Set TFLM_CMSIS_DIR to a tree generated with OPTIMIZED_KERNEL_DIR=cmsis_nn (firmware/README.md) "
-                    "to measure the CMSIS-NN build too.")
+        text.append(
+            "Set TFLM_CMSIS_DIR to a tree generated with OPTIMIZED_KERNEL_DIR=cmsis_nn (firmware/README.md) "
+            "to measure the CMSIS-NN build too."
+        )
     return text + [""]
 
 
@@ -176,7 +224,9 @@ def _cmsis_campaign(elf: Path, quick: bool) -> list[str]:
     t0 = time.perf_counter()
     instr = np.array([i for _, i in _instructions(elf, models)])
     took_s = time.perf_counter() - t0
-    cyc = np.array([model_cycles(ops_from_tflite(parse_tflite_ops(t)), "cmsis-nn", board.core)[0] for t, _ in models])
+    cyc = np.array(
+        [model_cycles(ops_from_tflite(parse_tflite_ops(t)), "cmsis-nn", board.core)[0] for t, _ in models]
+    )
     macs = np.array([arch_costs(s).macs for s in specs], float)
 
     def one_scale(x):  # the best single factor (geometric mean), so only relative costs are judged
@@ -188,12 +238,19 @@ def _cmsis_campaign(elf: Path, quick: bool) -> list[str]:
         f"Campaign on the CMSIS-NN image: {len(specs)} sampled architectures (feasible on the board, random int8 "
         f"weights), {took_s:.0f} s on QEMU ({took_s / len(specs):.1f} s each, upload included). Instructions per "
         f"MAC range {np.percentile(per_mac, 5):.1f}-{np.percentile(per_mac, 95):.1f} (5th-95th percentile), which is "
-        "why MACs alone predict cost poorly.", "",
-        markdown_table(["predictor of CMSIS-NN instructions", "MAPE"], [
-            ["MACs x one fitted factor", f"{one_scale(macs):.1f}%"],
-            ["cycle model `cmsis-nn` x one fitted factor", f"{one_scale(cyc):.1f}%"],
-            ["random forest, 5-fold (features from the ArchSpec)", f"{cv['rf_mape']:.1f}%"],
-        ]), "",
+        "why MACs alone predict cost poorly.",
+        "",
+        markdown_table(
+            ["predictor of CMSIS-NN instructions", "MAPE"],
+            [
+                ["MACs x one fitted factor", f"{one_scale(macs):.1f}%"],
+                ["cycle model `cmsis-nn` x one fitted factor", f"{one_scale(cyc):.1f}%"],
+                ["random forest, 5-fold (features from the ArchSpec)", f"{cv['rf_mape']:.1f}%"],
+            ],
+        ),
+        "",
         "The same campaign through the CLI (stored, resumable, then `predictor eval`): `audio-nas device qemu --elf "
         "build/fw-cmsis/firmware.elf` and `audio-nas measure --board mps2-an386-cmsis --backend device --port "
-        "socket://127.0.0.1:PORT --count 60`.", ""]
+        "socket://127.0.0.1:PORT --count 60`.",
+        "",
+    ]

@@ -6,7 +6,9 @@ import time
 
 import typer
 
-device_app = typer.Typer(help="Talk to a board (or the emulated board) over the serial protocol.", no_args_is_help=True)
+device_app = typer.Typer(
+    help="Talk to a board (or the emulated board) over the serial protocol.", no_args_is_help=True
+)
 
 
 @device_app.command("ping")
@@ -35,7 +37,9 @@ def _serve(seconds: float | None, alive=lambda: True) -> bool:
 
 @device_app.command("emulate")
 def emulate(
-    board: str = typer.Option("mps2-an386", "--board", help="Board profile for the emulated clock and cycle model."),
+    board: str = typer.Option(
+        "mps2-an386", "--board", help="Board profile for the emulated clock and cycle model."
+    ),
     seconds: float = typer.Option(None, "--seconds", help="Stop after this long (default: until Ctrl-C)."),
 ) -> None:
     """Serve the protocol on a local socket with the TFLM host interpreter behind it."""
@@ -48,22 +52,38 @@ def emulate(
 
 @device_app.command("build")
 def build(
-    board: str = typer.Option("mps2-an386", "--board", help="mps2-an386 (CMake, QEMU), nano33ble or pico (PlatformIO)."),
-    tflm_dir: str = typer.Option(None, "--tflm-dir", envvar="TFLM_DIR",
-                                 help="A TFLM tree (create_tflm_tree.py output); without it: no inference (mps2-an386)."),
-    fetch_tflm: bool = typer.Option(False, "--fetch-tflm", help="Let CMake fetch the pinned TFLM (needs internet)."),
+    board: str = typer.Option(
+        "mps2-an386", "--board", help="mps2-an386 (CMake, QEMU), nano33ble or pico (PlatformIO)."
+    ),
+    tflm_dir: str = typer.Option(
+        None,
+        "--tflm-dir",
+        envvar="TFLM_DIR",
+        help="A TFLM tree (create_tflm_tree.py output); without it: no inference (mps2-an386).",
+    ),
+    fetch_tflm: bool = typer.Option(
+        False, "--fetch-tflm", help="Let CMake fetch the pinned TFLM (needs internet)."
+    ),
 ) -> None:
     """Build the firmware image for a board (``make firmware BOARD=...``)."""
     from audio_nas.firmware_bridge.build import build_board
 
     out = build_board(board, tflm_dir=tflm_dir or None, fetch_tflm=fetch_tflm)
-    typer.echo(f"built {out}" + ("" if tflm_dir or fetch_tflm or board != "mps2-an386"
-                                 else " (without TFLM: every command but inference; set TFLM_DIR for inference)"))
+    typer.echo(
+        f"built {out}"
+        + (
+            ""
+            if tflm_dir or fetch_tflm or board != "mps2-an386"
+            else " (without TFLM: every command but inference; set TFLM_DIR for inference)"
+        )
+    )
 
 
 @device_app.command("flash")
 def flash(
-    board: str = typer.Option(..., "--board", help="nano33ble or pico (mps2-an386 is emulated: see device qemu)."),
+    board: str = typer.Option(
+        ..., "--board", help="nano33ble or pico (mps2-an386 is emulated: see device qemu)."
+    ),
     port: str = typer.Option(None, "--port", help="The board's serial port, e.g. /dev/ttyACM0."),
 ) -> None:
     """Upload the firmware to a board (``make flash BOARD=... PORT=...``)."""

@@ -31,12 +31,16 @@ def open_transport(url: str, baudrate: int = 115200, timeout_s: float = 0.05) ->
         msg = str(exc)
         ports = ", ".join(p.device for p in list_ports.comports()) or "none found"
         if "Permission denied" in msg or "Errno 13" in msg:
-            raise DeviceError(f"permission denied on {url}: add yourself to the 'dialout' group "
-                              f"(sudo usermod -aG dialout $USER, then log in again) or add a udev rule") from None
+            raise DeviceError(
+                f"permission denied on {url}: add yourself to the 'dialout' group "
+                f"(sudo usermod -aG dialout $USER, then log in again) or add a udev rule"
+            ) from None
         if "Connection refused" in msg or "Errno 111" in msg:
             raise DeviceError(f"nothing listens at {url}: start the emulated board or QEMU first") from None
         if "busy" in msg.lower() or "Errno 16" in msg:
-            raise DeviceError(f"{url} is busy: close the other program using it (serial monitor, IDE)") from None
+            raise DeviceError(
+                f"{url} is busy: close the other program using it (serial monitor, IDE)"
+            ) from None
         raise DeviceError(f"cannot open {url} ({msg}); serial ports on this machine: {ports}") from None
 
 
@@ -57,18 +61,31 @@ class Measurement:
 
 
 class DeviceClient:
-    def __init__(self, url: str, *, baudrate: int = 115200, connect_timeout_s: float = 5.0, command_timeout_s: float = 2.0,
-                 infer_timeout_s: float = 30.0, upload_chunk_timeout_s: float = 2.0, retries: int = 3):
+    def __init__(
+        self,
+        url: str,
+        *,
+        baudrate: int = 115200,
+        connect_timeout_s: float = 5.0,
+        command_timeout_s: float = 2.0,
+        infer_timeout_s: float = 30.0,
+        upload_chunk_timeout_s: float = 2.0,
+        retries: int = 3,
+    ):
         self.url = url
         self.connect_timeout_s, self.command_timeout_s = connect_timeout_s, command_timeout_s
-        self.infer_timeout_s, self.upload_chunk_timeout_s, self.retries = infer_timeout_s, upload_chunk_timeout_s, retries
+        self.infer_timeout_s, self.upload_chunk_timeout_s, self.retries = (
+            infer_timeout_s,
+            upload_chunk_timeout_s,
+            retries,
+        )
         self.port = open_transport(url, baudrate)
         self.parser = ReplyParser()
 
     def close(self) -> None:
         self.port.close()
 
-    def __enter__(self) -> "DeviceClient":
+    def __enter__(self) -> DeviceClient:
         self.connect()
         return self
 
@@ -89,10 +106,14 @@ class DeviceClient:
                 if replies:
                     return replies[0]
                 if b"boot" in raw and b"m-" not in raw:
-                    raise DeviceError(f"the board reset during '{what}' (boot banner instead of a reply); "
-                                      f"check its power supply, then reconnect")
-        raise DeviceError(f"no reply to '{what}' within {timeout_s} s from {self.url}: check the cable, the port and "
-                          f"the baud rate, and that the firmware is flashed")
+                    raise DeviceError(
+                        f"the board reset during '{what}' (boot banner instead of a reply); "
+                        f"check its power supply, then reconnect"
+                    )
+        raise DeviceError(
+            f"no reply to '{what}' within {timeout_s} s from {self.url}: check the cable, the port and "
+            f"the baud rate, and that the firmware is flashed"
+        )
 
     def command(self, name: str, *args, timeout_s: float | None = None) -> Reply:
         self.port.write(encode_command(name, *args))
@@ -141,8 +162,10 @@ class DeviceClient:
                     break
                 except DeviceError:
                     if attempt + 1 == self.retries:
-                        raise DeviceError(f"upload stopped at byte {offset} of {len(model)} after {self.retries} "
-                                          f"attempts: try a lower baud rate or another cable") from None
+                        raise DeviceError(
+                            f"upload stopped at byte {offset} of {len(model)} after {self.retries} "
+                            f"attempts: try a lower baud rate or another cable"
+                        ) from None
                     # a lost reply: ask where the board is and resume from there
                     self.parser = ReplyParser()
             if not r.ok:
@@ -154,7 +177,9 @@ class DeviceClient:
             offset = int(r.value("m-ack-"))
         info = self.checked("model", "info")
         if info.value("m-model-crc-") != f"{crc:08x}":
-            raise DeviceError(f"CRC mismatch after upload: board has {info.value('m-model-crc-')}, sent {crc:08x}")
+            raise DeviceError(
+                f"CRC mismatch after upload: board has {info.value('m-model-crc-')}, sent {crc:08x}"
+            )
 
     def activate(self, arena_bytes: int = 0) -> int:
         return int(self.checked("model", "activate", arena_bytes, timeout_s=60).value("m-arena-used-"))
@@ -166,28 +191,40 @@ class DeviceClient:
 
     def infer(self, n: int = 1, warmup: int = 0) -> InferResult:
         r = self.checked("infer", n, warmup, timeout_s=self.infer_timeout_s)
-        laps = [int(l[len("m-lap-us-"):]) for l in r.lines if l.startswith("m-lap-us-")]
+        laps = [int(l[len("m-lap-us-") :]) for l in r.lines if l.startswith("m-lap-us-")]
         res = next(l for l in r.lines if l.startswith("m-results-"))
         return InferResult(parse_results(res), laps[-1] - laps[0])
 
     def stats(self) -> Reply:
         return self.checked("stats")
 
-    def stream_start(self, stride_frames: int = 2, threshold: float = 0.7, ignore: tuple[int, ...] = ()) -> None:
-        self.checked("stream", "start", "features", stride_frames, int(round(threshold * 1000)),
-                     "ignore=" + ",".join(map(str, ignore)))
+    def stream_start(
+        self, stride_frames: int = 2, threshold: float = 0.7, ignore: tuple[int, ...] = ()
+    ) -> None:
+        self.checked(
+            "stream",
+            "start",
+            "features",
+            stride_frames,
+            int(round(threshold * 1000)),
+            "ignore=" + ",".join(map(str, ignore)),
+        )
 
-    def stream_frames(self, frames_int8: np.ndarray, hop_ms: float) -> tuple[list[list[float]], list[tuple[int, float, float]]]:
+    def stream_frames(
+        self, frames_int8: np.ndarray, hop_ms: float
+    ) -> tuple[list[list[float]], list[tuple[int, float, float]]]:
         """Send int8 feature frames [n, bins]; returns (scores per inference, detections (class, score, time_s))."""
         scores, dets = [], []
         per_cmd = max(1, 500 // frames_int8.shape[1])  # stay well under the 1200-byte command limit
         for i in range(0, len(frames_int8), per_cmd):
-            r = self.checked("stream", np.asarray(frames_int8[i : i + per_cmd], np.int8).tobytes().hex(), f"{hop_ms:g}")
+            r = self.checked(
+                "stream", np.asarray(frames_int8[i : i + per_cmd], np.int8).tobytes().hex(), f"{hop_ms:g}"
+            )
             for line in r.lines:
                 if line.startswith("m-scores-"):
-                    scores.append(parse_results("m-results-" + line[len("m-scores-"):]))
+                    scores.append(parse_results("m-results-" + line[len("m-scores-") :]))
                 elif line.startswith("m-det-"):
-                    c, sc, t_ms = line[len("m-det-"):].split("-")
+                    c, sc, t_ms = line[len("m-det-") :].split("-")
                     dets.append((int(c), int(sc) / 1000, int(t_ms) / 1000))
         return scores, dets
 

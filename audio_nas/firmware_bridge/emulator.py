@@ -13,7 +13,7 @@ import logging
 import socket
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -25,8 +25,14 @@ FIRMWARE_VERSION = "emulated-0.1"
 
 
 class EmulatedDevice:
-    def __init__(self, board: str = "mps2-an386", *, model_buffer_bytes: int = 512 * 1024, input_buffer_bytes: int = 64 * 1024,
-                 cycle_model: Callable[[bytes], float] | None = None):
+    def __init__(
+        self,
+        board: str = "mps2-an386",
+        *,
+        model_buffer_bytes: int = 512 * 1024,
+        input_buffer_bytes: int = 64 * 1024,
+        cycle_model: Callable[[bytes], float] | None = None,
+    ):
         from audio_nas.energy import load_board
 
         self.board = load_board(board)
@@ -114,8 +120,11 @@ class EmulatedDevice:
             return [f"m-expecting-{size}"]
         if args[0] == "info":
             src = "uploaded" if self.model else "none"
-            return [f"m-model-bytes-{len(self.model or b'')}", f"m-model-crc-{crc32(self.model or b''):08x}",
-                    f"m-model-source-{src}"]
+            return [
+                f"m-model-bytes-{len(self.model or b'')}",
+                f"m-model-crc-{crc32(self.model or b''):08x}",
+                f"m-model-source-{src}",
+            ]
         if args[0] == "activate":
             return self._activate(int(args[1]) if len(args) > 1 else 0)
         if self.upload is None:
@@ -155,8 +164,10 @@ class EmulatedDevice:
         self.interp = runtime.Interpreter.from_bytes(self.model, arena_size=arena or need + 1024)
         self.last_cycles = self.cycle_model(self.model)
         i, o = self.interp.get_input_details(0), self.interp.get_output_details(0)
-        fmt = lambda d: "x".join(map(str, d["shape"])) + f"-{d['quantization_parameters']['scales'][0]:.8g}-" \
-            f"{d['quantization_parameters']['zero_points'][0]}"  # noqa: E731
+        fmt = lambda d: (
+            "x".join(map(str, d["shape"])) + f"-{d['quantization_parameters']['scales'][0]:.8g}-"
+            f"{d['quantization_parameters']['zero_points'][0]}"
+        )  # noqa: E731
         self._in_shape = tuple(i["shape"])
         self._out_q = o["quantization_parameters"]
         return [f"m-arena-used-{need}", f"m-input-{fmt(i)}", f"m-output-{fmt(o)}"]
@@ -205,11 +216,21 @@ class EmulatedDevice:
             threshold = int(args[3]) / 1000 if len(args) > 3 else 0.7
             ignore = {int(i) for i in args[4].split("=", 1)[1].split(",") if i} if len(args) > 4 else set()
             n_classes = int(np.prod(self.interp.get_output_details(0)["shape"]))
-            names = tuple("_silence_" if i in ignore else f"c{i}" for i in range(n_classes))  # ignored = background
+            names = tuple(
+                "_silence_" if i in ignore else f"c{i}" for i in range(n_classes)
+            )  # ignored = background
             _, t, f, _ = self._in_shape
             zp = self.interp.get_input_details(0)["quantization_parameters"]["zero_points"][0]
-            self.stream = {"ring": np.full((t, f), zp, np.int8), "seen": 0, "next": t, "stride": stride, "runs": 0,
-                           "rec": Recognizer(names, threshold=threshold), "bins": f, "hop_ms": None}
+            self.stream = {
+                "ring": np.full((t, f), zp, np.int8),
+                "seen": 0,
+                "next": t,
+                "stride": stride,
+                "runs": 0,
+                "rec": Recognizer(names, threshold=threshold),
+                "bins": f,
+                "hop_ms": None,
+            }
             return ["m-stream-started"]
         if args[0] == "stop":
             runs = self.stream["runs"] if getattr(self, "stream", None) else 0
@@ -240,20 +261,37 @@ class EmulatedDevice:
             out.append("m-scores-[" + ",".join(f"{v:.4f}" for v in p) + "]")
             d = st["rec"].update(t_ms / 1000, p)
             if d is not None:
-                out.append(f"m-det-{st['rec'].class_names.index(d.label)}-{int(round(d.score * 1000))}-{int(t_ms)}")
+                out.append(
+                    f"m-det-{st['rec'].class_names.index(d.label)}-{int(round(d.score * 1000))}-{int(t_ms)}"
+                )
         return out
 
     def _stats(self, args):
-        return [f"m-clock-hz-{self.board.clock_hz}", f"m-cycles-last-{int(self.last_cycles)}",
-                f"m-infer-count-{self.infer_count}", "m-timer-cycle-model"]
+        return [
+            f"m-clock-hz-{self.board.clock_hz}",
+            f"m-cycles-last-{int(self.last_cycles)}",
+            f"m-infer-count-{self.infer_count}",
+            "m-timer-cycle-model",
+        ]
 
     def _reset(self, args):
         self._reset_state()
         return ["m-resetting"]
 
-    COMMANDS = {"name": _name, "profile": _profile, "timestamp": _timestamp, "ping": _ping, "version": _version,
-                "db": _db, "model": _model, "infer": _infer, "results": _results, "stats": _stats, "reset": _reset,
-                "stream": _stream}
+    COMMANDS = {
+        "name": _name,
+        "profile": _profile,
+        "timestamp": _timestamp,
+        "ping": _ping,
+        "version": _version,
+        "db": _db,
+        "model": _model,
+        "infer": _infer,
+        "results": _results,
+        "stats": _stats,
+        "reset": _reset,
+        "stream": _stream,
+    }
 
     # ------------------------------------------------------------------ serving
     def start(self) -> str:
@@ -272,7 +310,7 @@ class EmulatedDevice:
         while not self._stop.is_set():
             try:
                 conn, _ = self._sock.accept()
-            except (socket.timeout, OSError):
+            except (TimeoutError, OSError):
                 continue
             conn.settimeout(0.2)
             asm = CommandAssembler()
@@ -280,7 +318,7 @@ class EmulatedDevice:
                 while not self._stop.is_set():
                     try:
                         data = conn.recv(4096)
-                    except socket.timeout:
+                    except TimeoutError:
                         continue
                     except OSError:
                         break
@@ -292,7 +330,9 @@ class EmulatedDevice:
                         if self.reset_after is not None and self.commands >= self.reset_after:
                             self.reset_after = None
                             self._reset_state()
-                            conn.sendall(b"audio-nas boot\r\n")  # a reset board prints its banner, not a reply
+                            conn.sendall(
+                                b"audio-nas boot\r\n"
+                            )  # a reset board prints its banner, not a reply
                             continue
                         if self.drop_replies:
                             self.drop_replies -= 1
@@ -306,7 +346,7 @@ class EmulatedDevice:
         if self._thread is not None:
             self._thread.join(timeout=2)
 
-    def __enter__(self) -> "EmulatedDevice":
+    def __enter__(self) -> EmulatedDevice:
         self.start()
         return self
 

@@ -30,7 +30,9 @@ def encode_command(name: str, *args: object) -> bytes:
     text = " ".join([name, *(str(a) for a in args)])
     raw = text.encode("ascii", errors="strict") + b"%"
     if len(raw) > MAX_COMMAND_BYTES:
-        raise ProtocolError(f"command of {len(raw)} bytes exceeds the {MAX_COMMAND_BYTES}-byte limit; send smaller chunks")
+        raise ProtocolError(
+            f"command of {len(raw)} bytes exceeds the {MAX_COMMAND_BYTES}-byte limit; send smaller chunks"
+        )
     if any(b < 0x20 or b > 0x7E for b in raw) or raw.count(b"%") != 1:
         raise ProtocolError(f"command {text!r} contains a non-printable byte or '%'")
     return raw
@@ -91,7 +93,7 @@ class Reply:
         """The rest of the first line starting with ``prefix`` (e.g. ``"m-lap-us-"``)."""
         for l in self.lines:
             if l.startswith(prefix):
-                return l[len(prefix):]
+                return l[len(prefix) :]
         return None
 
 
@@ -123,7 +125,7 @@ class ReplyParser:
         if not m:
             self.dropped_lines += 1
             return
-        line = text[m.start():].strip()
+        line = text[m.start() :].strip()
         if line == READY:
             out.append(Reply(tuple(self._pending)))
             self._pending = []

@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 from audio_nas.errors import DeviceError
-
 from audio_nas.firmware_bridge.build import build_firmware, missing_tools  # noqa: F401  (re-exported)
 
 
@@ -31,7 +30,9 @@ class QemuBoard:
     def __init__(self, elf: str | Path, *, port: int | None = None, icount_shift: int = 6):
         self.elf = Path(elf)
         if not self.elf.exists():
-            raise DeviceError(f"no firmware image at {self.elf}: build it first (`make firmware` or build_firmware())")
+            raise DeviceError(
+                f"no firmware image at {self.elf}: build it first (`make firmware` or build_firmware())"
+            )
         if shutil.which("qemu-system-arm") is None:
             raise DeviceError("qemu-system-arm not found: apt-get install qemu-system-arm")
         self.port = port or _free_port()
@@ -42,15 +43,30 @@ class QemuBoard:
     def url(self) -> str:
         return f"socket://127.0.0.1:{self.port}"
 
-    def start(self) -> "QemuBoard":
-        cmd = ["qemu-system-arm", "-M", "mps2-an386", "-nographic", "-monitor", "none", "-kernel", str(self.elf),
-               "-icount", f"shift={self.icount_shift},sleep=off",
-               "-serial", f"tcp:127.0.0.1:{self.port},server=on,wait=off,nodelay=on"]
+    def start(self) -> QemuBoard:
+        cmd = [
+            "qemu-system-arm",
+            "-M",
+            "mps2-an386",
+            "-nographic",
+            "-monitor",
+            "none",
+            "-kernel",
+            str(self.elf),
+            "-icount",
+            f"shift={self.icount_shift},sleep=off",
+            "-serial",
+            f"tcp:127.0.0.1:{self.port},server=on,wait=off,nodelay=on",
+        ]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:  # wait until QEMU listens (output before a connection is lost anyway)
+        while (
+            time.monotonic() < deadline
+        ):  # wait until QEMU listens (output before a connection is lost anyway)
             if self.proc.poll() is not None:
-                raise DeviceError(f"qemu-system-arm exited with {self.proc.returncode}: {self.proc.stdout.read()[-2000:]}")
+                raise DeviceError(
+                    f"qemu-system-arm exited with {self.proc.returncode}: {self.proc.stdout.read()[-2000:]}"
+                )
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
                 return self
@@ -69,7 +85,7 @@ class QemuBoard:
                 self.proc.wait()
         self.proc = None
 
-    def __enter__(self) -> "QemuBoard":
+    def __enter__(self) -> QemuBoard:
         return self.start()
 
     def __exit__(self, *exc) -> None:

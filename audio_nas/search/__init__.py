@@ -5,4 +5,12 @@ from audio_nas.search.runner import SearchResult, SearchRunner, run_search
 from audio_nas.search.store import TrialStore
 from audio_nas.search.strategies import STRATEGIES
 
-__all__ = ["SearchConfig", "PrunerConfig", "SearchRunner", "SearchResult", "run_search", "TrialStore", "STRATEGIES"]
+__all__ = [
+    "SearchConfig",
+    "PrunerConfig",
+    "SearchRunner",
+    "SearchResult",
+    "run_search",
+    "TrialStore",
+    "STRATEGIES",
+]

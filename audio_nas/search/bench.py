@@ -70,8 +70,11 @@ def run_optuna(sampler_name: str, seed: int, n: int) -> list[np.ndarray]:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sampler = (optuna.samplers.NSGAIISampler(seed=seed) if sampler_name == "nsga2"
-               else optuna.samplers.TPESampler(seed=seed, multivariate=True))
+    sampler = (
+        optuna.samplers.NSGAIISampler(seed=seed)
+        if sampler_name == "nsga2"
+        else optuna.samplers.TPESampler(seed=seed, multivariate=True)
+    )
     study = optuna.create_study(directions=["minimize"] * 3, sampler=sampler)
     out = []
     d = encoding_dim(DEFAULT_SPACE)
@@ -107,7 +110,10 @@ def run_pymoo(seed: int, n: int) -> list[np.ndarray]:
 
 
 METHODS = {
-    **{name: (lambda name: lambda s, n: run_ours(name, s, n))(name) for name in ("random", "evolution", "bo", "pso", "hybrid")},
+    **{
+        name: (lambda name: lambda s, n: run_ours(name, s, n))(name)
+        for name in ("random", "evolution", "bo", "pso", "hybrid")
+    },
     "optuna-nsga2": lambda s, n: run_optuna("nsga2", s, n),
     "optuna-tpe": lambda s, n: run_optuna("tpe", s, n),
     "pymoo-nsga2": run_pymoo,
@@ -132,7 +138,11 @@ def run_bench(quick: bool = False) -> None:
     rows = []
     for name, curves in results.items():
         mean = curves.mean(axis=0)
-        rows.append([name] + [f"{mean[k - 1]:.3f} ± {curves[:, k - 1].std():.3f}" for k in checkpoints] + [f"{times[name]:.0f}"])
+        rows.append(
+            [name]
+            + [f"{mean[k - 1]:.3f} ± {curves[:, k - 1].std():.3f}" for k in checkpoints]
+            + [f"{times[name]:.0f}"]
+        )
     target = results["optuna-nsga2"].mean(axis=0)[n - 1]
     hybrid = results["hybrid"].mean(axis=0)
     reach = next((k + 1 for k, v in enumerate(hybrid) if v >= target), None)
@@ -144,7 +154,12 @@ def run_bench(quick: bool = False) -> None:
         + f"\n\nGoal: the hybrid reaches Optuna NSGA-II's mean HV at {n} evaluations ({target:.3f}) in at most "
         f"{n // 2}. Result: **{'reached at ' + str(reach) + ' evaluations' if reach else 'not reached within ' + str(n)}**."
     )
-    write_section("search", "Search strategies vs Optuna and pymoo", "audio-nas bench search" + (" --quick" if quick else ""), body)
+    write_section(
+        "search",
+        "Search strategies vs Optuna and pymoo",
+        "audio-nas bench search" + (" --quick" if quick else ""),
+        body,
+    )
     if not quick:
         run_pruning_section()
 
@@ -161,8 +176,14 @@ def run_pruning_bench(seeds=(0, 1, 2), n_trials: int = 60) -> str:
         res = {}
         for kind in ("none", "pareto-median"):
             with tempfile.TemporaryDirectory() as d:
-                cfg = SearchConfig(name="p", evaluator="synthetic", n_trials=n_trials, workers=1, seed=seed,
-                                   pruner=PrunerConfig(kind=kind))
+                cfg = SearchConfig(
+                    name="p",
+                    evaluator="synthetic",
+                    n_trials=n_trials,
+                    workers=1,
+                    seed=seed,
+                    pruner=PrunerConfig(kind=kind),
+                )
                 r = SearchRunner(cfg, d)
                 out = r.run()
                 epochs = sum(t.epochs_run or 0 for t in r.store.trials())
@@ -170,9 +191,19 @@ def run_pruning_bench(seeds=(0, 1, 2), n_trials: int = 60) -> str:
                 r.store.close()
         hv0, e0, full = res["none"]
         hv1, e1, _ = res["pareto-median"]
-        rows.append([seed, f"{hv0:.3f}", f"{hv1:.3f}", f"{100 * (hv0 - hv1) / hv0:+.1f}%", f"{e1}/{full}",
-                     f"{100 * (full - e1) / full:.0f}%"])
-    return markdown_table(["seed", "HV no pruning", "HV pareto-median", "HV lost", "epochs trained", "compute saved"], rows)
+        rows.append(
+            [
+                seed,
+                f"{hv0:.3f}",
+                f"{hv1:.3f}",
+                f"{100 * (hv0 - hv1) / hv0:+.1f}%",
+                f"{e1}/{full}",
+                f"{100 * (full - e1) / full:.0f}%",
+            ]
+        )
+    return markdown_table(
+        ["seed", "HV no pruning", "HV pareto-median", "HV lost", "epochs trained", "compute saved"], rows
+    )
 
 
 def run_pruning_section() -> None:
@@ -181,5 +212,9 @@ def run_pruning_section() -> None:
         "hybrid strategy, synthetic objective with learning curves, 60 trials of 15 epochs, same seeds.\n\n"
         + run_pruning_bench()
     )
-    write_section("search-pruning", "Search: early stopping, compute saved vs hypervolume lost",
-                  "python -c 'from audio_nas.search.bench import run_pruning_section; run_pruning_section()'", body)
+    write_section(
+        "search-pruning",
+        "Search: early stopping, compute saved vs hypervolume lost",
+        "python -c 'from audio_nas.search.bench import run_pruning_section; run_pruning_section()'",
+        body,
+    )

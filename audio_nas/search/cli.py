@@ -27,15 +27,26 @@ def register(app: typer.Typer) -> None:
         from audio_nas.search.runner import SearchRunner
 
         cfg = load_yaml(SearchConfig, config)
-        overrides = {k: v for k, v in {"name": name, "workers": workers, "executor": executor,
-                                        "ray_address": address, "n_trials": budget}.items() if v is not None}
+        overrides = {
+            k: v
+            for k, v in {
+                "name": name,
+                "workers": workers,
+                "executor": executor,
+                "ray_address": address,
+                "n_trials": budget,
+            }.items()
+            if v is not None
+        }
         cfg = from_dict(SearchConfig, {**to_dict(cfg), **overrides})
         from audio_nas.paths import runs_dir
 
         runner = SearchRunner(cfg, run_dir or runs_dir() / cfg.name)
         result = runner.run()
-        typer.echo(f"{result.n_finished} trials finished in {result.wall_s:.0f} s; Pareto front {len(result.pareto_ids)} "
-                   f"models; hypervolume {result.hypervolume:.4f}")
+        typer.echo(
+            f"{result.n_finished} trials finished in {result.wall_s:.0f} s; Pareto front {len(result.pareto_ids)} "
+            f"models; hypervolume {result.hypervolume:.4f}"
+        )
         report = write_report(runner)
         typer.echo(f"report: {report}  (also report.html, pareto.csv, pareto.png in {runner.run_dir})")
 

@@ -44,7 +44,11 @@ class SearchConfig:
     n_initial: int = 8  # random trials before the model-based parts start
     baselines: tuple[str, ...] = ("ds_cnn_s", "mobilenet_v1_x0.25", "mobilenet_v2_x0.35")
     export_pareto: bool = True
-    hv_reference: tuple[float, float, float] = (1.0, 5.0, 6.0)  # (1 - acc, log10 uJ, log10 bytes); see objectives.py
+    hv_reference: tuple[float, float, float] = (
+        1.0,
+        5.0,
+        6.0,
+    )  # (1 - acc, log10 uJ, log10 bytes); see objectives.py
 
     def __post_init__(self) -> None:
         from audio_nas.search.strategies import STRATEGIES
@@ -65,5 +69,15 @@ class SearchConfig:
             raise ConfigError(f"name must be a non-empty directory name, got {self.name!r}")
 
     # keys whose change makes an existing run directory incompatible
-    COMPATIBILITY_KEYS = ("dataset", "board", "strategy", "evaluator", "seed", "energy_source", "train", "pruner",
-                          "n_initial", "hv_reference")
+    COMPATIBILITY_KEYS = (
+        "dataset",
+        "board",
+        "strategy",
+        "evaluator",
+        "seed",
+        "energy_source",
+        "train",
+        "pruner",
+        "n_initial",
+        "hv_reference",
+    )

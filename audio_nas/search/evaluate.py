@@ -38,7 +38,9 @@ def cheap_objectives(spec, board, energy_source: str = "emulated") -> dict[str, 
     from audio_nas.space import arch_costs
 
     c = arch_costs(spec)
-    model = _ENERGY_MODELS.get(energy_source) or _ENERGY_MODELS.setdefault(energy_source, make_energy_model(energy_source))
+    model = _ENERGY_MODELS.get(energy_source) or _ENERGY_MODELS.setdefault(
+        energy_source, make_energy_model(energy_source)
+    )
     est = model.estimate(spec, board, layers=c.layers)
     ram = c.peak_ram_bytes + c.frontend_ram_bytes
     reasons = []
@@ -46,12 +48,21 @@ def cheap_objectives(spec, board, energy_source: str = "emulated") -> dict[str, 
         reasons.append(f"needs {ram} B RAM > {board.sram_bytes} B SRAM of {board.name}")
     if c.flash_bytes > board.flash_bytes:
         reasons.append(f"needs {c.flash_bytes} B flash > {board.flash_bytes} B of {board.name}")
-    return {"energy_uj": est.energy_uj, "energy_source": est.source, "latency_ms": est.latency_ms,
-            "peak_ram_bytes": ram, "flash_bytes": c.flash_bytes, "params": c.params, "macs": c.macs,
-            "infeasible": "; ".join(reasons) or None}
+    return {
+        "energy_uj": est.energy_uj,
+        "energy_source": est.source,
+        "latency_ms": est.latency_ms,
+        "peak_ram_bytes": ram,
+        "flash_bytes": c.flash_bytes,
+        "params": c.params,
+        "macs": c.macs,
+        "infeasible": "; ".join(reasons) or None,
+    }
 
 
-def should_prune(epoch: int, acc: float, log_energy: float, peers: list[tuple[float, list[float]]], cfg: dict) -> bool:
+def should_prune(
+    epoch: int, acc: float, log_energy: float, peers: list[tuple[float, list[float]]], cfg: dict
+) -> bool:
     if cfg["kind"] == "none" or epoch + 1 < cfg["warmup_epochs"]:
         return False
     cheaper = [curve[epoch] for le, curve in peers if le <= log_energy and len(curve) > epoch]
@@ -73,12 +84,20 @@ def synthetic_curve(spec, epochs: int, costs: dict) -> list[float]:
     noise = np.random.default_rng(h)
     lm, lp = math.log10(max(costs["macs"], 1)), math.log10(max(costs["params"], 1))
     fe = spec.frontend
-    arch = (0.03 * (fe.kind == "mfcc") + 0.02 * math.tanh((fe.n_bins - 20) / 20) - 0.015 * (fe.hop_ms > 20)
-            + 0.01 * min(len(spec.blocks), 4) + 0.01 * math.sin(lp * 3.1 + lm))
+    arch = (
+        0.03 * (fe.kind == "mfcc")
+        + 0.02 * math.tanh((fe.n_bins - 20) / 20)
+        - 0.015 * (fe.hop_ms > 20)
+        + 0.01 * min(len(spec.blocks), 4)
+        + 0.01 * math.sin(lp * 3.1 + lm)
+    )
     acc_max = 0.93 / (1 + math.exp(-2.2 * (lp - 3.7))) * (0.85 + 0.15 * math.tanh(lm - 5.5)) + arch
     acc_max = float(np.clip(acc_max + noise.normal(0, 0.01), 0.09, 0.99))
     tau = 0.8 + 2.5 * noise.random()
-    return [float(np.clip(acc_max * (1 - math.exp(-(e + 1) / tau)) + noise.normal(0, 0.005), 0, 1)) for e in range(epochs)]
+    return [
+        float(np.clip(acc_max * (1 - math.exp(-(e + 1) / tau)) + noise.normal(0, 0.005), 0, 1))
+        for e in range(epochs)
+    ]
 
 
 def evaluate_trial(payload: dict[str, Any]) -> dict[str, Any]:
@@ -105,17 +124,36 @@ def evaluate_trial(payload: dict[str, Any]) -> dict[str, Any]:
                     break
             if payload.get("sleep_s"):
                 time.sleep(payload["sleep_s"] * len(curve) / cfg.epochs)
-            return {"state": "pruned" if pruned else "complete", "accuracy": max(curve), "test_accuracy": max(curve),
-                    "curve": curve, "epochs_run": len(curve), "duration_s": time.perf_counter() - t0}
+            return {
+                "state": "pruned" if pruned else "complete",
+                "accuracy": max(curve),
+                "test_accuracy": max(curve),
+                "curve": curve,
+                "epochs_run": len(curve),
+                "duration_s": time.perf_counter() - t0,
+            }
         from audio_nas.training import train
 
         feats = _features(payload["dataset"], spec.frontend)
-        res = train(spec, feats, cfg, on_epoch=lambda e, acc, loss: not should_prune(e, acc, log_e, peers, payload["pruner"]))
+        res = train(
+            spec,
+            feats,
+            cfg,
+            on_epoch=lambda e, acc, loss: not should_prune(e, acc, log_e, peers, payload["pruner"]),
+        )
         if not math.isfinite(res.val_accuracy):
             raise FloatingPointError("validation accuracy is NaN")
-        return {"state": "pruned" if res.pruned else "complete", "accuracy": res.val_accuracy,
-                "test_accuracy": res.test_accuracy, "curve": res.curve, "epochs_run": res.epochs_run,
-                "duration_s": time.perf_counter() - t0}
+        return {
+            "state": "pruned" if res.pruned else "complete",
+            "accuracy": res.val_accuracy,
+            "test_accuracy": res.test_accuracy,
+            "curve": res.curve,
+            "epochs_run": res.epochs_run,
+            "duration_s": time.perf_counter() - t0,
+        }
     except Exception as exc:  # recorded as a failed trial; the search goes on
-        return {"state": "failed", "error": f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=4)}",
-                "duration_s": time.perf_counter() - t0}
+        return {
+            "state": "failed",
+            "error": f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=4)}",
+            "duration_s": time.perf_counter() - t0,
+        }

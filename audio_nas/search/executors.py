@@ -5,7 +5,8 @@ from __future__ import annotations
 import concurrent.futures as cf
 import multiprocessing as mp
 import os
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from audio_nas.errors import SearchError
 
@@ -32,8 +33,12 @@ class LocalExecutor:
 
     def __init__(self, workers: int):
         threads = max(1, (os.cpu_count() or 1) // workers)
-        self.pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
-                                           initializer=_init_worker, initargs=(threads,))
+        self.pool = cf.ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=mp.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(threads,),
+        )
 
     def submit(self, fn, payload):
         return self.pool.submit(fn, payload)
@@ -65,7 +70,9 @@ class RayExecutor:
             if address:
                 ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
             else:
-                ray.init(num_cpus=workers, include_dashboard=False, ignore_reinit_error=True, log_to_driver=False)
+                ray.init(
+                    num_cpus=workers, include_dashboard=False, ignore_reinit_error=True, log_to_driver=False
+                )
         self._remote = {}
 
     def submit(self, fn, payload):

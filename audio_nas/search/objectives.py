@@ -10,7 +10,7 @@ model, so every sensible trial counts. Points beyond the reference contribute no
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from pymoo.indicators.hv import HV

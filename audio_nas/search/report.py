@@ -6,13 +6,12 @@ from __future__ import annotations
 import csv
 import html
 import logging
-import math
 from pathlib import Path
 
 import numpy as np
 
 from audio_nas.search.evaluate import cheap_objectives, evaluate_trial
-from audio_nas.search.objectives import hypervolume_curve, objective_vector
+from audio_nas.search.objectives import hypervolume_curve
 from audio_nas.search.runner import SearchRunner, trial_objectives
 
 log = logging.getLogger(__name__)
@@ -32,9 +31,15 @@ def evaluate_baselines(runner: SearchRunner) -> dict[str, dict]:
 
             spec = dataclasses.replace(spec, n_classes=runner.space.n_classes)
             cheap = cheap_objectives(spec, runner.board, runner.cfg.energy_source)
-            payload = {"spec": spec.to_str(), "evaluator": runner.cfg.evaluator, "dataset": runner.cfg.dataset,
-                       "train": to_dict(runner.cfg.train), "pruner": {"kind": "none", "warmup_epochs": 1, "min_peers": 1},
-                       "peers": [], "cheap": cheap}
+            payload = {
+                "spec": spec.to_str(),
+                "evaluator": runner.cfg.evaluator,
+                "dataset": runner.cfg.dataset,
+                "train": to_dict(runner.cfg.train),
+                "pruner": {"kind": "none", "warmup_epochs": 1, "min_peers": 1},
+                "peers": [],
+                "cheap": cheap,
+            }
             log.info("evaluating baseline %s", name)
             res = evaluate_trial(payload)
             cached = {**cheap, **res, "spec": spec.to_str()}
@@ -58,21 +63,56 @@ def write_report(runner: SearchRunner, export: bool | None = None) -> Path:
 
     with open(run_dir / "pareto.csv", "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["trial", "origin", "val_accuracy", "test_accuracy", "energy_uj", "energy_source", "latency_ms",
-                    "peak_ram_bytes", "flash_bytes", "params", "macs", "spec"])
+        w.writerow(
+            [
+                "trial",
+                "origin",
+                "val_accuracy",
+                "test_accuracy",
+                "energy_uj",
+                "energy_source",
+                "latency_ms",
+                "peak_ram_bytes",
+                "flash_bytes",
+                "params",
+                "macs",
+                "spec",
+            ]
+        )
         for t in sorted(front, key=lambda t: t.energy_uj):
-            w.writerow([t.id, t.origin, f"{t.accuracy:.4f}", f"{t.test_accuracy:.4f}", f"{t.energy_uj:.1f}",
-                        t.energy_source, f"{t.latency_ms:.2f}", t.peak_ram_bytes, t.flash_bytes, t.params, t.macs, t.spec])
+            w.writerow(
+                [
+                    t.id,
+                    t.origin,
+                    f"{t.accuracy:.4f}",
+                    f"{t.test_accuracy:.4f}",
+                    f"{t.energy_uj:.1f}",
+                    t.energy_source,
+                    f"{t.latency_ms:.2f}",
+                    t.peak_ram_bytes,
+                    t.flash_bytes,
+                    t.params,
+                    t.macs,
+                    t.spec,
+                ]
+            )
 
     finished = [t for t in trials if t.state in ("complete", "pruned", "failed", "infeasible")]
-    F_all = np.stack([trial_objectives(t) if t.has_objectives else np.array([1.0, 9.0, 9.0]) for t in finished]) \
-        if finished else np.zeros((0, 3))
+    F_all = (
+        np.stack([trial_objectives(t) if t.has_objectives else np.array([1.0, 9.0, 9.0]) for t in finished])
+        if finished
+        else np.zeros((0, 3))
+    )
     hv = hypervolume_curve(F_all, cfg.hv_reference)
 
     fig, axes = plt.subplots(1, 3, figsize=(17, 5))
-    for ax, key, label in [(axes[0], "energy_uj", "energy per inference (µJ)"),
-                           (axes[1], "peak_ram_bytes", "peak RAM (bytes)")]:
-        ax.scatter([getattr(t, key) for t in done], [t.accuracy for t in done], s=12, c="#999", label="trials")
+    for ax, key, label in [
+        (axes[0], "energy_uj", "energy per inference (µJ)"),
+        (axes[1], "peak_ram_bytes", "peak RAM (bytes)"),
+    ]:
+        ax.scatter(
+            [getattr(t, key) for t in done], [t.accuracy for t in done], s=12, c="#999", label="trials"
+        )
         fr = sorted(front, key=lambda t: getattr(t, key))
         ax.plot([getattr(t, key) for t in fr], [t.accuracy for t in fr], "o-", c="C0", label="Pareto front")
         for i, (name, b) in enumerate(baselines.items()):
@@ -95,32 +135,49 @@ def write_report(runner: SearchRunner, export: bool | None = None) -> Path:
     plt.close(fig)
 
     exported = export_front(runner, front) if (cfg.export_pareto if export is None else export) else {}
-    counts = {s: sum(t.state == s for t in trials) for s in ("complete", "pruned", "failed", "infeasible", "queued", "running")}
+    counts = {
+        s: sum(t.state == s for t in trials)
+        for s in ("complete", "pruned", "failed", "infeasible", "queued", "running")
+    }
     saved_epochs = sum(cfg.train.epochs - (t.epochs_run or 0) for t in trials if t.state == "pruned")
     total_epochs = sum((t.epochs_run or 0) for t in trials if t.state in ("complete", "pruned"))
     lines = [
-        f"# audio-nas search report: {cfg.name}", "",
+        f"# audio-nas search report: {cfg.name}",
+        "",
         f"- dataset `{cfg.dataset}`, board `{runner.board.name}` ({runner.board.core}, {runner.board.clock_hz / 1e6:.0f} MHz, "
         f"{runner.board.sram_bytes // 1024} KB SRAM), strategy `{cfg.strategy}`, evaluator `{cfg.evaluator}`, seed {cfg.seed}",
         f"- trials: {counts}; hypervolume {hv[-1] if hv else 0:.4f} (reference {cfg.hv_reference}, objectives "
         f"(1 - val acc, log10 µJ, log10 bytes))",
         f"- early stopping saved {saved_epochs} of {saved_epochs + total_epochs} epochs "
         f"({100 * saved_epochs / max(1, saved_epochs + total_epochs):.0f}%)",
-        f"- energy source: `{cfg.energy_source}` (see docs/benchmarks.md for its calibration)", "",
-        "![pareto](pareto.png)", "", "## Pareto front", "",
+        f"- energy source: `{cfg.energy_source}` (see docs/benchmarks.md for its calibration)",
+        "",
+        "![pareto](pareto.png)",
+        "",
+        "## Pareto front",
+        "",
         "| trial | origin | val acc | test acc | energy µJ | latency ms | RAM B | flash B | params | TFLM arena B | spec |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for t in sorted(front, key=lambda t: t.energy_uj):
         arena = exported.get(t.id, {}).get("arena_bytes", "")
-        lines.append(f"| {t.id} | {t.origin} | {t.accuracy:.3f} | {t.test_accuracy:.3f} | {t.energy_uj:.0f} | "
-                     f"{t.latency_ms:.1f} | {t.peak_ram_bytes} | {t.flash_bytes} | {t.params} | {arena} | `{_cell(t.spec)}` |")
-    lines += ["", "## Baselines (same recipe, same energy model)", "",
-              "| baseline | val acc | test acc | energy µJ | RAM B | params | MACs |", "|---|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {t.id} | {t.origin} | {t.accuracy:.3f} | {t.test_accuracy:.3f} | {t.energy_uj:.0f} | "
+            f"{t.latency_ms:.1f} | {t.peak_ram_bytes} | {t.flash_bytes} | {t.params} | {arena} | `{_cell(t.spec)}` |"
+        )
+    lines += [
+        "",
+        "## Baselines (same recipe, same energy model)",
+        "",
+        "| baseline | val acc | test acc | energy µJ | RAM B | params | MACs |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, b in baselines.items():
         fmt = lambda v: "failed" if v is None else f"{v:.3f}"  # noqa: E731
-        lines.append(f"| {name} | {fmt(b.get('accuracy'))} | {fmt(b.get('test_accuracy'))} | "
-                     f"{b['energy_uj']:.0f} | {b['peak_ram_bytes']} | {b['params']} | {b['macs']} |")
+        lines.append(
+            f"| {name} | {fmt(b.get('accuracy'))} | {fmt(b.get('test_accuracy'))} | "
+            f"{b['energy_uj']:.0f} | {b['peak_ram_bytes']} | {b['params']} | {b['macs']} |"
+        )
     md = "\n".join(lines) + "\n"
     (run_dir / "report.md").write_text(md)
     (run_dir / "report.html").write_text(_md_table_html(md))
@@ -134,14 +191,18 @@ def _cell(text: str) -> str:
 
 def _md_table_html(md: str) -> str:
     """A small self-contained HTML rendering of the report (tables, bullets, image, headings)."""
-    out = ["<!doctype html><meta charset='utf-8'><title>audio-nas report</title>",
-           "<style>body{font-family:sans-serif;max-width:1400px;margin:auto}td,th{border:1px solid #ccc;padding:3px 6px;"
-           "font-size:12px}table{border-collapse:collapse}code{font-size:11px}</style>"]
+    out = [
+        "<!doctype html><meta charset='utf-8'><title>audio-nas report</title>",
+        "<style>body{font-family:sans-serif;max-width:1400px;margin:auto}td,th{border:1px solid #ccc;padding:3px 6px;"
+        "font-size:12px}table{border-collapse:collapse}code{font-size:11px}</style>",
+    ]
     in_table = False
     for line in md.splitlines():
         if line.startswith("|"):
-            cells = [html.escape(c.strip().replace("\x00", "|")).replace("`", "")
-                     for c in line.replace("\\|", "\x00").strip("|").split("|")]
+            cells = [
+                html.escape(c.strip().replace("\x00", "|")).replace("`", "")
+                for c in line.replace("\\|", "\x00").strip("|").split("|")
+            ]
             if set("".join(cells)) <= set("-"):
                 continue
             if not in_table:
@@ -159,7 +220,7 @@ def _md_table_html(md: str) -> str:
         elif line.startswith("## "):
             out.append(f"<h2>{html.escape(line[3:])}</h2>")
         elif line.startswith("!["):
-            out.append(f"<img src='{line[line.index('(') + 1:-1]}' style='max-width:100%'>")
+            out.append(f"<img src='{line[line.index('(') + 1 : -1]}' style='max-width:100%'>")
         elif line.startswith("- "):
             out.append(f"<li>{html.escape(line[2:])}</li>")
     if in_table:
@@ -203,8 +264,13 @@ def export_front(runner: SearchRunner, front) -> dict[int, dict]:
             continue
         feats = _features(runner.cfg.dataset, spec.frontend)
         res = train(spec, feats, runner.cfg.train)
-        save_checkpoint(target / "checkpoint", spec, res.model, {"val_accuracy": res.val_accuracy,
-                        "test_accuracy": res.test_accuracy}, tuple(feats.class_names))
+        save_checkpoint(
+            target / "checkpoint",
+            spec,
+            res.model,
+            {"val_accuracy": res.val_accuracy, "test_accuracy": res.test_accuracy},
+            tuple(feats.class_names),
+        )
         calib = np.asarray(feats.subset("train").x[:200])
         result = export_model(spec, res.model, calib, target)
         out[t.id] = {"arena_bytes": result.arena_bytes, "flash_bytes": result.flash_bytes}

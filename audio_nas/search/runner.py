@@ -64,8 +64,9 @@ class SearchRunner:
         self.board = load_board(cfg.board)
         self.space = _space_for(cfg)
         self._cheap: dict[str, dict] = {}
-        self.ctx = StrategyContext(space=self.space, cheap_objectives=self._cheap_for_strategy,
-                                   hv_reference=cfg.hv_reference)
+        self.ctx = StrategyContext(
+            space=self.space, cheap_objectives=self._cheap_for_strategy, hv_reference=cfg.hv_reference
+        )
         kwargs = {"n_initial": cfg.n_initial} if cfg.strategy == "hybrid" else {}
         self.strategy = STRATEGIES[cfg.strategy](self.ctx, seed=cfg.seed, **kwargs)
         state = self.store.get_meta("strategy_state")
@@ -92,9 +93,16 @@ class SearchRunner:
     def _payload(self, t) -> dict:
         from audio_nas.space import ArchSpec
 
-        return {"spec": t.spec, "evaluator": self.cfg.evaluator, "dataset": self.cfg.dataset,
-                "train": to_dict(self.cfg.train), "pruner": to_dict(self.cfg.pruner), "peers": self._peers(),
-                "cheap": self.cheap(ArchSpec.from_str(t.spec)), "sleep_s": self.sleep_s}
+        return {
+            "spec": t.spec,
+            "evaluator": self.cfg.evaluator,
+            "dataset": self.cfg.dataset,
+            "train": to_dict(self.cfg.train),
+            "pruner": to_dict(self.cfg.pruner),
+            "peers": self._peers(),
+            "cheap": self.cheap(ArchSpec.from_str(t.spec)),
+            "sleep_s": self.sleep_s,
+        }
 
     def _save_state(self) -> None:
         self.store.set_meta("strategy_state", self.strategy.state_dict())
@@ -121,12 +129,18 @@ class SearchRunner:
         if progress_enabled():
             from tqdm import tqdm
 
-            bar = tqdm(total=cfg.n_trials, initial=store.count(FINISHED), desc=f"search {cfg.name}", unit="trial")
+            bar = tqdm(
+                total=cfg.n_trials, initial=store.count(FINISHED), desc=f"search {cfg.name}", unit="trial"
+            )
         try:
             while True:
                 finished = store.count(FINISHED)
                 out_of_time = cfg.time_budget_s is not None and time.time() - t0 > cfg.time_budget_s
-                while not out_of_time and len(in_flight) < cfg.workers and finished + len(in_flight) < cfg.n_trials:
+                while (
+                    not out_of_time
+                    and len(in_flight) < cfg.workers
+                    and finished + len(in_flight) < cfg.n_trials
+                ):
                     queued = [t for t in store.trials(("queued",)) if t.id not in in_flight]
                     if not queued:
                         for spec, origin in self.strategy.ask(1):
@@ -154,8 +168,11 @@ class SearchRunner:
                     cheap = self.cheap(spec)
                     state = res.pop("state")
                     store.finish(tid, state, {**cheap, **res})
-                    F = objective_vector(res["accuracy"], cheap["energy_uj"], cheap["peak_ram_bytes"]) \
-                        if state in ("complete", "pruned") else None
+                    F = (
+                        objective_vector(res["accuracy"], cheap["energy_uj"], cheap["peak_ram_bytes"])
+                        if state in ("complete", "pruned")
+                        else None
+                    )
                     self.strategy.tell(spec, F)
                     self._save_state()
                     if state == "failed":
@@ -164,15 +181,23 @@ class SearchRunner:
                         front, Ff = self.front()
                         bar.update(1)
                         best = max((t.accuracy for t in front), default=float("nan"))
-                        bar.set_postfix(front=len(front), best_acc=f"{best:.3f}",
-                                        hv=f"{hypervolume(Ff, cfg.hv_reference):.3f}")
+                        bar.set_postfix(
+                            front=len(front),
+                            best_acc=f"{best:.3f}",
+                            hv=f"{hypervolume(Ff, cfg.hv_reference):.3f}",
+                        )
         finally:
             if bar is not None:
                 bar.close()
             executor.shutdown()
         front, Ff = self.front()
-        return SearchResult(self.run_dir, store.count(FINISHED), [t.id for t in front],
-                            hypervolume(Ff, cfg.hv_reference), time.time() - t0)
+        return SearchResult(
+            self.run_dir,
+            store.count(FINISHED),
+            [t.id for t in front],
+            hypervolume(Ff, cfg.hv_reference),
+            time.time() - t0,
+        )
 
 
 def run_search(cfg: SearchConfig, run_dir: str | Path | None = None, **kwargs) -> SearchResult:

@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from audio_nas.errors import SearchError
 
@@ -63,7 +64,9 @@ class Trial:
 
     @property
     def has_objectives(self) -> bool:
-        return self.state in ("complete", "pruned") and self.accuracy is not None and self.energy_uj is not None
+        return (
+            self.state in ("complete", "pruned") and self.accuracy is not None and self.energy_uj is not None
+        )
 
 
 class TrialStore:
@@ -122,8 +125,20 @@ class TrialStore:
     def finish(self, trial_id: int, state: str, result: dict[str, Any]) -> None:
         if state not in FINISHED:
             raise SearchError(f"cannot finish a trial in state {state!r}")
-        cols = ("accuracy", "test_accuracy", "energy_uj", "energy_source", "latency_ms", "peak_ram_bytes",
-                "flash_bytes", "params", "macs", "epochs_run", "duration_s", "error")
+        cols = (
+            "accuracy",
+            "test_accuracy",
+            "energy_uj",
+            "energy_source",
+            "latency_ms",
+            "peak_ram_bytes",
+            "flash_bytes",
+            "params",
+            "macs",
+            "epochs_run",
+            "duration_s",
+            "error",
+        )
         values = [result.get(c) for c in cols]
         curve = json.dumps(result.get("curve")) if result.get("curve") is not None else None
         self.db.execute(
@@ -132,16 +147,23 @@ class TrialStore:
         )
 
     def trials(self, states: tuple[str, ...] | None = None) -> list[Trial]:
-        q = "SELECT id, spec, spec_hash, origin, state, accuracy, test_accuracy, energy_uj, energy_source, latency_ms, " \
+        q = (
+            "SELECT id, spec, spec_hash, origin, state, accuracy, test_accuracy, energy_uj, energy_source, latency_ms, "
             "peak_ram_bytes, flash_bytes, params, macs, curve, epochs_run, duration_s, error FROM trials"
+        )
         args: tuple = ()
         if states:
             q += f" WHERE state IN ({','.join('?' * len(states))})"
             args = states
         out = []
         for row in self.db.execute(q + " ORDER BY id", args):
-            t = Trial(*row[:14], curve=json.loads(row[14]) if row[14] else None, epochs_run=row[15],
-                      duration_s=row[16], error=row[17])
+            t = Trial(
+                *row[:14],
+                curve=json.loads(row[14]) if row[14] else None,
+                epochs_run=row[15],
+                duration_s=row[16],
+                error=row[17],
+            )
             out.append(t)
         return out
 
@@ -149,8 +171,11 @@ class TrialStore:
         return iter(self.trials())
 
     def count(self, states: tuple[str, ...]) -> int:
-        return int(self.db.execute(
-            f"SELECT COUNT(*) FROM trials WHERE state IN ({','.join('?' * len(states))})", states).fetchone()[0])
+        return int(
+            self.db.execute(
+                f"SELECT COUNT(*) FROM trials WHERE state IN ({','.join('?' * len(states))})", states
+            ).fetchone()[0]
+        )
 
     # -- baselines (evaluated once per run directory)
     def get_baseline(self, name: str) -> dict | None:

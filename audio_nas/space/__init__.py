@@ -7,12 +7,41 @@ from audio_nas.space.presets import BASELINES, PRESETS, resolve_arch
 from audio_nas.space.spec import ArchSpec, ConvSpec, DSSpec, HeadSpec, MQASpec, StemSpec, UIBSpec
 
 __all__ = [
-    "ArchSpec", "StemSpec", "UIBSpec", "DSSpec", "ConvSpec", "MQASpec", "HeadSpec", "LayerCost",
-    "AudioNet", "build_model", "ArchCosts", "arch_costs", "PRESETS", "BASELINES", "resolve_arch",
+    "ArchSpec",
+    "StemSpec",
+    "UIBSpec",
+    "DSSpec",
+    "ConvSpec",
+    "MQASpec",
+    "HeadSpec",
+    "LayerCost",
+    "AudioNet",
+    "build_model",
+    "ArchCosts",
+    "arch_costs",
+    "PRESETS",
+    "BASELINES",
+    "resolve_arch",
 ]
 
 from audio_nas.space.sampling import (  # noqa: E402
-    DEFAULT_SPACE, ENCODING_DIM, SearchSpace, crossover, decode, encode, mutate, sample_spec,
+    DEFAULT_SPACE,
+    ENCODING_DIM,
+    SearchSpace,
+    crossover,
+    decode,
+    encode,
+    mutate,
+    sample_spec,
 )
 
-__all__ += ["SearchSpace", "DEFAULT_SPACE", "ENCODING_DIM", "sample_spec", "mutate", "crossover", "encode", "decode"]
+__all__ += [
+    "SearchSpace",
+    "DEFAULT_SPACE",
+    "ENCODING_DIM",
+    "sample_spec",
+    "mutate",
+    "crossover",
+    "encode",
+    "decode",
+]

@@ -6,7 +6,14 @@ import torch
 from torch import nn
 
 from audio_nas.space.layers import (
-    Classifier, ConvBlock, ConvBnAct, DSBlock, Flatten, GlobalAvgPool, MQABlock, UIBBlock,
+    Classifier,
+    ConvBlock,
+    ConvBnAct,
+    DSBlock,
+    Flatten,
+    GlobalAvgPool,
+    MQABlock,
+    UIBBlock,
 )
 from audio_nas.space.plan import LayerCost, PlanBuilder
 from audio_nas.space.spec import ArchSpec, ConvSpec, DSSpec, MQASpec, UIBSpec, stage_shapes
@@ -34,7 +41,9 @@ class AudioNet(nn.Module):
         one_d = spec.is_1d
         t, f = spec.input_shape
         in_ch = f if one_d else 1
-        self.stem = ConvBnAct(in_ch, spec.stem.channels, spec.stem.kernel, spec.stem.stride, act=spec.stem.act)
+        self.stem = ConvBnAct(
+            in_ch, spec.stem.channels, spec.stem.kernel, spec.stem.stride, act=spec.stem.act
+        )
         ch = spec.stem.channels
         blocks: list[nn.Module] = []
         for b in spec.blocks:
@@ -45,7 +54,9 @@ class AudioNet(nn.Module):
                 blocks.append(module)
         self.blocks = nn.ModuleList(blocks)
         self.head_conv = (
-            ConvBnAct(ch, spec.head.channels, (1, 1), (1, 1), act=spec.head.act) if spec.head.channels else None
+            ConvBnAct(ch, spec.head.channels, (1, 1), (1, 1), act=spec.head.act)
+            if spec.head.channels
+            else None
         )
         if spec.head.channels:
             ch = spec.head.channels

@@ -111,17 +111,28 @@ def arch_costs(spec: ArchSpec, *, weight_bits: int = 8, act_bits: int = 8) -> Ar
     peak, where = peak_activation_bytes(layers, (1, t, f, 1))
     weight_bytes = sum(
         (layer.params - layer.out_shape[-1]) * weight_bits // 8 + 4 * layer.out_shape[-1]
-        for layer in layers if layer.op in ("conv2d", "depthwise_conv2d", "fully_connected")
+        for layer in layers
+        if layer.op in ("conv2d", "depthwise_conv2d", "fully_connected")
     )
     qparam_bytes = sum(
-        PER_CHANNEL_QPARAM_BYTES * layer.out_shape[-1] for layer in layers if layer.op in ("conv2d", "depthwise_conv2d")
+        PER_CHANNEL_QPARAM_BYTES * layer.out_shape[-1]
+        for layer in layers
+        if layer.op in ("conv2d", "depthwise_conv2d")
     )
     flash = FLATBUFFER_FIXED_BYTES + FLATBUFFER_PER_OP_BYTES * len(layers) + weight_bytes + qparam_bytes
     ace = macs * weight_bits * act_bits
     ace_v2 = ace + ELEMENTWISE_BITOPS * sum(layer.elementwise_ops for layer in layers)
     return ArchCosts(
-        params=params, deployed_params=deployed, macs=macs, macs_by_op=macs_by_op, peak_ram_bytes=peak,
-        peak_ram_layer=where, frontend_ram_bytes=_frontend_ram(spec), flash_bytes=flash, ace=ace, ace_v2=ace_v2,
+        params=params,
+        deployed_params=deployed,
+        macs=macs,
+        macs_by_op=macs_by_op,
+        peak_ram_bytes=peak,
+        peak_ram_layer=where,
+        frontend_ram_bytes=_frontend_ram(spec),
+        flash_bytes=flash,
+        ace=ace,
+        ace_v2=ace_v2,
         layers=tuple(layers),
     )
 

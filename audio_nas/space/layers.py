@@ -38,13 +38,17 @@ def same_pads(size: int, kernel: int, stride: int) -> tuple[int, int]:
 
 
 class ConvBnAct(nn.Module):
-    def __init__(self, in_ch: int, out_ch: int, kernel_hw=(1, 1), stride_hw=(1, 1), groups: int = 1, act: str = "none"):
+    def __init__(
+        self, in_ch: int, out_ch: int, kernel_hw=(1, 1), stride_hw=(1, 1), groups: int = 1, act: str = "none"
+    ):
         super().__init__()
         self.kernel_hw = tuple(kernel_hw)
         self.stride_hw = tuple(stride_hw)
         self.groups = groups
         self.act_name = act
-        self.conv = nn.Conv2d(in_ch, out_ch, self.kernel_hw, self.stride_hw, padding=0, groups=groups, bias=False)
+        self.conv = nn.Conv2d(
+            in_ch, out_ch, self.kernel_hw, self.stride_hw, padding=0, groups=groups, bias=False
+        )
         self.bn = nn.BatchNorm2d(out_ch)
         self.act = ACT_LAYERS[act]()
 
@@ -73,8 +77,15 @@ class ConvBnAct(nn.Module):
         params = self.conv.weight.numel() + oc  # folded BN -> bias
         fused = self.act_name if self.act_name in ("relu", "relu6") else "none"
         out = pb.add(
-            name, "depthwise_conv2d" if self.is_depthwise else "conv2d", (tid,), (1, oh, ow, oc),
-            kernel_hw=self.kernel_hw, stride_hw=self.stride_hw, groups=self.groups, macs=macs, params=params,
+            name,
+            "depthwise_conv2d" if self.is_depthwise else "conv2d",
+            (tid,),
+            (1, oh, ow, oc),
+            kernel_hw=self.kernel_hw,
+            stride_hw=self.stride_hw,
+            groups=self.groups,
+            macs=macs,
+            params=params,
             activation=fused,
         )
         if self.act_name == "hswish":
@@ -85,14 +96,18 @@ class ConvBnAct(nn.Module):
 class UIBBlock(nn.Module):
     """Universal Inverted Bottleneck: [start dw] -> 1x1 expand -> [middle dw] -> 1x1 project (+ residual)."""
 
-    def __init__(self, in_ch: int, out_ch: int, start_k: int, mid_k: int, expand: int, stride_hw, act: str, one_d: bool):
+    def __init__(
+        self, in_ch: int, out_ch: int, start_k: int, mid_k: int, expand: int, stride_hw, act: str, one_d: bool
+    ):
         super().__init__()
         mid = in_ch * expand
         k2 = (lambda k: (k, 1)) if one_d else (lambda k: (k, k))
         # The stride goes to the start dw only when there is no middle dw (as in MobileNetV4).
         start_stride = stride_hw if (start_k and not mid_k) else (1, 1)
         mid_stride = stride_hw if mid_k else (1, 1)
-        self.start_dw = ConvBnAct(in_ch, in_ch, k2(start_k), start_stride, groups=in_ch, act="none") if start_k else None
+        self.start_dw = (
+            ConvBnAct(in_ch, in_ch, k2(start_k), start_stride, groups=in_ch, act="none") if start_k else None
+        )
         self.expand = ConvBnAct(in_ch, mid, (1, 1), (1, 1), act=act)
         self.mid_dw = ConvBnAct(mid, mid, k2(mid_k), mid_stride, groups=mid, act=act) if mid_k else None
         self.project = ConvBnAct(mid, out_ch, (1, 1), (1, 1), act="none")

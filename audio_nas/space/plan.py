@@ -11,8 +11,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 OPS: tuple[str, ...] = (
-    "conv2d", "depthwise_conv2d", "fully_connected", "add", "mean", "softmax", "reshape",
-    "batch_matmul", "mul", "hard_swish", "relu", "relu6", "pad", "transpose",
+    "conv2d",
+    "depthwise_conv2d",
+    "fully_connected",
+    "add",
+    "mean",
+    "softmax",
+    "reshape",
+    "batch_matmul",
+    "mul",
+    "hard_swish",
+    "relu",
+    "relu6",
+    "pad",
+    "transpose",
 )
 MAC_OPS: frozenset[str] = frozenset({"conv2d", "depthwise_conv2d", "fully_connected", "batch_matmul"})
 # Ops that TFLM runs in place / as a view: RESHAPE aliases its input buffer.
@@ -74,8 +86,16 @@ class PlanBuilder:
         if "elementwise_ops" not in kw:
             kw["elementwise_ops"] = _default_elementwise(op, n_out, kw.get("activation", "none"))
         self.layers.append(
-            LayerCost(name=name, op=op, in_shape=in_shape, out_shape=tuple(out_shape), inputs=inputs, output=out,
-                      extra_in_shapes=extra, **kw)
+            LayerCost(
+                name=name,
+                op=op,
+                in_shape=in_shape,
+                out_shape=tuple(out_shape),
+                inputs=inputs,
+                output=out,
+                extra_in_shapes=extra,
+                **kw,
+            )
         )
         return out
 

@@ -26,15 +26,27 @@ def _div8(v: float) -> int:
 
 
 def mobilenet_v1(alpha: float) -> str:
-    schedule = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)] + [(512, 1)] * 5 + [(1024, 2), (1024, 1)]
+    schedule = (
+        [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)] + [(512, 1)] * 5 + [(1024, 2), (1024, 1)]
+    )
     blocks = [f"ds_k3_s{s}_c{_div8(c * alpha)}_r1_relu" for c, s in schedule]
     return "|".join([LOGMEL_49x40, f"stem:c2d_k3_s2_c{_div8(32 * alpha)}_relu", *blocks, "head:c0", "n12"])
 
 
 def mobilenet_v2(alpha: float) -> str:
-    settings = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
+    settings = [
+        (1, 16, 1, 1),
+        (6, 24, 2, 2),
+        (6, 32, 3, 2),
+        (6, 64, 4, 2),
+        (6, 96, 3, 1),
+        (6, 160, 3, 2),
+        (6, 320, 1, 1),
+    ]
     blocks = [f"uib_a0_k3_e{t}_s{s}_c{_div8(c * alpha)}_r{n}_relu6" for t, c, n, s in settings]
-    return "|".join([LOGMEL_49x40, f"stem:c2d_k3_s2_c{_div8(32 * alpha)}_relu6", *blocks, "head:c1280_relu6", "n12"])
+    return "|".join(
+        [LOGMEL_49x40, f"stem:c2d_k3_s2_c{_div8(32 * alpha)}_relu6", *blocks, "head:c1280_relu6", "n12"]
+    )
 
 
 PRESETS: dict[str, str] = {

@@ -24,7 +24,14 @@ import numpy as np
 from audio_nas.errors import SpecError
 from audio_nas.features.config import FrontEndConfig
 from audio_nas.space.spec import (
-    ArchSpec, BlockSpec, DSSpec, HeadSpec, MQASpec, StemSpec, UIBSpec, same_out,
+    ArchSpec,
+    BlockSpec,
+    DSSpec,
+    HeadSpec,
+    MQASpec,
+    StemSpec,
+    UIBSpec,
+    same_out,
 )
 
 
@@ -100,7 +107,9 @@ def encode(spec: ArchSpec, space: SearchSpace = DEFAULT_SPACE) -> np.ndarray:
     v[1] = _norm(_index(sp.window_ms, fe.window_ms, "frontend.window_ms"), len(sp.window_ms))
     v[2] = _norm(_index(sp.hop_ms, fe.hop_ms, "frontend.hop_ms"), len(sp.hop_ms))
     v[3] = _norm(_index(sp.n_mels, fe.n_mels, "frontend.n_mels"), len(sp.n_mels))
-    v[4] = _norm(_index(sp.n_mfcc, fe.n_mfcc, "frontend.n_mfcc"), len(sp.n_mfcc)) if fe.kind == "mfcc" else 0.0
+    v[4] = (
+        _norm(_index(sp.n_mfcc, fe.n_mfcc, "frontend.n_mfcc"), len(sp.n_mfcc)) if fe.kind == "mfcc" else 0.0
+    )
     st, o = spec.stem, FE_DIM
     v[o] = _norm(_index(sp.stem_kinds, st.kind, "stem.kind"), len(sp.stem_kinds))
     v[o + 1] = _norm(_index(sp.stem_kernels, st.kernel[0], "stem.kernel"), len(sp.stem_kernels))
@@ -108,9 +117,11 @@ def encode(spec: ArchSpec, space: SearchSpace = DEFAULT_SPACE) -> np.ndarray:
     v[o + 3] = _norm(_index(sp.stem_channels, st.channels, "stem.channels"), len(sp.stem_channels))
     v[o + 4] = _norm(_index(sp.activations, st.act, "stem.act"), len(sp.activations))
     if len(spec.blocks) > sp.max_blocks or not spec.blocks:
-        raise SpecError(f"blocks: {len(spec.blocks)} blocks is outside the search space (1..{sp.max_blocks} blocks)")
+        raise SpecError(
+            f"blocks: {len(spec.blocks)} blocks is outside the search space (1..{sp.max_blocks} blocks)"
+        )
     for i, b in enumerate(spec.blocks):
-        v[FE_DIM + STEM_DIM + i * SLOT_DIM: FE_DIM + STEM_DIM + (i + 1) * SLOT_DIM] = _encode_block(b, sp)
+        v[FE_DIM + STEM_DIM + i * SLOT_DIM : FE_DIM + STEM_DIM + (i + 1) * SLOT_DIM] = _encode_block(b, sp)
     o = FE_DIM + STEM_DIM + sp.max_blocks * SLOT_DIM
     v[o] = _norm(_index(sp.head_channels, spec.head.channels, "head.channels"), len(sp.head_channels))
     if spec.head.channels and spec.head.act != "relu" or spec.head.pool != "avg":
@@ -121,12 +132,14 @@ def encode(spec: ArchSpec, space: SearchSpace = DEFAULT_SPACE) -> np.ndarray:
 def _encode_block(b: BlockSpec, sp: SearchSpace) -> np.ndarray:
     s = np.zeros(SLOT_DIM)
     s[0] = 1.0
-    kind = getattr(b, "KIND")
+    kind = b.KIND
     s[1] = _norm(_index(sp.block_kinds, kind, "block.kind"), len(sp.block_kinds))
     if isinstance(b, MQASpec):
         s[5] = _norm(b.kv_stride - 1, 2)
         n_d = len(sp.mqa_key_dims)
-        combo = _index(sp.mqa_heads, b.heads, "mqa.heads") * n_d + _index(sp.mqa_key_dims, b.key_dim, "mqa.key_dim")
+        combo = _index(sp.mqa_heads, b.heads, "mqa.heads") * n_d + _index(
+            sp.mqa_key_dims, b.key_dim, "mqa.key_dim"
+        )
         s[9] = _norm(combo, len(sp.mqa_heads) * n_d)
         return s
     if isinstance(b, UIBSpec):
@@ -154,8 +167,13 @@ def decode(vec: np.ndarray, space: SearchSpace = DEFAULT_SPACE) -> ArchSpec:
     n_mels = sp.n_mels[_idx(v[3], len(sp.n_mels))]
     n_mfcc = min(sp.n_mfcc[_idx(v[4], len(sp.n_mfcc))], n_mels) if kind == "mfcc" else FrontEndConfig().n_mfcc
     fe = FrontEndConfig(
-        kind=kind, window_ms=sp.window_ms[_idx(v[1], len(sp.window_ms))], hop_ms=sp.hop_ms[_idx(v[2], len(sp.hop_ms))],
-        n_mels=n_mels, n_mfcc=n_mfcc, sample_rate_hz=sp.sample_rate_hz, clip_ms=sp.clip_ms,
+        kind=kind,
+        window_ms=sp.window_ms[_idx(v[1], len(sp.window_ms))],
+        hop_ms=sp.hop_ms[_idx(v[2], len(sp.hop_ms))],
+        n_mels=n_mels,
+        n_mfcc=n_mfcc,
+        sample_rate_hz=sp.sample_rate_hz,
+        clip_ms=sp.clip_ms,
     )
     o = FE_DIM
     skind = sp.stem_kinds[_idx(v[o], len(sp.stem_kinds))]
@@ -165,33 +183,47 @@ def decode(vec: np.ndarray, space: SearchSpace = DEFAULT_SPACE) -> ArchSpec:
     t, f = fe.output_shape
     k_f = 1 if one_d else min(k, f)
     stem = StemSpec(
-        kind=skind, kernel=(min(k, t), k_f), stride=(s, 1) if one_d else (s, s),
+        kind=skind,
+        kernel=(min(k, t), k_f),
+        stride=(s, 1) if one_d else (s, s),
         channels=sp.stem_channels[_idx(v[o + 3], len(sp.stem_channels))],
         act=sp.activations[_idx(v[o + 4], len(sp.activations))],
     )
     h, w = same_out(t, stem.stride[0]), (1 if one_d else same_out(f, stem.stride[1]))
     blocks: list[BlockSpec] = []
     for i in range(sp.max_blocks):
-        slot = v[FE_DIM + STEM_DIM + i * SLOT_DIM: FE_DIM + STEM_DIM + (i + 1) * SLOT_DIM]
+        slot = v[FE_DIM + STEM_DIM + i * SLOT_DIM : FE_DIM + STEM_DIM + (i + 1) * SLOT_DIM]
         if i > 0 and slot[0] < 0.5:
             continue
         b, h, w = _decode_block(slot, sp, one_d, h, w)
         blocks.append(b)
     head_c = sp.head_channels[_idx(v[FE_DIM + STEM_DIM + sp.max_blocks * SLOT_DIM], len(sp.head_channels))]
-    return ArchSpec(frontend=fe, stem=stem, blocks=tuple(blocks), head=HeadSpec(channels=head_c), n_classes=sp.n_classes)
+    return ArchSpec(
+        frontend=fe, stem=stem, blocks=tuple(blocks), head=HeadSpec(channels=head_c), n_classes=sp.n_classes
+    )
 
 
-def _decode_block(slot: np.ndarray, sp: SearchSpace, one_d: bool, h: int, w: int) -> tuple[BlockSpec, int, int]:
+def _decode_block(
+    slot: np.ndarray, sp: SearchSpace, one_d: bool, h: int, w: int
+) -> tuple[BlockSpec, int, int]:
     kind = sp.block_kinds[_idx(slot[1], len(sp.block_kinds))]
     if kind == "mqa":
         n_d = len(sp.mqa_key_dims)
         combo = _idx(slot[9], len(sp.mqa_heads) * n_d)
-        return MQASpec(heads=sp.mqa_heads[combo // n_d], key_dim=sp.mqa_key_dims[combo % n_d],
-                       kv_stride=1 + _idx(slot[5], 2)), h, w
+        return (
+            MQASpec(
+                heads=sp.mqa_heads[combo // n_d],
+                key_dim=sp.mqa_key_dims[combo % n_d],
+                kv_stride=1 + _idx(slot[5], 2),
+            ),
+            h,
+            w,
+        )
     s = sp.strides[_idx(slot[5], len(sp.strides))]
     stride = (s, 1) if one_d else (s, s)
     common = dict(
-        channels=sp.channels[_idx(slot[6], len(sp.channels))], repeats=sp.repeats[_idx(slot[7], len(sp.repeats))],
+        channels=sp.channels[_idx(slot[6], len(sp.channels))],
+        repeats=sp.repeats[_idx(slot[7], len(sp.repeats))],
         act=sp.activations[_idx(slot[8], len(sp.activations))],
     )
     if kind == "uib":
@@ -200,8 +232,13 @@ def _decode_block(slot: np.ndarray, sp: SearchSpace, one_d: bool, h: int, w: int
         if a == 0 and k == 0:
             stride = (1, 1)  # repair: an FFN block cannot stride
         stride = _repair_stride(stride, h, w)
-        b: BlockSpec = UIBSpec(start_k=a, mid_k=k, expand=sp.expansions[_idx(slot[4], len(sp.expansions))],
-                               stride=stride, **common)
+        b: BlockSpec = UIBSpec(
+            start_k=a,
+            mid_k=k,
+            expand=sp.expansions[_idx(slot[4], len(sp.expansions))],
+            stride=stride,
+            **common,
+        )
     else:
         stride = _repair_stride(stride, h, w)
         b = DSSpec(kernel=sp.ds_kernels[_idx(slot[3], len(sp.ds_kernels))], stride=stride, **common)
@@ -236,7 +273,9 @@ def sample_spec(rng: np.random.Generator, space: SearchSpace = DEFAULT_SPACE) ->
     kinds = space.block_kinds
     if "mqa" in kinds:
         conv_kinds = [k for k in kinds if k != "mqa"]
-        v[FE_DIM + STEM_DIM + 1] = _norm(kinds.index(conv_kinds[int(rng.integers(len(conv_kinds)))]), len(kinds))
+        v[FE_DIM + STEM_DIM + 1] = _norm(
+            kinds.index(conv_kinds[int(rng.integers(len(conv_kinds)))]), len(kinds)
+        )
     return decode(v, space)
 
 
@@ -252,7 +291,9 @@ def _active_dims(vec: np.ndarray, space: SearchSpace) -> list[int]:
     return dims
 
 
-def mutate(spec: ArchSpec, rng: np.random.Generator, space: SearchSpace = DEFAULT_SPACE, n_edits: int = 1) -> ArchSpec:
+def mutate(
+    spec: ArchSpec, rng: np.random.Generator, space: SearchSpace = DEFAULT_SPACE, n_edits: int = 1
+) -> ArchSpec:
     """Change ``n_edits`` random choices (a different value each); always returns a different valid spec."""
     base = encode(spec, space)
     for _ in range(100):
@@ -268,12 +309,15 @@ def mutate(spec: ArchSpec, rng: np.random.Generator, space: SearchSpace = DEFAUL
     return sample_spec(rng, space)  # pragma: no cover - only in degenerate spaces
 
 
-def crossover(a: ArchSpec, b: ArchSpec, rng: np.random.Generator, space: SearchSpace = DEFAULT_SPACE) -> ArchSpec:
+def crossover(
+    a: ArchSpec, b: ArchSpec, rng: np.random.Generator, space: SearchSpace = DEFAULT_SPACE
+) -> ArchSpec:
     """Uniform crossover of whole groups: front-end, stem, each block slot and head come from a or b."""
     va, vb = encode(a, space), encode(b, space)
     groups = [(0, FE_DIM), (FE_DIM, FE_DIM + STEM_DIM)]
     groups += [
-        (FE_DIM + STEM_DIM + i * SLOT_DIM, FE_DIM + STEM_DIM + (i + 1) * SLOT_DIM) for i in range(space.max_blocks)
+        (FE_DIM + STEM_DIM + i * SLOT_DIM, FE_DIM + STEM_DIM + (i + 1) * SLOT_DIM)
+        for i in range(space.max_blocks)
     ]
     groups.append((encoding_dim(space) - HEAD_DIM, encoding_dim(space)))
     child = va.copy()
@@ -285,16 +329,31 @@ def crossover(a: ArchSpec, b: ArchSpec, rng: np.random.Generator, space: SearchS
 
 def _n_choices(d: int, sp: SearchSpace) -> int:
     fe = [len(sp.fe_kinds), len(sp.window_ms), len(sp.hop_ms), len(sp.n_mels), len(sp.n_mfcc)]
-    stem = [len(sp.stem_kinds), len(sp.stem_kernels), len(sp.stem_strides), len(sp.stem_channels), len(sp.activations)]
+    stem = [
+        len(sp.stem_kinds),
+        len(sp.stem_kernels),
+        len(sp.stem_strides),
+        len(sp.stem_channels),
+        len(sp.activations),
+    ]
     if d < FE_DIM:
         return fe[d]
     if d < FE_DIM + STEM_DIM:
         return stem[d - FE_DIM]
     if d >= FE_DIM + STEM_DIM + sp.max_blocks * SLOT_DIM:
         return len(sp.head_channels)
-    slot = [2, len(sp.block_kinds), len(sp.uib_kernels), max(len(sp.uib_kernels), len(sp.ds_kernels)),
-            len(sp.expansions), len(sp.strides), len(sp.channels), len(sp.repeats), len(sp.activations),
-            len(sp.mqa_heads) * len(sp.mqa_key_dims)]
+    slot = [
+        2,
+        len(sp.block_kinds),
+        len(sp.uib_kernels),
+        max(len(sp.uib_kernels), len(sp.ds_kernels)),
+        len(sp.expansions),
+        len(sp.strides),
+        len(sp.channels),
+        len(sp.repeats),
+        len(sp.activations),
+        len(sp.mqa_heads) * len(sp.mqa_key_dims),
+    ]
     return slot[(d - FE_DIM - STEM_DIM) % SLOT_DIM]
 
 

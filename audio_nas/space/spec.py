@@ -27,8 +27,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, ClassVar, Union
+from typing import ClassVar, Union
 
 from audio_nas.errors import ConfigError, SpecError
 from audio_nas.features.config import FRONTEND_KINDS, FrontEndConfig
@@ -143,9 +144,12 @@ class UIBSpec:
 
     @property
     def variant(self) -> str:
-        return {(True, True): "ExtraDW", (False, True): "IB", (True, False): "ConvNext", (False, False): "FFN"}[
-            (self.start_k > 0, self.mid_k > 0)
-        ]
+        return {
+            (True, True): "ExtraDW",
+            (False, True): "IB",
+            (True, False): "ConvNext",
+            (False, False): "FFN",
+        }[(self.start_k > 0, self.mid_k > 0)]
 
     def to_str(self) -> str:
         return (
@@ -303,7 +307,7 @@ class ArchSpec:
         return hashlib.sha256(self.to_str().encode()).hexdigest()[:16]
 
     @classmethod
-    def from_str(cls, text: str) -> "ArchSpec":
+    def from_str(cls, text: str) -> ArchSpec:
         return parse_spec(text)
 
 
@@ -383,7 +387,7 @@ def frontend_to_str(fe: FrontEndConfig) -> str:
 
 
 def _parse_frontend(token: str) -> FrontEndConfig:
-    body = token[len("fe:"):]
+    body = token[len("fe:") :]
     kind = body.split("_", 1)[0]
     if kind not in FRONTEND_KINDS:
         raise SpecError(f"front-end kind {kind!r} in {token!r} is unknown; choose one of {FRONTEND_KINDS}")
@@ -392,7 +396,9 @@ def _parse_frontend(token: str) -> FrontEndConfig:
         num = {k: float(v) for k, v in f.items() if k in ("w", "h", "lo", "hi")}
     except ValueError as exc:
         raise SpecError(f"front-end token {token!r}: {exc}") from None
-    kwargs = dict(kind=kind, window_ms=num.get("w", 30.0), hop_ms=num.get("h", 20.0), n_mels=_int(f, "m", token, 40))
+    kwargs = dict(
+        kind=kind, window_ms=num.get("w", 30.0), hop_ms=num.get("h", 20.0), n_mels=_int(f, "m", token, 40)
+    )
     if "c" in f:
         kwargs["n_mfcc"] = _int(f, "c", token)
     if "sr" in f:
@@ -412,12 +418,14 @@ def _parse_frontend(token: str) -> FrontEndConfig:
 
 
 def _parse_stem(token: str) -> StemSpec:
-    body = token[len("stem:"):]
+    body = token[len("stem:") :]
     kind = body.split("_", 1)[0]
     f = _fields(body, "stem", "k,s,c")
     if kind == "c1d":
         k, s = _int(f, "k", token), _int(f, "s", token, 1)
-        return StemSpec(kind="c1d", kernel=(k, 1), stride=(s, 1), channels=_int(f, "c", token), act=f.get("act", "relu"))
+        return StemSpec(
+            kind="c1d", kernel=(k, 1), stride=(s, 1), channels=_int(f, "c", token), act=f.get("act", "relu")
+        )
     if kind == "c2d":
         return StemSpec(
             kind="c2d",
@@ -432,25 +440,35 @@ def _parse_stem(token: str) -> StemSpec:
 def _parse_uib(token: str) -> UIBSpec:
     f = _fields(token, "uib", "a,k,e,s,c,r")
     return UIBSpec(
-        start_k=_int(f, "a", token, 0), mid_k=_int(f, "k", token, 0), expand=_int(f, "e", token),
-        stride=_pair(f.get("s", "1"), "stride", token), channels=_int(f, "c", token),
-        repeats=_int(f, "r", token, 1), act=f.get("act", "relu"),
+        start_k=_int(f, "a", token, 0),
+        mid_k=_int(f, "k", token, 0),
+        expand=_int(f, "e", token),
+        stride=_pair(f.get("s", "1"), "stride", token),
+        channels=_int(f, "c", token),
+        repeats=_int(f, "r", token, 1),
+        act=f.get("act", "relu"),
     )
 
 
 def _parse_ds(token: str) -> DSSpec:
     f = _fields(token, "ds", "k,s,c,r")
     return DSSpec(
-        kernel=_int(f, "k", token), stride=_pair(f.get("s", "1"), "stride", token), channels=_int(f, "c", token),
-        repeats=_int(f, "r", token, 1), act=f.get("act", "relu"),
+        kernel=_int(f, "k", token),
+        stride=_pair(f.get("s", "1"), "stride", token),
+        channels=_int(f, "c", token),
+        repeats=_int(f, "r", token, 1),
+        act=f.get("act", "relu"),
     )
 
 
 def _parse_conv(token: str) -> ConvSpec:
     f = _fields(token, "conv", "k,s,c,r")
     return ConvSpec(
-        kernel=_pair(f.get("k", ""), "kernel", token), stride=_pair(f.get("s", "1"), "stride", token),
-        channels=_int(f, "c", token), repeats=_int(f, "r", token, 1), act=f.get("act", "relu"),
+        kernel=_pair(f.get("k", ""), "kernel", token),
+        stride=_pair(f.get("s", "1"), "stride", token),
+        channels=_int(f, "c", token),
+        repeats=_int(f, "r", token, 1),
+        act=f.get("act", "relu"),
     )
 
 
@@ -462,7 +480,7 @@ def _parse_mqa(token: str) -> MQASpec:
 
 
 def _parse_head(token: str) -> HeadSpec:
-    body = token[len("head:"):]
+    body = token[len("head:") :]
     pool = "avg"
     if body.endswith("_flatten"):
         body, pool = body[: -len("_flatten")], "flatten"
@@ -481,7 +499,9 @@ BLOCK_PARSERS: dict[str, Callable[[str], BlockSpec]] = {
 def parse_spec(text: str) -> ArchSpec:
     """Parse a spec string; every error names the token and field at fault."""
     if not isinstance(text, str) or not text.strip():
-        raise SpecError("empty spec string; expected e.g. 'fe:logmel_w30_h20_m40|stem:c2d_k3_s2_c16_relu|ds_k3_s1_c32_r2_relu|head:c0|n12'")
+        raise SpecError(
+            "empty spec string; expected e.g. 'fe:logmel_w30_h20_m40|stem:c2d_k3_s2_c16_relu|ds_k3_s1_c32_r2_relu|head:c0|n12'"
+        )
     tokens = [t.strip() for t in text.strip().split("|") if t.strip()]
     fe = stem = head = None
     n_classes = None

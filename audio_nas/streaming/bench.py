@@ -44,19 +44,40 @@ def run_bench(quick: bool = False) -> None:
     if searched:
         # search trials train for a few epochs; retrain the winner's spec with the DS-CNN recipe for a fair comparison
         spec = json.loads((best / "summary.json").read_text())["spec"]
-        models.append(("best searched, retrained 20 epochs",
-                       _trained_and_exported(spec, ds, Path("runs/train/best_searched_20ep"))))
+        models.append(
+            (
+                "best searched, retrained 20 epochs",
+                _trained_and_exported(spec, ds, Path("runs/train/best_searched_20ep")),
+            )
+        )
     models.append(("DS-CNN (20 epochs)", _trained_and_exported("ds_cnn_s", ds, Path("runs/train/ds_cnn_s"))))
     rows = []
     for name, path in models:
         for stride_ms in (40, 100):
             m = TflmModel(path)
-            res = run_stream(m, chunked(audio, 1600), 16000, ds.class_names, stride_ms=stride_ms,
-                             recognizer=Recognizer(ds.class_names), keep_scores=True)
+            res = run_stream(
+                m,
+                chunked(audio, 1600),
+                16000,
+                ds.class_names,
+                stride_ms=stride_ms,
+                recognizer=Recognizer(ds.class_names),
+                keep_scores=True,
+            )
             r = evaluate(res.detections, events, res.audio_s)
             f = frr_at_fa_per_hour(res.scores, events, res.audio_s, ds.class_names)
-            rows.append([name, _clip_test_accuracy(path), stride_ms, f"{r['recall']:.3f}", f"{r['false_alarms_per_hour']:.1f}", f"{f['frr']:.3f}",
-                         f"{r['median_latency_s']:.2f}", f"{res.real_time_factor:.4f}"])
+            rows.append(
+                [
+                    name,
+                    _clip_test_accuracy(path),
+                    stride_ms,
+                    f"{r['recall']:.3f}",
+                    f"{r['false_alarms_per_hour']:.1f}",
+                    f"{f['frr']:.3f}",
+                    f"{r['median_latency_s']:.2f}",
+                    f"{res.real_time_factor:.4f}",
+                ]
+            )
     _rec = Recognizer(ds.class_names)
     body = (
         f"Synthetic stream: {minutes} min of synth-kws test-split keywords over its background clips, "
@@ -64,7 +85,20 @@ def run_bench(quick: bool = False) -> None:
         f"{_rec.refractory_s:g} s refractory; a detection "
         "counts when it has the event's label and falls in [onset, offset + 0.5 s]. Inference by the TFLM host "
         "interpreter (reference kernels, unoptimised on x86).\n\n"
-        + markdown_table(["model", "clip test acc", "stride ms", "recall", "FA/hour", "FRR at 1 FA/h", "median latency s",
-                          "real-time factor"], rows)
+        + markdown_table(
+            [
+                "model",
+                "clip test acc",
+                "stride ms",
+                "recall",
+                "FA/hour",
+                "FRR at 1 FA/h",
+                "median latency s",
+                "real-time factor",
+            ],
+            rows,
+        )
     )
-    write_section("streaming", "Streaming: detection quality and real-time factor", "audio-nas bench streaming", body)
+    write_section(
+        "streaming", "Streaming: detection quality and real-time factor", "audio-nas bench streaming", body
+    )

@@ -13,10 +13,12 @@ def _view(class_names, jsonl):
     import numpy as np
 
     if not sys.stdout.isatty():
+
         def plain(t, p, d, chunk):
             if d is not None:
                 typer.echo(f"{t:8.2f} s  DETECTED {d.label:<10} score {d.score:.2f}")
                 jsonl.write(d.to_json() + "\n")
+
         return plain, None
     from rich.live import Live
     from rich.table import Table
@@ -45,24 +47,43 @@ def _view(class_names, jsonl):
 def register(app: typer.Typer) -> None:
     @app.command("stream")
     def stream(
-        model: Path = typer.Option(None, "--model", help="Exported model directory (model.tflite + summary.json)."),
-        demo: bool = typer.Option(False, "--demo", help="Pick the newest searched model (or train a small one)."),
-        synthetic: float = typer.Option(None, "--synthetic", help="Minutes of synthetic stream from the test split."),
+        model: Path = typer.Option(
+            None, "--model", help="Exported model directory (model.tflite + summary.json)."
+        ),
+        demo: bool = typer.Option(
+            False, "--demo", help="Pick the newest searched model (or train a small one)."
+        ),
+        synthetic: float = typer.Option(
+            None, "--synthetic", help="Minutes of synthetic stream from the test split."
+        ),
         wav: Path = typer.Option(None, "--wav", help="A WAV/FLAC/OGG file (any rate/channels; resampled)."),
         mic: bool = typer.Option(False, "--mic", help="Listen to the microphone."),
         seconds: float = typer.Option(None, "--seconds", help="Stop the microphone after this long."),
-        dataset: str = typer.Option("synth-kws", "--dataset", help="Dataset for class names and the synthetic stream."),
-        threshold: float = typer.Option(0.7, "--threshold", help="Detection threshold on averaged posteriors."),
-        stride_ms: float = typer.Option(100.0, "--stride-ms", help="Run the model every this many ms of audio "
-                                         "(100 ms: host real-time factor <= 0.05 for DS-CNN, docs/benchmarks.md)."),
-        evaluate: bool = typer.Option(False, "--evaluate", help="Score detections against the synthetic ground truth."),
+        dataset: str = typer.Option(
+            "synth-kws", "--dataset", help="Dataset for class names and the synthetic stream."
+        ),
+        threshold: float = typer.Option(
+            0.7, "--threshold", help="Detection threshold on averaged posteriors."
+        ),
+        stride_ms: float = typer.Option(
+            100.0,
+            "--stride-ms",
+            help="Run the model every this many ms of audio "
+            "(100 ms: host real-time factor <= 0.05 for DS-CNN, docs/benchmarks.md).",
+        ),
+        evaluate: bool = typer.Option(
+            False, "--evaluate", help="Score detections against the synthetic ground truth."
+        ),
         out: Path = typer.Option(Path("detections.jsonl"), "--out", help="Detections as JSON lines."),
-        device: str = typer.Option(None, "--device", help="Run inference on a board: serial port or socket:// URL."),
+        device: str = typer.Option(
+            None, "--device", help="Run inference on a board: serial port or socket:// URL."
+        ),
     ) -> None:
         """Always-on detection with a live view; detections are written to JSONL."""
         from audio_nas.data import load_dataset
         from audio_nas.errors import StreamingError
-        from audio_nas.streaming.metrics import evaluate as score, frr_at_fa_per_hour
+        from audio_nas.streaming.metrics import evaluate as score
+        from audio_nas.streaming.metrics import frr_at_fa_per_hour
         from audio_nas.streaming.pipeline import Recognizer, TflmModel, run_stream
         from audio_nas.streaming.sources import chunked, file_source, mic_source, synthetic_stream
 
@@ -97,27 +118,59 @@ def register(app: typer.Typer) -> None:
                 with DeviceClient(device) as client:
                     client.upload_model((Path(model) / "model.tflite").read_bytes())
                     client.activate()
-                    res = run_stream_device(client, m, source, sr, ds.class_names, stride_ms=stride_ms,
-                                            threshold=threshold, on_update=update)
+                    res = run_stream_device(
+                        client,
+                        m,
+                        source,
+                        sr,
+                        ds.class_names,
+                        stride_ms=stride_ms,
+                        threshold=threshold,
+                        on_update=update,
+                    )
                 if evaluate:
                     r = score(res.detections, events or [], res.audio_s)
-                    typer.echo(f"board: recall {r['recall']:.3f}, false alarms/hour {r['false_alarms_per_hour']:.1f}")
-                typer.echo(f"{len(res.detections)} detections from the board in {res.audio_s:.0f} s of audio -> {out}")
+                    typer.echo(
+                        f"board: recall {r['recall']:.3f}, false alarms/hour {r['false_alarms_per_hour']:.1f}"
+                    )
+                typer.echo(
+                    f"{len(res.detections)} detections from the board in {res.audio_s:.0f} s of audio -> {out}"
+                )
                 return
             if live is not None:
                 with live:
-                    res = run_stream(m, source, sr, ds.class_names, stride_ms=stride_ms, recognizer=rec,
-                                     on_update=update, keep_scores=evaluate)
+                    res = run_stream(
+                        m,
+                        source,
+                        sr,
+                        ds.class_names,
+                        stride_ms=stride_ms,
+                        recognizer=rec,
+                        on_update=update,
+                        keep_scores=evaluate,
+                    )
             else:
-                res = run_stream(m, source, sr, ds.class_names, stride_ms=stride_ms, recognizer=rec,
-                                 on_update=update, keep_scores=evaluate)
-        typer.echo(f"{len(res.detections)} detections in {res.audio_s:.0f} s of audio -> {out}; "
-                   f"real-time factor {res.real_time_factor:.4f}")
+                res = run_stream(
+                    m,
+                    source,
+                    sr,
+                    ds.class_names,
+                    stride_ms=stride_ms,
+                    recognizer=rec,
+                    on_update=update,
+                    keep_scores=evaluate,
+                )
+        typer.echo(
+            f"{len(res.detections)} detections in {res.audio_s:.0f} s of audio -> {out}; "
+            f"real-time factor {res.real_time_factor:.4f}"
+        )
         if evaluate:
             if events is None:
                 raise StreamingError("--evaluate needs --synthetic (the only source with ground truth)")
             r = score(res.detections, events, res.audio_s)
             f = frr_at_fa_per_hour(res.scores, events, res.audio_s, ds.class_names)
-            typer.echo(f"recall {r['recall']:.3f}, false alarms/hour {r['false_alarms_per_hour']:.1f}, "
-                       f"median latency {r['median_latency_s']:.2f} s, FRR at 1 FA/h {f['frr']:.3f} "
-                       f"(threshold {f['threshold']})")
+            typer.echo(
+                f"recall {r['recall']:.3f}, false alarms/hour {r['false_alarms_per_hour']:.1f}, "
+                f"median latency {r['median_latency_s']:.2f} s, FRR at 1 FA/h {f['frr']:.3f} "
+                f"(threshold {f['threshold']})"
+            )

@@ -30,16 +30,30 @@ def pick_model(dataset_name: str = "synth-kws", epochs: int = 10) -> tuple[Path,
         cands = [p for p in exported if p.parent.parent == newest_run]
         import json
 
-        best = max(cands, key=lambda p: json.loads((p / "checkpoint" / "checkpoint.json").read_text())["metrics"].get(
-            "val_accuracy", 0) if (p / "checkpoint" / "checkpoint.json").exists() else 0)
+        best = max(
+            cands,
+            key=lambda p: (
+                json.loads((p / "checkpoint" / "checkpoint.json").read_text())["metrics"].get(
+                    "val_accuracy", 0
+                )
+                if (p / "checkpoint" / "checkpoint.json").exists()
+                else 0
+            ),
+        )
         return best, f"most accurate Pareto model of the newest search ({newest_run.name})"
     ckpt = _newest([p.parent for p in root.glob("train/*/checkpoint.json")])
-    reason = f"newest trained checkpoint {ckpt}" if ckpt else f"no searched or trained model yet: trained {DEFAULT_ARCH}"
+    reason = (
+        f"newest trained checkpoint {ckpt}"
+        if ckpt
+        else f"no searched or trained model yet: trained {DEFAULT_ARCH}"
+    )
     if ckpt is None:
         from audio_nas.training.pipeline import train_and_save
 
         log.info("no model found: training %s for %d epochs first", DEFAULT_ARCH, epochs)
-        _, _, ckpt = train_and_save(DEFAULT_ARCH, dataset_name, root / "train" / DEFAULT_ARCH, TrainConfig(epochs=epochs))
+        _, _, ckpt = train_and_save(
+            DEFAULT_ARCH, dataset_name, root / "train" / DEFAULT_ARCH, TrainConfig(epochs=epochs)
+        )
     return exported_checkpoint(ckpt, dataset_name), reason
 
 

@@ -20,8 +20,14 @@ def match(dets: list[Detection], events: list[Event], tolerance_s: float = 0.5) 
     latencies = []
     fa = 0
     for d in dets:
-        hit = next((i for i, e in enumerate(events) if i not in used and e.label == d.label
-                    and e.onset_s <= d.time_s <= e.offset_s + tolerance_s), None)
+        hit = next(
+            (
+                i
+                for i, e in enumerate(events)
+                if i not in used and e.label == d.label and e.onset_s <= d.time_s <= e.offset_s + tolerance_s
+            ),
+            None,
+        )
         if hit is None:
             fa += 1
         else:
@@ -34,14 +40,24 @@ def evaluate(dets, events, audio_s: float, tolerance_s: float = 0.5) -> dict:
     m = match(dets, events, tolerance_s)
     hours = audio_s / 3600
     return {
-        "events": len(events), "detections": len(dets), "recall": m["matched"] / max(1, len(events)),
-        "false_alarms": m["false_alarms"], "false_alarms_per_hour": m["false_alarms"] / hours,
+        "events": len(events),
+        "detections": len(dets),
+        "recall": m["matched"] / max(1, len(events)),
+        "false_alarms": m["false_alarms"],
+        "false_alarms_per_hour": m["false_alarms"] / hours,
         "median_latency_s": float(np.median(m["latencies"])) if m["latencies"] else float("nan"),
     }
 
 
-def frr_at_fa_per_hour(scores, events, audio_s: float, class_names, target_fa_per_hour: float = 1.0,
-                       thresholds=np.linspace(0.3, 0.99, 24), **rec_kwargs) -> dict:
+def frr_at_fa_per_hour(
+    scores,
+    events,
+    audio_s: float,
+    class_names,
+    target_fa_per_hour: float = 1.0,
+    thresholds=np.linspace(0.3, 0.99, 24),
+    **rec_kwargs,
+) -> dict:
     best = None
     for th in thresholds:
         rec = Recognizer(class_names, threshold=float(th), **rec_kwargs)
@@ -50,5 +66,9 @@ def frr_at_fa_per_hour(scores, events, audio_s: float, class_names, target_fa_pe
         if r["false_alarms_per_hour"] <= target_fa_per_hour:
             frr = 1 - r["recall"]
             if best is None or frr < best["frr"]:
-                best = {"threshold": float(th), "frr": frr, "false_alarms_per_hour": r["false_alarms_per_hour"]}
+                best = {
+                    "threshold": float(th),
+                    "frr": frr,
+                    "false_alarms_per_hour": r["false_alarms_per_hour"],
+                }
     return best or {"threshold": None, "frr": 1.0, "false_alarms_per_hour": float("nan")}

@@ -42,8 +42,10 @@ class IncrementalFrontEnd:
         used = (n_new - 1) * h + w
         # the batch front-end frames exactly like the offline path; one call for all new frames
         cfg = self.cfg
-        frames = self.fe(self.buf[None, :used])[0] if used >= cfg.window_samples else np.zeros((0, cfg.n_bins))
-        self.buf = self.buf[n_new * h:]
+        frames = (
+            self.fe(self.buf[None, :used])[0] if used >= cfg.window_samples else np.zeros((0, cfg.n_bins))
+        )
+        self.buf = self.buf[n_new * h :]
         return frames.astype(np.float32)
 
 
@@ -69,7 +71,9 @@ class Detection:
     score: float
 
     def to_json(self) -> str:
-        return json.dumps({"time_s": round(self.time_s, 3), "label": self.label, "score": round(self.score, 4)})
+        return json.dumps(
+            {"time_s": round(self.time_s, 3), "label": self.label, "score": round(self.score, 4)}
+        )
 
 
 @dataclass
@@ -114,14 +118,17 @@ class TflmModel:
 
         model_dir = Path(model_dir)
         if not (model_dir / "model.tflite").exists() or not (model_dir / "summary.json").exists():
-            raise StreamingError(f"{model_dir} is not an exported model (needs model.tflite and summary.json from "
-                                 f"`audio-nas export` or a search's pareto/trial-*/)")
+            raise StreamingError(
+                f"{model_dir} is not an exported model (needs model.tflite and summary.json from "
+                f"`audio-nas export` or a search's pareto/trial-*/)"
+            )
         self.summary = json.loads((model_dir / "summary.json").read_text())
         self.spec = ArchSpec.from_str(self.summary["spec"])
         from tflite_micro.python.tflite_micro import runtime
 
-        self.interp = runtime.Interpreter.from_bytes((model_dir / "model.tflite").read_bytes(),
-                                                     arena_size=int(self.summary["arena_bytes"]) + 1024)
+        self.interp = runtime.Interpreter.from_bytes(
+            (model_dir / "model.tflite").read_bytes(), arena_size=int(self.summary["arena_bytes"]) + 1024
+        )
         self.in_scale, self.in_zp = self.summary["input_scale"], self.summary["input_zero_point"]
         self.out_scale, self.out_zp = self.summary["output_scale"], self.summary["output_zero_point"]
 
@@ -146,15 +153,28 @@ class StreamResult:
         return self.compute_s / self.audio_s if self.audio_s else float("nan")
 
 
-def run_stream(model: TflmModel, chunks, sample_rate_hz: int, class_names: tuple[str, ...], *, stride_ms: float = 100.0,
-               recognizer: Recognizer | None = None, on_update=None, keep_scores: bool = False) -> StreamResult:
+def run_stream(
+    model: TflmModel,
+    chunks,
+    sample_rate_hz: int,
+    class_names: tuple[str, ...],
+    *,
+    stride_ms: float = 100.0,
+    recognizer: Recognizer | None = None,
+    on_update=None,
+    keep_scores: bool = False,
+) -> StreamResult:
     """Process an iterable of audio chunks (float32 mono at ``sample_rate_hz``)."""
     fe_cfg = model.spec.frontend
     if sample_rate_hz != fe_cfg.sample_rate_hz:
-        raise StreamingError(f"the stream is at {sample_rate_hz} Hz but the model's front-end expects "
-                             f"{fe_cfg.sample_rate_hz} Hz; resample the source (file sources do this)")
+        raise StreamingError(
+            f"the stream is at {sample_rate_hz} Hz but the model's front-end expects "
+            f"{fe_cfg.sample_rate_hz} Hz; resample the source (file sources do this)"
+        )
     if len(class_names) != model.spec.n_classes:
-        raise StreamingError(f"{len(class_names)} class names for a model with {model.spec.n_classes} outputs")
+        raise StreamingError(
+            f"{len(class_names)} class names for a model with {model.spec.n_classes} outputs"
+        )
     inc = IncrementalFrontEnd(fe_cfg)
     ring = FeatureRing(fe_cfg.n_frames, fe_cfg.n_bins, fill=float(np.log(1e-6)))
     rec = recognizer or Recognizer(class_names)
@@ -184,8 +204,17 @@ def run_stream(model: TflmModel, chunks, sample_rate_hz: int, class_names: tuple
     return StreamResult(dets, audio_samples / sample_rate_hz, compute, scores)
 
 
-def run_stream_device(client, model: TflmModel, chunks, sample_rate_hz: int, class_names: tuple[str, ...], *,
-                      stride_ms: float = 100.0, threshold: float = 0.7, on_update=None) -> StreamResult:
+def run_stream_device(
+    client,
+    model: TflmModel,
+    chunks,
+    sample_rate_hz: int,
+    class_names: tuple[str, ...],
+    *,
+    stride_ms: float = 100.0,
+    threshold: float = 0.7,
+    on_update=None,
+) -> StreamResult:
     """The same stream, with inference and recognition on a board over the bridge's streaming extension.
 
     The host computes the feature frames (the board's own fixed-point front-end is the `audio` mode of the
@@ -193,7 +222,9 @@ def run_stream_device(client, model: TflmModel, chunks, sample_rate_hz: int, cla
     """
     fe_cfg = model.spec.frontend
     if sample_rate_hz != fe_cfg.sample_rate_hz:
-        raise StreamingError(f"the stream is at {sample_rate_hz} Hz but the model expects {fe_cfg.sample_rate_hz} Hz")
+        raise StreamingError(
+            f"the stream is at {sample_rate_hz} Hz but the model expects {fe_cfg.sample_rate_hz} Hz"
+        )
     ignore = tuple(i for i, n in enumerate(class_names) if n in BACKGROUND_CLASSES)
     stride = max(1, int(round(stride_ms / fe_cfg.hop_ms)))
     client.stream_start(stride, threshold, ignore)
@@ -213,7 +244,7 @@ def run_stream_device(client, model: TflmModel, chunks, sample_rate_hz: int, cla
         if on_update is not None:
             for s in scores:
                 on_update(audio_samples / sample_rate_hz, np.asarray(s), None, chunk)
-            for d in dets[len(dets) - len(found):]:
+            for d in dets[len(dets) - len(found) :]:
                 on_update(d.time_s, np.zeros(len(class_names)), d, chunk)
     client.stream_stop()
     return StreamResult(dets, audio_samples / sample_rate_hz, time.perf_counter() - t0, [])

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -18,8 +18,9 @@ class Event:
     offset_s: float
 
 
-def synthetic_stream(dataset, minutes: float, *, seed: int = 0, gap_s: tuple[float, float] = (1.5, 4.0),
-                     split: str = "test") -> tuple[np.ndarray, list[Event]]:
+def synthetic_stream(
+    dataset, minutes: float, *, seed: int = 0, gap_s: tuple[float, float] = (1.5, 4.0), split: str = "test"
+) -> tuple[np.ndarray, list[Event]]:
     """Keyword (or event) clips from ``split`` placed over a background bed made of the split's background clips.
 
     Ground truth: each placed clip's foreground class with its span (onset = where its energy starts).
@@ -29,10 +30,14 @@ def synthetic_stream(dataset, minutes: float, *, seed: int = 0, gap_s: tuple[flo
     rng = np.random.default_rng(seed)
     sub = dataset.subset(split)
     names = dataset.class_names
-    bg_idx = [i for i, l in enumerate(sub.labels) if names[l] in BACKGROUND_CLASSES and names[l] != "_unknown_"]
+    bg_idx = [
+        i for i, l in enumerate(sub.labels) if names[l] in BACKGROUND_CLASSES and names[l] != "_unknown_"
+    ]
     fg_idx = [i for i, l in enumerate(sub.labels) if names[l] not in BACKGROUND_CLASSES]
     if not fg_idx:
-        raise StreamingError(f"the {split} split of {dataset.name} has no foreground clips to build a stream from")
+        raise StreamingError(
+            f"the {split} split of {dataset.name} has no foreground clips to build a stream from"
+        )
     sr = dataset.sample_rate_hz
     n = int(minutes * 60 * sr)
     clip = sub.waveforms.shape[1]
@@ -75,8 +80,13 @@ def file_source(path: str | Path, sample_rate_hz: int) -> np.ndarray:
     except Exception as exc:
         raise StreamingError(f"{path}: cannot open the audio file ({exc})") from None
     if info.samplerate != sample_rate_hz or info.channels != 1:
-        logging.getLogger(__name__).info("%s: %d Hz, %d channel(s) -> resampled to %d Hz mono", path, info.samplerate,
-                                         info.channels, sample_rate_hz)
+        logging.getLogger(__name__).info(
+            "%s: %d Hz, %d channel(s) -> resampled to %d Hz mono",
+            path,
+            info.samplerate,
+            info.channels,
+            sample_rate_hz,
+        )
     try:
         return read_audio(path, sample_rate_hz)
     except DataError as exc:
@@ -87,7 +97,9 @@ def mic_source(sample_rate_hz: int, chunk: int, seconds: float | None = None) ->
     try:
         import sounddevice as sd
     except OSError as exc:  # PortAudio library missing
-        raise StreamingError(f"no audio system: {exc}; install PortAudio (apt-get install libportaudio2)") from None
+        raise StreamingError(
+            f"no audio system: {exc}; install PortAudio (apt-get install libportaudio2)"
+        ) from None
     try:
         stream = sd.InputStream(samplerate=sample_rate_hz, channels=1, dtype="float32", blocksize=chunk)
         stream.start()

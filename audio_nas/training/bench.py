@@ -32,8 +32,17 @@ def run_bench(quick: bool = False) -> None:
         feats = compute_features(dataset, spec.frontend)
         res = train(spec, feats, cfg)
         c = arch_costs(spec)
-        rows.append([arch, f"{res.test_accuracy:.3f}", f"{res.val_accuracy:.3f}", c.params, f"{c.macs / 1e6:.2f}",
-                     f"{res.train_time_s:.0f}", f"{res.samples_per_s:.0f}"])
+        rows.append(
+            [
+                arch,
+                f"{res.test_accuracy:.3f}",
+                f"{res.val_accuracy:.3f}",
+                c.params,
+                f"{c.macs / 1e6:.2f}",
+                f"{res.train_time_s:.0f}",
+                f"{res.samples_per_s:.0f}",
+            ]
+        )
 
     # Throughput of a typical sampled candidate (median of a few), 1 epoch each.
     rng = np.random.default_rng(0)
@@ -44,7 +53,9 @@ def run_bench(quick: bool = False) -> None:
         t0 = time.perf_counter()
         res = train(spec, feats, TrainConfig(epochs=1))
         rates.append(res.samples_per_s)
-        cands.append(f"{arch_costs(spec).macs / 1e6:.2f} M MACs: {res.samples_per_s:.0f}/s ({time.perf_counter() - t0:.0f} s)")
+        cands.append(
+            f"{arch_costs(spec).macs / 1e6:.2f} M MACs: {res.samples_per_s:.0f}/s ({time.perf_counter() - t0:.0f} s)"
+        )
     n_train = int((np.asarray(dataset.split) == 0).sum())
     body = (
         f"Dataset synth-kws: {len(dataset.labels)} clips ({n_train} train), 12 classes. Recipe: `TrainConfig()` "
@@ -53,4 +64,9 @@ def run_bench(quick: bool = False) -> None:
         + f"\n\nTraining throughput, sampled candidates (1 epoch each): median {np.median(rates):.0f} samples/s; "
         + "; ".join(cands)
     )
-    write_section("training", "Training: baselines on synth-kws", "audio-nas bench training" + (" --quick" if quick else ""), body)
+    write_section(
+        "training",
+        "Training: baselines on synth-kws",
+        "audio-nas bench training" + (" --quick" if quick else ""),
+        body,
+    )

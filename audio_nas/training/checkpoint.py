@@ -53,7 +53,9 @@ def load_checkpoint(path: str | Path) -> tuple[Any, torch.nn.Module, dict[str, A
     try:
         meta = json.loads((path / META).read_text())
     except json.JSONDecodeError as exc:
-        raise TrainingError(f"{path / META} is not valid JSON ({exc}); re-run training to rewrite it") from exc
+        raise TrainingError(
+            f"{path / META} is not valid JSON ({exc}); re-run training to rewrite it"
+        ) from exc
     spec = ArchSpec.from_str(meta["spec"])
     model = build_model(spec)
     if meta.get("qat"):

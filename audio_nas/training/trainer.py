@@ -15,8 +15,9 @@ import copy
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -99,7 +100,11 @@ def _lr_lambda(cfg: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]
 
 def _distill_loss(logits: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
     t = temperature
-    return F.kl_div(F.log_softmax(logits / t, dim=1), F.softmax(teacher / t, dim=1), reduction="batchmean") * t * t
+    return (
+        F.kl_div(F.log_softmax(logits / t, dim=1), F.softmax(teacher / t, dim=1), reduction="batchmean")
+        * t
+        * t
+    )
 
 
 def train(
@@ -126,9 +131,13 @@ def train(
     x_va, y_va = _split_arrays(features, "validation")
     x_te, y_te = _split_arrays(features, "test")
     if len(x_tr) == 0:
-        raise TrainingError("the dataset has no training examples (split 'train' is empty); check the dataset splits")
+        raise TrainingError(
+            "the dataset has no training examples (split 'train' is empty); check the dataset splits"
+        )
     if len(x_va) == 0:
-        raise TrainingError("the dataset has no validation examples; best-checkpoint selection needs a validation split")
+        raise TrainingError(
+            "the dataset has no validation examples; best-checkpoint selection needs a validation split"
+        )
     if teacher_logits is not None:
         teacher_logits = np.asarray(teacher_logits, np.float32)
         if teacher_logits.shape != (len(x_tr), spec.n_classes):

@@ -37,8 +37,14 @@ def test_nested_unknown_key_has_dotted_path():
 
 @pytest.mark.parametrize(
     "data, key",
-    [({"rate_hz": "fast"}, "rate_hz"), ({"mode": "c"}, "mode"), ({"sizes": [1, "x"]}, r"sizes\[1\]"),
-     ({"inner": {"depth": 2.5}}, "inner.depth"), ({"maybe": "no"}, "maybe"), ({"name": 3}, "name")],
+    [
+        ({"rate_hz": "fast"}, "rate_hz"),
+        ({"mode": "c"}, "mode"),
+        ({"sizes": [1, "x"]}, r"sizes\[1\]"),
+        ({"inner": {"depth": 2.5}}, "inner.depth"),
+        ({"maybe": "no"}, "maybe"),
+        ({"name": 3}, "name"),
+    ],
 )
 def test_wrong_types_name_the_key(data, key):
     with pytest.raises(ConfigError, match=key):
@@ -77,8 +83,14 @@ def test_frontend_shape_matches_micro_speech_and_mlperf():
 
 @pytest.mark.parametrize(
     "kwargs, field",
-    [({"kind": "wavelet"}, "kind"), ({"hop_ms": 40, "window_ms": 30}, "hop_ms"), ({"n_mfcc": 50, "kind": "mfcc"}, "n_mfcc"),
-     ({"fmax_hz": 9000}, "fmax_hz"), ({"n_fft": 128}, "n_fft"), ({"clip_ms": 10}, "clip_ms")],
+    [
+        ({"kind": "wavelet"}, "kind"),
+        ({"hop_ms": 40, "window_ms": 30}, "hop_ms"),
+        ({"n_mfcc": 50, "kind": "mfcc"}, "n_mfcc"),
+        ({"fmax_hz": 9000}, "fmax_hz"),
+        ({"n_fft": 128}, "n_fft"),
+        ({"clip_ms": 10}, "clip_ms"),
+    ],
 )
 def test_frontend_rejects_bad_values_naming_field(kwargs, field):
     with pytest.raises(ConfigError, match=field):

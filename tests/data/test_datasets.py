@@ -18,7 +18,14 @@ pytestmark = pytest.mark.xdist_group("data")
 
 @pytest.fixture(scope="module")
 def tiny_kws(tmp_path_factory):
-    return make_dataset("synth-kws", per_class=6, seed=3, out_dir=tmp_path_factory.mktemp("kws") / "k", progress=False, workers=2)
+    return make_dataset(
+        "synth-kws",
+        per_class=6,
+        seed=3,
+        out_dir=tmp_path_factory.mktemp("kws") / "k",
+        progress=False,
+        workers=2,
+    )
 
 
 def test_synth_kws_classes_shape_and_manifest(tiny_kws):
@@ -39,12 +46,21 @@ def test_synth_kws_split_by_voice_is_disjoint(tiny_kws):
     ds = load_generated(tiny_kws)
     speech = ds.labels != 11
     voices = {s: set(ds.groups[speech & (ds.split == s)]) for s in range(3)}
-    assert voices[0] and not (voices[0] & voices[2]) and not (voices[0] & voices[1]) and not (voices[1] & voices[2])
+    assert (
+        voices[0]
+        and not (voices[0] & voices[2])
+        and not (voices[0] & voices[1])
+        and not (voices[1] & voices[2])
+    )
 
 
 def test_determinism_and_seed_sensitivity(tmp_path, tiny_kws):
-    again = load_generated(make_dataset("synth-kws", per_class=6, seed=3, out_dir=tmp_path / "a", progress=False, workers=1))
-    other = load_generated(make_dataset("synth-kws", per_class=6, seed=4, out_dir=tmp_path / "b", progress=False, workers=2))
+    again = load_generated(
+        make_dataset("synth-kws", per_class=6, seed=3, out_dir=tmp_path / "a", progress=False, workers=1)
+    )
+    other = load_generated(
+        make_dataset("synth-kws", per_class=6, seed=4, out_dir=tmp_path / "b", progress=False, workers=2)
+    )
     first = load_generated(tiny_kws)
     # 1 vs 2 workers: the same recipe for every clip (class, voice, split) ...
     assert (again.labels == first.labels).all() and (again.split == first.split).all()
@@ -111,7 +127,9 @@ def test_speech_commands_layout(tmp_path):
     (root / "validation_list.txt").write_text("yes/bb22_nohash_0.wav\n")
     (root / "testing_list.txt").write_text("yes/cc33_nohash_0.wav\nstop/dd44_nohash_0.wav\n")
     (root / "_background_noise_").mkdir()
-    sf.write(root / "_background_noise_" / "white_noise.wav", np.random.default_rng(0).normal(0, 0.1, 48000), 16000)
+    sf.write(
+        root / "_background_noise_" / "white_noise.wav", np.random.default_rng(0).normal(0, 0.1, 48000), 16000
+    )
     ds = load_dataset(f"speech-commands:{root}")
     assert ds.class_names == KWS12_CLASSES
     names = [KWS12_CLASSES[i] for i in ds.labels]
@@ -162,7 +180,9 @@ def test_csv_manifest_with_split_and_bad_inputs(tmp_path):
     (tmp_path / "empty.wav").write_bytes(b"")
     (tmp_path / "corrupt.wav").write_bytes(b"RIFF\x00\x00garbage" * 10)
     man = tmp_path / "m.csv"
-    man.write_text("path,label,split\na.wav,x,train\nb.wav,y,test\nempty.wav,x,train\ncorrupt.wav,y,validation\n")
+    man.write_text(
+        "path,label,split\na.wav,x,train\nb.wav,y,test\nempty.wav,x,train\ncorrupt.wav,y,validation\n"
+    )
     with pytest.raises(DataError, match="empty.wav.*empty"):
         load_dataset(f"csv:{man}")
     ds = load_dataset(f"csv:{man}", on_error="skip")

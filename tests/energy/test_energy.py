@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from audio_nas.energy import ENERGY_MODELS, always_on_energy_per_day_j, available_boards, load_board, make_energy_model
+from audio_nas.energy import (
+    ENERGY_MODELS,
+    always_on_energy_per_day_j,
+    available_boards,
+    load_board,
+    make_energy_model,
+)
 from audio_nas.energy.campaign import campaign_specs, run_campaign
 from audio_nas.energy.cycle_model import CALIBRATION, calibrate
 from audio_nas.energy.measurements import Measurement, MeasurementStore
@@ -28,12 +34,16 @@ def test_unknown_and_malformed_profiles_name_the_problem(tmp_path):
     with pytest.raises(EnergyModelError, match="nano33ble"):
         load_board("esp32-nonexistent")
     bad = tmp_path / "b.yaml"
-    bad.write_text("name: x\ncore: cortex-m4f\nclock_hz: fast\nsram_bytes: 1\nflash_bytes: 1\nactive_power_mw: 1\n"
-                   "sleep_power_mw: 0\nkernels: cmsis-nn\nsources: [a]\n")
+    bad.write_text(
+        "name: x\ncore: cortex-m4f\nclock_hz: fast\nsram_bytes: 1\nflash_bytes: 1\nactive_power_mw: 1\n"
+        "sleep_power_mw: 0\nkernels: cmsis-nn\nsources: [a]\n"
+    )
     with pytest.raises(EnergyModelError, match="clock_hz"):
         load_board(bad)
-    bad.write_text("name: x\ncore: z80\nclock_hz: 1\nsram_bytes: 1\nflash_bytes: 1\nactive_power_mw: 1\n"
-                   "sleep_power_mw: 0\nkernels: cmsis-nn\nsources: [a]\n")
+    bad.write_text(
+        "name: x\ncore: z80\nclock_hz: 1\nsram_bytes: 1\nflash_bytes: 1\nactive_power_mw: 1\n"
+        "sleep_power_mw: 0\nkernels: cmsis-nn\nsources: [a]\n"
+    )
     with pytest.raises(EnergyModelError, match="core 'z80'"):
         load_board(bad)
 
@@ -47,7 +57,10 @@ def test_cycle_model_calibration_matches_published_ds_cnn():
     assert abs(e.latency_ms - 181.9) / 181.9 < 0.25  # MLPerf Tiny v0.5 reference, TFLM on L4R5ZI
     assert abs(e.energy_uj - 7374) / 7374 < 0.25
     cmsis = load_board("nucleo-l4r5zi").__class__(**{**b.__dict__, "kernels": "cmsis-nn"})
-    assert abs(make_energy_model("emulated").estimate(resolve_arch("ds_cnn_s"), cmsis).latency_ms - 63.0) / 63.0 < 0.25
+    assert (
+        abs(make_energy_model("emulated").estimate(resolve_arch("ds_cnn_s"), cmsis).latency_ms - 63.0) / 63.0
+        < 0.25
+    )
 
 
 def test_cycle_model_orders_cores_and_sizes():
@@ -55,7 +68,10 @@ def test_cycle_model_orders_cores_and_sizes():
     m4, m0 = load_board("nano33ble"), load_board("pico")
     em = make_energy_model("emulated")
     assert em.estimate(spec, m0).cycles > em.estimate(spec, m4).cycles  # no DSP extension on the M0+
-    assert em.estimate(resolve_arch("mobilenet_v1_x0.5"), m4).energy_uj > em.estimate(resolve_arch("mobilenet_v1_x0.25"), m4).energy_uj
+    assert (
+        em.estimate(resolve_arch("mobilenet_v1_x0.5"), m4).energy_uj
+        > em.estimate(resolve_arch("mobilenet_v1_x0.25"), m4).energy_uj
+    )
 
 
 def test_always_on_energy_includes_frontend_and_rejects_impossible_rates():
@@ -63,7 +79,9 @@ def test_always_on_energy_includes_frontend_and_rejects_impossible_rates():
     spec = resolve_arch("ds_cnn_s")
     e = make_energy_model("emulated").estimate(spec, b)
     day = always_on_energy_per_day_j(e, spec, b, 1.0)
-    assert day["frontend_j"] > 0 and day["total_j"] == pytest.approx(day["inference_j"] + day["frontend_j"] + day["sleep_j"])
+    assert day["frontend_j"] > 0 and day["total_j"] == pytest.approx(
+        day["inference_j"] + day["frontend_j"] + day["sleep_j"]
+    )
     assert day["inference_j"] == pytest.approx(e.energy_uj * 1e-6 * 86400)
     with pytest.raises(EnergyModelError, match="busy"):
         always_on_energy_per_day_j(e, spec, b, 10.0)  # 10 x 182 ms > 1 s
@@ -109,10 +127,18 @@ def test_device_backend_goes_through_the_bridge_and_fails_clearly(tmp_path):
     direct = __import__("audio_nas.energy.campaign", fromlist=["x"]).measure_emulated
     assert ms[0].latency_ms == pytest.approx(direct(ArchSpec.from_str(ms[0].spec), b).latency_ms, rel=1e-6)
     with pytest.raises(DeviceError, match="nothing listens"):
-        run_campaign(b, 3, backend="device", store=MeasurementStore(tmp_path / "n.sqlite"), port="socket://127.0.0.1:1",
-                     max_errors=2)
+        run_campaign(
+            b,
+            3,
+            backend="device",
+            store=MeasurementStore(tmp_path / "n.sqlite"),
+            port="socket://127.0.0.1:1",
+            max_errors=2,
+        )
     with pytest.raises(EnergyModelError, match="emulated"):
-        run_campaign(load_board("nucleo-l4r5zi"), 2, backend="magic", store=MeasurementStore(tmp_path / "m.sqlite"))
+        run_campaign(
+            load_board("nucleo-l4r5zi"), 2, backend="magic", store=MeasurementStore(tmp_path / "m.sqlite")
+        )
 
 
 def _synthetic_measurements(n=60):

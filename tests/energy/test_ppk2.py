@@ -42,6 +42,7 @@ class FakePPK2:
     def __getattr__(self, name):
         def record(*args):
             self.calls.append((name, args))
+
         return record
 
     def get_data(self):
@@ -64,8 +65,13 @@ def test_driver_collects_a_trace_from_the_api():
         time.sleep(0.01)
     time.sleep(0.05)
     trace = mon.stop()
-    assert [c[0] for c in fake.calls[:5]] == ["get_modifiers", "use_source_meter", "set_source_voltage",
-                                             "toggle_DUT_power", "start_measuring"]
+    assert [c[0] for c in fake.calls[:5]] == [
+        "get_modifiers",
+        "use_source_meter",
+        "set_source_voltage",
+        "toggle_DUT_power",
+        "start_measuring",
+    ]
     assert ("set_source_voltage", (1800,)) in fake.calls and fake.calls[-1][0] == "stop_measuring"
     assert len(trace.current_ua) == 200 and trace.digital.sum() == 100
     # 2 mA x 1.8 V x 100 samples / 100 kHz = 3.6 µJ
@@ -85,14 +91,24 @@ def test_campaign_takes_energy_from_the_monitor(tmp_path):
             self.started += 1
 
         def stop(self):
-            return PowerTrace(np.full(700, 5000.0), np.r_[np.ones(500, np.uint8), np.zeros(200, np.uint8)], 3300.0)
+            return PowerTrace(
+                np.full(700, 5000.0), np.r_[np.ones(500, np.uint8), np.zeros(200, np.uint8)], 3300.0
+            )
 
     board = load_board("mps2-an386")
     mon = ConstantMonitor()
     with EmulatedDevice("mps2-an386") as dev:
-        store = run_campaign(board, 1, backend="device", port=f"socket://127.0.0.1:{dev.port}", monitor=mon,
-                             store=MeasurementStore(tmp_path / "m.sqlite"))
+        store = run_campaign(
+            board,
+            1,
+            backend="device",
+            port=f"socket://127.0.0.1:{dev.port}",
+            monitor=mon,
+            store=MeasurementStore(tmp_path / "m.sqlite"),
+        )
     (m,) = store.all(board.name)
     assert mon.started == 1 and m.energy_uj == pytest.approx(16.5)
     with pytest.raises(EnergyModelError, match="needs the device backend"):
-        run_campaign(board, 1, backend="emulated", monitor=mon, store=MeasurementStore(tmp_path / "m2.sqlite"))
+        run_campaign(
+            board, 1, backend="emulated", monitor=mon, store=MeasurementStore(tmp_path / "m2.sqlite")
+        )

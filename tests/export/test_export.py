@@ -12,7 +12,7 @@ import torch
 from audio_nas.errors import ExportError, VerificationError
 from audio_nas.export import export_model, parse_tflite_ops, run_tflm, tflm_arena_bytes
 from audio_nas.export.graph import lower_model, run_float
-from audio_nas.export.quantize import mbqm, quantize_graph, quantize_input, quantize_multiplier, run_int8
+from audio_nas.export.quantize import mbqm, quantize_graph, quantize_input, quantize_multiplier
 from audio_nas.export.tflite_writer import write_tflite
 from audio_nas.space import ArchSpec, build_model, resolve_arch
 
@@ -39,7 +39,14 @@ def real_features(tmp_path_factory):
     from audio_nas.data import make_dataset
     from audio_nas.data.synthetic import load_generated
 
-    path = make_dataset("synth-kws", per_class=3, seed=1, out_dir=tmp_path_factory.mktemp("d") / "k", progress=False, workers=2)
+    path = make_dataset(
+        "synth-kws",
+        per_class=3,
+        seed=1,
+        out_dir=tmp_path_factory.mktemp("d") / "k",
+        progress=False,
+        workers=2,
+    )
     ds = load_generated(path)
 
     def get(spec):
@@ -69,7 +76,9 @@ def test_tflm_matches_int8_simulation(name, real_features, tmp_path):
     x = real_features(spec)
     g = lower_model(model)
     # the float IR (BN folded) is the torch model
-    np.testing.assert_allclose(run_float(g, x[:8]), model(torch.from_numpy(x[:8])).detach().numpy(), atol=1e-4, rtol=1e-4)
+    np.testing.assert_allclose(
+        run_float(g, x[:8]), model(torch.from_numpy(x[:8])).detach().numpy(), atol=1e-4, rtol=1e-4
+    )
     res = export_model(spec, model, x, tmp_path, verify_samples=len(x))
     assert res.parity_within_1 >= 0.99, (name, res.parity_exact, res.parity_within_1)
     assert res.arena_bytes > 0 and (tmp_path / "model.tflite").stat().st_size == res.tflite_bytes
@@ -111,7 +120,9 @@ def test_corrupt_and_truncated_models_raise_verification_error(tmp_path):
 
 def test_arena_too_small_reports_the_size_needed():
     spec = resolve_arch(VARIANTS["FFN"])
-    g = quantize_graph(lower_model(trained_like(spec)), np.random.default_rng(0).normal(size=(4, *spec.input_shape)))
+    g = quantize_graph(
+        lower_model(trained_like(spec)), np.random.default_rng(0).normal(size=(4, *spec.input_shape))
+    )
     b = write_tflite(g)
     need = tflm_arena_bytes(b)
     xq = quantize_input(g, np.zeros((1, *spec.input_shape)))
@@ -141,8 +152,19 @@ def test_c_sources_compile_and_are_aligned(tmp_path):
     assert sorted({o["op"] for o in ops}) == res.ops
     if shutil.which("g++") is None:
         pytest.skip("g++ not installed: cannot compile the C array")
-    subprocess.run(["g++", "-std=c++17", "-c", "-Wall", "-Werror", str(tmp_path / "model_data.cc"), "-o",
-                    str(tmp_path / "m.o")], check=True)
+    subprocess.run(
+        [
+            "g++",
+            "-std=c++17",
+            "-c",
+            "-Wall",
+            "-Werror",
+            str(tmp_path / "model_data.cc"),
+            "-o",
+            str(tmp_path / "m.o"),
+        ],
+        check=True,
+    )
 
 
 def test_qat_model_exports_with_parity(real_features, tmp_path):
@@ -165,8 +187,16 @@ def test_qat_model_exports_with_parity(real_features, tmp_path):
     assert (tflm.argmax(1) == qat_pred).mean() > 0.8
 
 
-@pytest.mark.parametrize("si,zi,so,zo", [(0.05, 10, 0.03, -100), (0.2, -20, 0.12, -110), (0.013, 3, 0.0041, -60),
-                                         (0.5, 100, 0.4, -50), (0.031, -128, 0.02, -128)])
+@pytest.mark.parametrize(
+    "si,zi,so,zo",
+    [
+        (0.05, 10, 0.03, -100),
+        (0.2, -20, 0.12, -110),
+        (0.013, 3, 0.0041, -60),
+        (0.5, 100, 0.4, -50),
+        (0.031, -128, 0.02, -128),
+    ],
+)
 def test_hard_swish_is_bit_exact_with_tflm(si, zi, so, zo):
     # every int8 input through a one-op model on TFLM; the float approximation used before differed by 1 LSB on
     # a fraction of these, and whole hard-swish models agreed exactly on only ~98% of outputs
@@ -188,7 +218,12 @@ def test_hard_swish_int8_follows_the_real_function():
     from audio_nas.export.quantize import hard_swish_int8
 
     q = np.arange(-128, 128)
-    for si, zi, so, zo in [(0.05, 10, 0.03, -100), (0.2, -20, 0.12, -110), (0.01, 0, 0.004, -60), (0.5, 100, 0.4, -50)]:
+    for si, zi, so, zo in [
+        (0.05, 10, 0.03, -100),
+        (0.2, -20, 0.12, -110),
+        (0.01, 0, 0.004, -60),
+        (0.5, 100, 0.4, -50),
+    ]:
         r = (q - zi) * si
         want = np.clip(np.round(r * np.clip(r + 3, 0, 6) / 6 / so) + zo, -128, 127)
         got = hard_swish_int8(q, si, zi, so, zo)

@@ -21,7 +21,9 @@ def speechlike(seconds=1.0, seed=0):
     rng = np.random.default_rng(seed)
     t = np.arange(int(16000 * seconds)) / 16000
     f0 = 120 + 40 * np.sin(2 * np.pi * 3 * t)
-    x = sum(np.sin(2 * np.pi * f0 * h * t) / h for h in range(1, 20)) * (0.5 + 0.5 * np.sin(2 * np.pi * 2 * t) ** 2)
+    x = sum(np.sin(2 * np.pi * f0 * h * t) / h for h in range(1, 20)) * (
+        0.5 + 0.5 * np.sin(2 * np.pi * 2 * t) ** 2
+    )
     x = x / np.abs(x).max() * 0.5 + 0.01 * rng.standard_normal(len(t))
     return np.round(x * 32767).astype(np.int16)
 
@@ -68,9 +70,22 @@ def test_cpp_twin_is_bit_exact_with_python(tmp_path):
     _golden_header(tmp_path)
     exe = tmp_path / "test_frontend"
     subprocess.run(
-        ["g++", "-std=c++17", "-O1", "-Wall", "-Wextra", "-Werror", "-fsanitize=address,undefined",
-         "-fno-sanitize-recover=all", f"-I{ROOT / 'firmware/src'}", f"-I{tmp_path}",
-         str(ROOT / "firmware/src/frontend/fixed_frontend.cc"), str(ROOT / "firmware/tests/test_frontend.cc"), "-o", str(exe)],
+        [
+            "g++",
+            "-std=c++17",
+            "-O1",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-fsanitize=address,undefined",
+            "-fno-sanitize-recover=all",
+            f"-I{ROOT / 'firmware/src'}",
+            f"-I{tmp_path}",
+            str(ROOT / "firmware/src/frontend/fixed_frontend.cc"),
+            str(ROOT / "firmware/tests/test_frontend.cc"),
+            "-o",
+            str(exe),
+        ],
         check=True,
     )
     out = subprocess.run([str(exe)], capture_output=True, text=True)
@@ -80,11 +95,27 @@ def test_cpp_twin_is_bit_exact_with_python(tmp_path):
 
 def test_cpp_twin_cross_compiles_for_cortex_m4(tmp_path):
     if shutil.which("arm-none-eabi-g++") is None:
-        pytest.skip("arm-none-eabi-g++ is not installed (apt-get install gcc-arm-none-eabi libstdc++-arm-none-eabi-newlib)")
+        pytest.skip(
+            "arm-none-eabi-g++ is not installed (apt-get install gcc-arm-none-eabi libstdc++-arm-none-eabi-newlib)"
+        )
     subprocess.run(
-        ["arm-none-eabi-g++", "-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16", "-std=c++17",
-         "-O2", "-Wall", "-Werror", "-fno-exceptions", f"-I{ROOT / 'firmware/src'}", "-c",
-         str(ROOT / "firmware/src/frontend/fixed_frontend.cc"), "-o", str(tmp_path / "f.o")],
+        [
+            "arm-none-eabi-g++",
+            "-mcpu=cortex-m4",
+            "-mthumb",
+            "-mfloat-abi=hard",
+            "-mfpu=fpv4-sp-d16",
+            "-std=c++17",
+            "-O2",
+            "-Wall",
+            "-Werror",
+            "-fno-exceptions",
+            f"-I{ROOT / 'firmware/src'}",
+            "-c",
+            str(ROOT / "firmware/src/frontend/fixed_frontend.cc"),
+            "-o",
+            str(tmp_path / "f.o"),
+        ],
         check=True,
     )
     assert (tmp_path / "f.o").stat().st_size > 0

@@ -18,7 +18,10 @@ from audio_nas.features.frontends import LOG_EPS, PCEN
 def audio(n=3, seconds=1.0, sr=16000, seed=0):
     rng = np.random.default_rng(seed)
     t = np.arange(int(sr * seconds)) / sr
-    x = [0.3 * np.sin(2 * np.pi * rng.uniform(200, 3000) * t) + 0.05 * rng.standard_normal(len(t)) for _ in range(n)]
+    x = [
+        0.3 * np.sin(2 * np.pi * rng.uniform(200, 3000) * t) + 0.05 * rng.standard_normal(len(t))
+        for _ in range(n)
+    ]
     return np.stack(x).astype(np.float32)
 
 
@@ -27,8 +30,15 @@ def librosa_mel_power(x, cfg):
     frames = librosa.util.frame(x, frame_length=cfg.window_samples, hop_length=cfg.hop_samples, axis=0)
     win = librosa.filters.get_window("hann", cfg.window_samples, fftbins=True)
     spec = np.abs(np.fft.rfft(frames * win, n=cfg.n_fft_effective, axis=1)) ** 2
-    fb = librosa.filters.mel(sr=cfg.sample_rate_hz, n_fft=cfg.n_fft_effective, n_mels=cfg.n_mels, fmin=cfg.fmin_hz,
-                             fmax=cfg.fmax_hz_effective, htk=True, norm=None)
+    fb = librosa.filters.mel(
+        sr=cfg.sample_rate_hz,
+        n_fft=cfg.n_fft_effective,
+        n_mels=cfg.n_mels,
+        fmin=cfg.fmin_hz,
+        fmax=cfg.fmax_hz_effective,
+        htk=True,
+        norm=None,
+    )
     return spec @ fb.T
 
 
@@ -59,15 +69,27 @@ def test_pcen_matches_librosa():
     x = audio(1)
     ours = fe(x)[0]
     mel = librosa_mel_power(x[0].astype(np.float64), cfg)
-    ref = librosa.pcen(mel.T, sr=cfg.sample_rate_hz, hop_length=cfg.hop_samples, gain=0.98, bias=2.0, power=0.5,
-                       time_constant=0.4, eps=1e-6, zi=None).T
+    ref = librosa.pcen(
+        mel.T,
+        sr=cfg.sample_rate_hz,
+        hop_length=cfg.hop_samples,
+        gain=0.98,
+        bias=2.0,
+        power=0.5,
+        time_constant=0.4,
+        eps=1e-6,
+        zi=None,
+    ).T
     # same smoother start as librosa (steady state for unit input); float32 vs float64: 0.1% relative
     np.testing.assert_allclose(ours, ref, rtol=1e-3, atol=1e-5)
 
 
 def test_output_shape_is_derived_from_config_alone():
-    for cfg in [FrontEndConfig(kind="mfcc", window_ms=40, hop_ms=20, n_mfcc=13),
-                FrontEndConfig(window_ms=30, hop_ms=30, n_mels=20), FrontEndConfig(clip_ms=500)]:
+    for cfg in [
+        FrontEndConfig(kind="mfcc", window_ms=40, hop_ms=20, n_mfcc=13),
+        FrontEndConfig(window_ms=30, hop_ms=30, n_mels=20),
+        FrontEndConfig(clip_ms=500),
+    ]:
         x = np.zeros((1, cfg.clip_samples), np.float32)
         assert make_frontend(cfg)(x).shape[1:] == cfg.output_shape
 
@@ -77,8 +99,15 @@ def fake_dataset(n=40, sr=16000, name="fake"):
     labels = np.arange(n) % 4
     split = (np.arange(n) % 10 >= 8).astype(np.uint8)
     classes = ("a", "b", "c", "d")
-    return AudioDataset(name=name, waveforms=w, labels=labels, split=split, class_names=classes, sample_rate_hz=sr,
-                        content_hash=content_hash(w, labels, split, classes))
+    return AudioDataset(
+        name=name,
+        waveforms=w,
+        labels=labels,
+        split=split,
+        class_names=classes,
+        sample_rate_hz=sr,
+        content_hash=content_hash(w, labels, split, classes),
+    )
 
 
 def test_cache_reuses_and_keys_on_config_and_data(tmp_path):

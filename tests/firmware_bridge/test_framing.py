@@ -11,7 +11,12 @@ from hypothesis import strategies as st
 
 from audio_nas.errors import ProtocolError
 from audio_nas.firmware_bridge.framing import (
-    MAX_COMMAND_BYTES, CommandAssembler, ReplyParser, crc32, encode_command, parse_results,
+    MAX_COMMAND_BYTES,
+    CommandAssembler,
+    ReplyParser,
+    crc32,
+    encode_command,
+    parse_results,
 )
 
 REPLY = b"m-name-dut-[audio-nas]\r\nm-lap-us-1234\r\nm-ready\r\n"
@@ -30,9 +35,17 @@ def test_encode_refuses_what_the_device_would_reject():
 
 
 def test_reply_split_at_every_byte_with_log_text():
-    stream = b"boot log line\r\n\x00\xffgarbage" + REPLY + b"[INFO] something\r\n" + b"e-[unknown command: x]\r\nm-ready\r\n"
+    stream = (
+        b"boot log line\r\n\x00\xffgarbage"
+        + REPLY
+        + b"[INFO] something\r\n"
+        + b"e-[unknown command: x]\r\nm-ready\r\n"
+    )
     expected = ReplyParser().feed(stream)
-    assert [r.lines for r in expected] == [("m-name-dut-[audio-nas]", "m-lap-us-1234"), ("e-[unknown command: x]",)]
+    assert [r.lines for r in expected] == [
+        ("m-name-dut-[audio-nas]", "m-lap-us-1234"),
+        ("e-[unknown command: x]",),
+    ]
     assert expected[0].value("m-lap-us-") == "1234" and not expected[1].ok
     for cut in range(len(stream) + 1):
         p = ReplyParser()
@@ -61,7 +74,9 @@ def test_crc_is_zlib_crc32():
 
 def test_100k_random_and_mutated_frames_never_crash_or_grow():
     rng = np.random.default_rng(0)
-    valid = [encode_command(c) for c in ("name", "profile", "timestamp", "db load 64", "infer 10 1", "results")]
+    valid = [
+        encode_command(c) for c in ("name", "profile", "timestamp", "db load 64", "infer 10 1", "results")
+    ]
     valid += [REPLY]
     a, p = CommandAssembler(), ReplyParser()
     n = 0

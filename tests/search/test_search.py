@@ -19,7 +19,7 @@ from audio_nas.search.evaluate import evaluate_trial, should_prune
 from audio_nas.search.objectives import hypervolume, non_dominated
 from audio_nas.search.runner import SearchRunner
 from audio_nas.search.strategies import StrategyContext
-from audio_nas.space import ArchSpec, DEFAULT_SPACE
+from audio_nas.space import DEFAULT_SPACE, ArchSpec
 
 pytestmark = pytest.mark.xdist_group("search")
 
@@ -91,7 +91,9 @@ def test_kill_minus_9_then_resume_loses_nothing(tmp_path):
     script = tmp_path / "s.py"
     script.write_text(KILL_SCRIPT)
     env = {**os.environ, "AUDIO_NAS_NO_PROGRESS": "1"}
-    proc = subprocess.Popen([sys.executable, str(script), str(run_dir), "0.4"], env=env, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(run_dir), "0.4"], env=env, start_new_session=True
+    )
     db = run_dir / "study.sqlite"
     deadline = time.time() + 120
     done_before = []
@@ -117,9 +119,17 @@ def test_kill_minus_9_then_resume_loses_nothing(tmp_path):
 
 def test_crashing_candidate_is_recorded_as_failed():
     spec = "fe:logmel_w30_h20_m40|stem:c2d_k3_s2_c8_relu|ds_k3_s1_c8_r1_relu|n12"
-    res = evaluate_trial({"spec": spec, "evaluator": "train", "dataset": "no-such-dataset", "train": {"epochs": 1},
-                          "pruner": {"kind": "none", "warmup_epochs": 1, "min_peers": 1}, "peers": [],
-                          "cheap": {"energy_uj": 10.0, "macs": 1, "params": 1}})
+    res = evaluate_trial(
+        {
+            "spec": spec,
+            "evaluator": "train",
+            "dataset": "no-such-dataset",
+            "train": {"epochs": 1},
+            "pruner": {"kind": "none", "warmup_epochs": 1, "min_peers": 1},
+            "peers": [],
+            "cheap": {"energy_uj": 10.0, "macs": 1, "params": 1},
+        }
+    )
     assert res["state"] == "failed" and "no-such-dataset" in res["error"]
 
 
@@ -154,9 +164,15 @@ def test_incompatible_run_directory_is_refused(tmp_path):
 
 @pytest.mark.parametrize(
     "data, key",
-    [({"n_trails": 3}, "n_trails"), ({"n_trials": "many"}, "n_trials"), ({"n_trials": 0}, "n_trials"),
-     ({"strategy": "genetic"}, "strategy"), ({"n_initial": 50, "n_trials": 10}, "n_initial"),
-     ({"train": {"epochz": 2}}, "train.epochz"), ({"workers": 0}, "workers")],
+    [
+        ({"n_trails": 3}, "n_trails"),
+        ({"n_trials": "many"}, "n_trials"),
+        ({"n_trials": 0}, "n_trials"),
+        ({"strategy": "genetic"}, "strategy"),
+        ({"n_initial": 50, "n_trials": 10}, "n_initial"),
+        ({"train": {"epochz": 2}}, "train.epochz"),
+        ({"workers": 0}, "workers"),
+    ],
 )
 def test_bad_config_names_the_key(data, key):
     with pytest.raises(ConfigError, match=key):
@@ -165,8 +181,10 @@ def test_bad_config_names_the_key(data, key):
 
 def test_board_constraint_marks_infeasible_before_training(tmp_path):
     tiny = tmp_path / "tiny.yaml"
-    tiny.write_text("name: tiny\ncore: cortex-m4f\nclock_hz: 48000000\nsram_bytes: 8000\nflash_bytes: 1000000\n"
-                    "active_power_mw: 10\nsleep_power_mw: 0.01\nkernels: cmsis-nn\nsources: [test]\n")
+    tiny.write_text(
+        "name: tiny\ncore: cortex-m4f\nclock_hz: 48000000\nsram_bytes: 8000\nflash_bytes: 1000000\n"
+        "active_power_mw: 10\nsleep_power_mw: 0.01\nkernels: cmsis-nn\nsources: [test]\n"
+    )
     runner = SearchRunner(synth_cfg(board=str(tiny), n_trials=4), tmp_path / "r")
     big = ArchSpec.from_str("fe:logmel_w30_h20_m40|stem:c2d_k3_s1_c48_relu|ds_k3_s1_c64_r1_relu|n12")
     assert runner.cheap(big)["infeasible"].startswith("needs")
@@ -198,7 +216,8 @@ def test_predicted_energy_source_uses_the_fitted_forest(tmp_path, monkeypatch):
     em = make_energy_model("emulated")
     lat = [em.estimate(s, board).latency_ms * 1.5 for s in specs]  # a "board" 1.5x slower than the model
     RandomForestEnergyPredictor(board, n_estimators=30).fit(specs, lat).save(
-        tmp_path / "runs/measure/nucleo-l4r5zi/predictor")
+        tmp_path / "runs/measure/nucleo-l4r5zi/predictor"
+    )
     monkeypatch.setattr(ev, "_ENERGY_MODELS", {})
     c = ev.cheap_objectives(spec, board, "predicted")
     assert c["energy_source"] == "predicted"

@@ -8,7 +8,16 @@ from hypothesis import strategies as st
 
 from audio_nas.errors import SpecError
 from audio_nas.space import (
-    ENCODING_DIM, PRESETS, ArchSpec, arch_costs, build_model, crossover, decode, encode, mutate, resolve_arch,
+    ENCODING_DIM,
+    PRESETS,
+    ArchSpec,
+    arch_costs,
+    build_model,
+    crossover,
+    decode,
+    encode,
+    mutate,
+    resolve_arch,
     sample_spec,
 )
 
@@ -90,7 +99,9 @@ def test_uib_variants_build_and_are_named():
 
 
 def test_one_d_stem_treats_bins_as_channels():
-    spec = ArchSpec.from_str("fe:logmel_w30_h20_m40|stem:c1d_k5_s2_c32_relu|ds_k3_s2x1_c32_r1_relu|mqa_h2_d8_kv2|n12")
+    spec = ArchSpec.from_str(
+        "fe:logmel_w30_h20_m40|stem:c1d_k5_s2_c32_relu|ds_k3_s2x1_c32_r1_relu|mqa_h2_d8_kv2|n12"
+    )
     model = build_model(spec)
     assert model.stem.conv.in_channels == 40 and model.stem.conv.kernel_size == (5, 1)
     assert model(torch.randn(3, 49, 40)).shape == (3, 12)

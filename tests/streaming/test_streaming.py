@@ -62,7 +62,10 @@ def test_match_and_frr():
     assert m["matched"] == 1 and m["false_alarms"] == 2 and m["latencies"] == pytest.approx([0.3])
     r = evaluate(dets, events, audio_s=3600)
     assert r["recall"] == 0.5 and r["false_alarms_per_hour"] == 2.0
-    scores = [(k * 0.1, np.array([0.95, 0.02, 0.03]) if 10 <= k < 14 else np.array([0.02, 0.02, 0.96])) for k in range(80)]
+    scores = [
+        (k * 0.1, np.array([0.95, 0.02, 0.03]) if 10 <= k < 14 else np.array([0.02, 0.02, 0.96]))
+        for k in range(80)
+    ]
     f = frr_at_fa_per_hour(scores, events, 3600, CLASSES, average_window_s=0.3)
     assert f["frr"] == 0.5 and f["threshold"] is not None
 
@@ -78,7 +81,9 @@ def tiny_setup(tmp_path_factory):
     from audio_nas.training.pipeline import spec_for_dataset
 
     d = tmp_path_factory.mktemp("s")
-    ds = load_generated(make_dataset("synth-kws", per_class=6, seed=2, out_dir=d / "k", progress=False, workers=2))
+    ds = load_generated(
+        make_dataset("synth-kws", per_class=6, seed=2, out_dir=d / "k", progress=False, workers=2)
+    )
     spec = spec_for_dataset("micro_speech_tiny_conv", ds)
     feats = compute_features(ds, spec.frontend, d / "cache")
     torch.manual_seed(0)
@@ -103,8 +108,15 @@ def test_end_to_end_stream_on_tflm(tiny_setup, tmp_path):
     m = TflmModel(model_dir)
     audio, events = synthetic_stream(ds, 0.4, seed=3)
     seen = []
-    res = run_stream(m, chunked(audio, 1600), 16000, ds.class_names, stride_ms=100,
-                     on_update=lambda t, p, d, c: seen.append((t, float(p.sum()))), keep_scores=True)
+    res = run_stream(
+        m,
+        chunked(audio, 1600),
+        16000,
+        ds.class_names,
+        stride_ms=100,
+        on_update=lambda t, p, d, c: seen.append((t, float(p.sum()))),
+        keep_scores=True,
+    )
     assert res.audio_s == pytest.approx(24.0)
     # one inference every 100 ms once the first 1 s of features exists
     assert len(seen) == pytest.approx((24.0 - 1.0) / 0.1, abs=3)
@@ -127,8 +139,9 @@ def test_cli_stream_writes_jsonl(tiny_setup, tmp_path, monkeypatch):
 
     monkeypatch.setattr(data_mod, "load_dataset", lambda name, **kw: ds)
     out = tmp_path / "d.jsonl"
-    r = CliRunner().invoke(app, ["stream", "--model", str(model_dir), "--wav", str(wav), "--out", str(out),
-                                 "--threshold", "0.3"])
+    r = CliRunner().invoke(
+        app, ["stream", "--model", str(model_dir), "--wav", str(wav), "--out", str(out), "--threshold", "0.3"]
+    )
     assert r.exit_code == 0, r.output
     assert "real-time factor" in r.output
     for line in out.read_text().splitlines():
@@ -150,7 +163,9 @@ def test_bad_inputs_get_clear_messages(tiny_setup, tmp_path, monkeypatch):
     class Broken(Exception):
         pass
 
-    fake = types.SimpleNamespace(InputStream=lambda **kw: (_ for _ in ()).throw(Broken("Device unavailable [-9985]")))
+    fake = types.SimpleNamespace(
+        InputStream=lambda **kw: (_ for _ in ()).throw(Broken("Device unavailable [-9985]"))
+    )
     monkeypatch.setitem(sys.modules, "sounddevice", fake)
     with pytest.raises(StreamingError, match="cannot open the microphone.*Device unavailable"):
         next(mic_source(16000, 1600))
@@ -164,12 +179,20 @@ def test_device_mode_against_the_emulated_board_matches_the_host(tiny_setup):
     ds, model_dir = tiny_setup
     m = TflmModel(model_dir)
     audio, _ = synthetic_stream(ds, 0.3, seed=5)
-    host = run_stream(m, chunked(audio, 1600), 16000, ds.class_names, stride_ms=40,
-                      recognizer=Recognizer(ds.class_names, threshold=0.3))
+    host = run_stream(
+        m,
+        chunked(audio, 1600),
+        16000,
+        ds.class_names,
+        stride_ms=40,
+        recognizer=Recognizer(ds.class_names, threshold=0.3),
+    )
     with EmulatedDevice("mps2-an386") as dev, DeviceClient(f"socket://127.0.0.1:{dev.port}") as c:
         c.upload_model((model_dir / "model.tflite").read_bytes())
         c.activate()
-        board = run_stream_device(c, m, chunked(audio, 1600), 16000, ds.class_names, stride_ms=40, threshold=0.3)
+        board = run_stream_device(
+            c, m, chunked(audio, 1600), 16000, ds.class_names, stride_ms=40, threshold=0.3
+        )
         assert c.command("stream", "00").errors  # the stream is closed
     # same int8 model, same frames, same recognizer: the same detections at the same times
     assert host.detections, "the comparison needs detections; lower the threshold"

@@ -40,7 +40,9 @@ def make_features(n_per_class=40, n_classes=3, seed=0, noise=0.6):
             xs.append(protos[c] + noise * rng.normal(size=(t, f)).astype(np.float32) * 2)
             ys.append(c)
             split.append(0 if i < n_per_class * 0.6 else (1 if i < n_per_class * 0.8 else 2))
-    return FakeFeatures(np.stack(xs), np.array(ys), np.array(split, np.uint8), tuple(f"c{i}" for i in range(n_classes)), FE)
+    return FakeFeatures(
+        np.stack(xs), np.array(ys), np.array(split, np.uint8), tuple(f"c{i}" for i in range(n_classes)), FE
+    )
 
 
 def tiny_spec(n_classes=3):
@@ -50,7 +52,9 @@ def tiny_spec(n_classes=3):
     return dataclasses.replace(spec, frontend=FE, n_classes=n_classes)
 
 
-CFG = TrainConfig(epochs=3, batch_size=16, lr=3e-3, seed=1, specaugment=SpecAugmentConfig(time_masks=1, freq_masks=1))
+CFG = TrainConfig(
+    epochs=3, batch_size=16, lr=3e-3, seed=1, specaugment=SpecAugmentConfig(time_masks=1, freq_masks=1)
+)
 
 
 def test_learns_above_chance_and_reports_metrics():
@@ -140,7 +144,9 @@ def test_spec_augment_masks_and_keeps_shape():
     assert torch.equal(spec_augment(x, SpecAugmentConfig(time_masks=0, freq_masks=0)), x)
 
 
-@pytest.mark.parametrize("field, value", [("epochs", 0), ("lr", -1.0), ("label_smoothing", 1.0), ("device", "tpu")])
+@pytest.mark.parametrize(
+    "field, value", [("epochs", 0), ("lr", -1.0), ("label_smoothing", 1.0), ("device", "tpu")]
+)
 def test_train_config_validation(field, value):
     from audio_nas.errors import ConfigError
 
@@ -151,9 +157,16 @@ def test_train_config_validation(field, value):
 def test_qat_fine_tunes_with_tflm_rounding_and_round_trips(tmp_path):
     from audio_nas.export.qat import is_qat, round_half_away
 
-    assert round_half_away(torch.tensor([0.5, -0.5, 1.5, 2.5])).tolist() == [1.0, -1.0, 2.0, 3.0]  # not half-to-even
+    assert round_half_away(torch.tensor([0.5, -0.5, 1.5, 2.5])).tolist() == [
+        1.0,
+        -1.0,
+        2.0,
+        3.0,
+    ]  # not half-to-even
     feats = make_features()
-    res = train(tiny_spec(), feats, TrainConfig(**{**CFG.__dict__, "epochs": 10, "qat": True, "qat_epochs": 3}))
+    res = train(
+        tiny_spec(), feats, TrainConfig(**{**CFG.__dict__, "epochs": 10, "qat": True, "qat_epochs": 3})
+    )
     assert is_qat(res.model) and res.best_epoch >= 7  # chosen among the QAT epochs
     assert res.test_accuracy > 0.6
     save_checkpoint(tmp_path / "q", tiny_spec(), res.model, {}, feats.class_names)

@@ -13,5 +13,14 @@ STRATEGIES: dict[str, type[BaseStrategy]] = {
     "hybrid": Hybrid,
 }
 
-__all__ = ["STRATEGIES", "Strategy", "StrategyContext", "BaseStrategy", "RandomSearch", "RegularizedEvolution",
-           "MOBayesOpt", "ParticleSwarm", "Hybrid"]
+__all__ = [
+    "STRATEGIES",
+    "Strategy",
+    "StrategyContext",
+    "BaseStrategy",
+    "RandomSearch",
+    "RegularizedEvolution",
+    "MOBayesOpt",
+    "ParticleSwarm",
+    "Hybrid",
+]

@@ -9,8 +9,9 @@ strategies only propose feasible specs and model-based ones need a surrogate for
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -64,7 +65,9 @@ class BaseStrategy:
             s = sample_spec(self.rng, self.ctx.space)
             if self.feasible_new(s):
                 return self.claim(s)
-        raise RuntimeError("no feasible unseen spec found in 200 samples: the board constraints exclude the space")
+        raise RuntimeError(
+            "no feasible unseen spec found in 200 samples: the board constraints exclude the space"
+        )
 
     def observed(self) -> tuple[list[str], np.ndarray]:
         done = [(s, f) for s, f in self.history if f is not None]

@@ -71,8 +71,12 @@ class Hybrid(BaseStrategy):
             part.tell(spec, objectives)
 
     def state_dict(self) -> dict:
-        return {**super().state_dict(), "origin": self.origin, "asked": self.asked,
-                "parts": {k: p.state_dict() for k, p in self.parts.items()}}
+        return {
+            **super().state_dict(),
+            "origin": self.origin,
+            "asked": self.asked,
+            "parts": {k: p.state_dict() for k, p in self.parts.items()},
+        }
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)

@@ -25,17 +25,31 @@ class MOBayesOpt(BaseStrategy):
 
     name = "bo"
 
-    def __init__(self, ctx: StrategyContext, seed: int = 0, n_random: int = 40, n_mutants: int = 40, kappa: float = 1.0,
-                 min_observations: int = 5):
+    def __init__(
+        self,
+        ctx: StrategyContext,
+        seed: int = 0,
+        n_random: int = 40,
+        n_mutants: int = 40,
+        kappa: float = 1.0,
+        min_observations: int = 5,
+    ):
         super().__init__(ctx, seed)
-        self.n_random, self.n_mutants, self.kappa, self.min_observations = n_random, n_mutants, kappa, min_observations
+        self.n_random, self.n_mutants, self.kappa, self.min_observations = (
+            n_random,
+            n_mutants,
+            kappa,
+            min_observations,
+        )
 
     def _candidates(self, front_specs: list[str]) -> list[tuple[ArchSpec, tuple[float, float]]]:
         pool: dict[str, tuple[ArchSpec, tuple[float, float]]] = {}
         gens = [lambda: sample_spec(self.rng, self.ctx.space)] * self.n_random
         if front_specs:
             parents = [ArchSpec.from_str(s) for s in front_specs]
-            gens += [lambda: mutate(parents[int(self.rng.integers(len(parents)))], self.rng, self.ctx.space)] * self.n_mutants
+            gens += [
+                lambda: mutate(parents[int(self.rng.integers(len(parents)))], self.rng, self.ctx.space)
+            ] * self.n_mutants
         for g in gens:
             s = g()
             key = s.to_str()
@@ -51,7 +65,9 @@ class MOBayesOpt(BaseStrategy):
         if len(specs) < self.min_observations:
             return [(self.random_feasible(), "random") for _ in range(n)]
         X = np.stack([encode(ArchSpec.from_str(s), self.ctx.space) for s in specs])
-        rf = RandomForestRegressor(n_estimators=60, min_samples_leaf=2, random_state=int(self.rng.integers(2**31)))
+        rf = RandomForestRegressor(
+            n_estimators=60, min_samples_leaf=2, random_state=int(self.rng.integers(2**31))
+        )
         rf.fit(X, 1.0 - F[:, 0])
         front_specs, front = self.front()
         cands = self._candidates(front_specs)
@@ -67,7 +83,9 @@ class MOBayesOpt(BaseStrategy):
         for _ in range(n):
             base = hypervolume(current, ref)
             # a candidate dominated by the current front adds nothing: only compute HV for the rest
-            dominated = np.array([bool(len(current)) and bool(np.any(np.all(current <= p, axis=1))) for p in pts])
+            dominated = np.array(
+                [bool(len(current)) and bool(np.any(np.all(current <= p, axis=1))) for p in pts]
+            )
             gains = np.zeros(len(pts))
             for j in np.flatnonzero(~dominated):
                 gains[j] = hypervolume(np.vstack([current, pts[j]]), ref) - base
@@ -93,8 +111,16 @@ class ParticleSwarm(BaseStrategy):
 
     name = "pso"
 
-    def __init__(self, ctx: StrategyContext, seed: int = 0, n_particles: int = 8, inertia: float = 0.6,
-                 c_personal: float = 1.4, c_global: float = 1.4, v_max: float = 0.3):
+    def __init__(
+        self,
+        ctx: StrategyContext,
+        seed: int = 0,
+        n_particles: int = 8,
+        inertia: float = 0.6,
+        c_personal: float = 1.4,
+        c_global: float = 1.4,
+        v_max: float = 0.3,
+    ):
         super().__init__(ctx, seed)
         d = encoding_dim(ctx.space)
         self.n, self.w, self.c1, self.c2, self.v_max = n_particles, inertia, c_personal, c_global, v_max
@@ -108,12 +134,17 @@ class ParticleSwarm(BaseStrategy):
     def _step(self, i: int) -> ArchSpec:
         front_specs, _ = self.front()
         if front_specs:
-            g = encode(ArchSpec.from_str(front_specs[int(self.rng.integers(len(front_specs)))]), self.ctx.space)
+            g = encode(
+                ArchSpec.from_str(front_specs[int(self.rng.integers(len(front_specs)))]), self.ctx.space
+            )
         else:
             g = self.pbest[i]
         r1, r2 = self.rng.random(self.x.shape[1]), self.rng.random(self.x.shape[1])
-        self.v[i] = np.clip(self.w * self.v[i] + self.c1 * r1 * (self.pbest[i] - self.x[i]) + self.c2 * r2 * (g - self.x[i]),
-                            -self.v_max, self.v_max)
+        self.v[i] = np.clip(
+            self.w * self.v[i] + self.c1 * r1 * (self.pbest[i] - self.x[i]) + self.c2 * r2 * (g - self.x[i]),
+            -self.v_max,
+            self.v_max,
+        )
         self.x[i] = np.clip(self.x[i] + self.v[i], 0, 1)
         spec = decode(self.x[i], self.ctx.space)
         for _ in range(self.max_tries):
@@ -146,10 +177,21 @@ class ParticleSwarm(BaseStrategy):
             self.pbest_f[i] = [float(v) for v in f]
 
     def state_dict(self) -> dict:
-        return {**super().state_dict(), "x": self.x.tolist(), "v": self.v.tolist(), "pbest": self.pbest.tolist(),
-                "pbest_f": self.pbest_f, "next_particle": self.next_particle, "pending": self.pending}
+        return {
+            **super().state_dict(),
+            "x": self.x.tolist(),
+            "v": self.v.tolist(),
+            "pbest": self.pbest.tolist(),
+            "pbest_f": self.pbest_f,
+            "next_particle": self.next_particle,
+            "pending": self.pending,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
         self.x, self.v, self.pbest = (np.array(state[k]) for k in ("x", "v", "pbest"))
-        self.pbest_f, self.next_particle, self.pending = state["pbest_f"], state["next_particle"], dict(state["pending"])
+        self.pbest_f, self.next_particle, self.pending = (
+            state["pbest_f"],
+            state["next_particle"],
+            dict(state["pending"]),
+        )

@@ -29,14 +29,24 @@ class RegularizedEvolution(BaseStrategy):
 
     name = "evolution"
 
-    def __init__(self, ctx: StrategyContext, seed: int = 0, population_size: int = 20, tournament_size: int = 5,
-                 crossover_prob: float = 0.2):
+    def __init__(
+        self,
+        ctx: StrategyContext,
+        seed: int = 0,
+        population_size: int = 20,
+        tournament_size: int = 5,
+        crossover_prob: float = 0.2,
+    ):
         super().__init__(ctx, seed)
-        self.population_size, self.tournament_size, self.crossover_prob = population_size, tournament_size, crossover_prob
+        self.population_size, self.tournament_size, self.crossover_prob = (
+            population_size,
+            tournament_size,
+            crossover_prob,
+        )
 
     def _population(self) -> tuple[list[str], np.ndarray]:
         specs, F = self.observed()
-        return specs[-self.population_size:], F[-self.population_size:]
+        return specs[-self.population_size :], F[-self.population_size :]
 
     def _tournament(self, specs: list[str], F: np.ndarray) -> ArchSpec:
         idx = self.rng.choice(len(specs), size=min(self.tournament_size, len(specs)), replace=False)
