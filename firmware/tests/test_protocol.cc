@@ -144,6 +144,133 @@ int main() {
     CHECK(Has(Run(e, "infer 1 0%"), "e-[no model]"));
     CHECK(Has(Run(e, "reset%"), "e-[reset not supported"));
   }
+  // ---- the command dispatch table (protocol.h): every documented command is a row, names are unique, each
+  // row is what Handle() dispatches to, and anything else is an unknown command
+  {
+    size_t count = 0;
+    const CommandHandler::Command* table = CommandHandler::commands(&count);
+    const char* documented[] = {"name",    "profile", "ping",   "timestamp", "version", "db",   "model",
+                                "infer",   "results", "stream", "frontend",  "stats",   "reset"};
+    CHECK(table != nullptr && count == sizeof documented / sizeof *documented);
+    for (const char* d : documented) {
+      int rows = 0;
+      for (size_t i = 0; i < count; ++i) rows += std::strcmp(table[i].name, d) == 0 && table[i].run != nullptr;
+      CHECK(rows == 1);
+    }
+    for (size_t i = 0; i < count; ++i) {
+      std::snprintf(cmd, sizeof cmd, "%s%%", table[i].name);
+      r = Run(h, cmd);
+      CHECK(!Has(r, "e-[unknown command") && r.size() >= 9 && r.compare(r.size() - 9, 9, "m-ready\r\n") == 0);
+    }
+    CHECK(Has(Run(h, "nam%"), "e-[unknown command: nam]\r\nm-ready\r\n"));
+    CHECK(Has(Run(h, "NAME%"), "e-[unknown command: NAME]"));
+  }
+  // ---- CRC arguments are exactly 8 hex digits: no sign, no 0x prefix (docs/protocol.md)
+  {
+    uint32_t crc = 0;
+    CHECK(ParseCrc("deadBEEF", &crc) && crc == 0xDEADBEEFu);
+    CHECK(ParseCrc("00000000", &crc) && crc == 0u);
+    const char* bad[] = {"+1234567", "-0000001", "0x123456", "0X123456", "1234567",  "123456789",
+                         "1234567g", "",         " 1234567", "12 34567", "+0x12345", "ffffffff0"};
+    bool refused = true;
+    for (const char* b : bad) refused = refused && !ParseCrc(b, &crc);
+    CHECK(refused);
+    CHECK(!ParseCrc(nullptr, &crc));
+    CHECK(Has(Run(h, "model load 4 +1234567%"), "e-[bad argument: model]"));
+    CHECK(Has(Run(h, "model load 4 -0000001%"), "e-[bad argument: model]"));
+    CHECK(Has(Run(h, "model load 4 0x123456%"), "e-[bad argument: model]"));
+    CHECK(Has(Run(h, "model load 4 DEADBEEF%"), "m-expecting-4"));
+  }
+  // ---- shapes and front-end tables at the limits (the fake engine's shape is set per case)
+  {
+    static uint8_t model[64], input[4096];
+    static FakeEngine engine;
+    static int16_t hann[1024], tw_re[512], tw_im[512], lut[256];
+    static int32_t mel[300 * 9], fre[1024], fim[1024];
+    // a tiny front-end: window 16, hop 8 at 800 Hz (10 ms), n_fft 16; all-zero weights -> every mel = lut[0]
+    FixedFrontendTables tables{16, 8, 16, 3, hann, tw_re, tw_im, mel, lut};
+    tables.sample_rate_hz = 800;
+    ModelStore st(model, sizeof model);
+    Services services;
+    services.engine = &engine;
+    services.frontend = &tables;
+    services.frontend_scratch = {fre, fim};
+    CommandHandler e(kBoard, st, input, sizeof input, services);
+    std::snprintf(cmd, sizeof cmd, "model load 4 %08lx%%model 0 46414b45%%",
+                  static_cast<unsigned long>(Crc32(reinterpret_cast<const uint8_t*>("FAKE"), 4)));
+    CHECK(Has(Run(e, cmd), "m-model-ok-"));
+    const std::string zeros_40_samples(160, '0');
+    const std::string audio = "stream " + zeros_40_samples + "%";
+    // a model input with zero bins per frame is refused at stream start: no division by a zero bin count later
+    engine.f = 0;
+    CHECK(Has(Run(e, "model activate 0%"), "m-arena-used-"));
+    CHECK(Has(Run(e, "stream start features 1 0%"), "e-[model shape not streamable"));
+    CHECK(Has(Run(e, "stream 00%"), "e-[no stream: send stream start first]"));
+    CHECK(Has(Run(e, "stream start audio 1 0%"), "e-[model shape not streamable"));
+    CHECK(Has(Run(e, audio.c_str()), "e-[no stream"));
+    engine.t = 0, engine.f = 3;  // zero frames
+    CHECK(Has(Run(e, "model activate 0%stream start features 1 0%"), "e-[model shape not streamable"));
+    // re-activating a model stops a running stream (its shape may differ)
+    engine.t = 4;
+    CHECK(Has(Run(e, "model activate 0%stream start features 1 0%"), "m-stream-started"));
+    engine.f = 0;
+    r = Run(e, "model activate 0%stream 00%");
+    CHECK(Has(r, "m-arena-used-") && Has(r, "e-[no stream"));
+    engine.f = 3;
+    CHECK(Has(Run(e, "model activate 0%"), "m-arena-used-"));
+    // a zero hop would divide by zero for every sample: refused with the tables' limits named
+    tables.hop_samples = 0;
+    CHECK(Has(Run(e, "stream start audio 1 0%"), "e-[front-end tables out of range"));
+    CHECK(Has(Run(e, audio.c_str()), "e-[no stream"));
+    tables.hop_samples = 8;
+    tables.sample_rate_hz = 0;
+    CHECK(Has(Run(e, "stream start audio 1 0%"), "e-[front-end tables out of range"));
+    tables.sample_rate_hz = 800;
+    // the audio path checks n_mels <= 256 (its frame buffers) even when the model asks for as many bins
+    tables.n_mels = 300;
+    engine.t = 1, engine.f = 300;
+    CHECK(Has(Run(e, "model activate 0%"), "m-input-1x1x300x1-"));
+    CHECK(Has(Run(e, "stream start audio 1 0%"), "e-[front-end tables out of range"));
+    CHECK(Has(Run(e, audio.c_str()), "e-[no stream"));
+    Run(e, "db load 32%");
+    CHECK(Has(Run(e, "db 0000000000000000000000000000000000000000000000000000000000000000%"), "m-load-done"));
+    CHECK(Has(Run(e, "frontend%"), "e-[front-end tables out of range"));
+    // the audio hop is the front-end's (8 samples at 800 Hz = 10 ms), not 20 ms: first inference after 4 frames
+    tables.n_mels = 3;
+    engine.t = 4, engine.f = 3;
+    CHECK(Has(Run(e, "model activate 0%"), "m-input-1x4x3x1-"));
+    CHECK(Has(Run(e, "stream start audio 1 0%"), "m-stream-started"));
+    r = Run(e, audio.c_str());  // 40 samples: frames end at samples 16, 24, 32, 40
+    CHECK(Has(r, "m-scores-[0.3333,0.3333,0.3333]") && Has(r, "m-det-0-333-40\r\n"));
+    CHECK(Has(Run(e, "stream stop%"), "m-stream-stopped-1"));
+    CHECK(Has(Run(e, "stream start audio 1 0%"), "m-stream-started"));
+    const std::string audio_hop = "stream " + zeros_40_samples + " 25%";  // an explicit HOP_MS still wins
+    CHECK(Has(Run(e, audio_hop.c_str()), "m-det-0-333-100\r\n"));
+    Run(e, "stream stop%");
+    // reply lines are never cut: a results line over 1198 characters is an explicit error
+    engine.classes = 200;  // 200 x "-3.200000," does not fit
+    Run(e, "db load 12%db 0a14e20a14e20a14e20a14e2%");
+    r = Run(e, "infer 1 0%");
+    CHECK(Has(r, "m-infer-done\r\ne-[reply too long: results line over 1198 characters]\r\nm-ready\r\n") &&
+          !Has(r, "m-results-"));
+    CHECK(Run(e, "results%") == "e-[reply too long: results line over 1198 characters]\r\nm-ready\r\n");
+    engine.classes = 100;  // 100 x at most 10 characters + 12 fits
+    r = Run(e, "results%");
+    CHECK(Has(r, "m-results-[1.000000,2.000000,-3.000000,0.000000") && Has(r, "0.000000]\r\nm-ready\r\n"));
+    engine.classes = 3;
+    // ... and so is a front-end frame over 1198 characters (256 mels of "10000,")
+    for (int16_t& v : lut) v = 10000;
+    tables.n_mels = 256;
+    Run(e, "db load 32%db 0000000000000000000000000000000000000000000000000000000000000000%");
+    CHECK(Run(e, "frontend%") == "e-[reply too long: frame line over 1198 characters]\r\nm-ready\r\n");
+    tables.n_mels = 150;
+    r = Run(e, "frontend%");
+    CHECK(Has(r, "m-frame-[10000,10000,") && Has(r, ",10000]\r\nm-cycles-0\r\nm-ready\r\n"));
+    // n_fft must be a power of two
+    tables.n_fft = 24;
+    CHECK(Has(Run(e, "frontend%"), "e-[front-end tables out of range"));
+    CHECK(!ComputeFrame(tables, hann, {fre, fim}, reinterpret_cast<int16_t*>(fre)));
+  }
   // ring buffer: oldest first after wrap-around
   {
     int buf[4];

@@ -26,7 +26,7 @@ def build(tmp_path: Path, test: str) -> Path:
 def test_protocol_core_unit_tests(tmp_path):
     out = subprocess.run([str(build(tmp_path, "test_protocol"))], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "firmware: 61 passed, 0 failed" in out.stdout
+    assert "firmware: 129 passed, 0 failed" in out.stdout
 
 
 def test_command_parser_survives_100k_fuzzed_frames(tmp_path):

@@ -24,6 +24,7 @@ bool ComputeFrame(const FixedFrontendTables& t, const int16_t* window, FixedFron
       !t.log_lut) {
     return false;
   }
+  if (t.n_fft < 2 || (t.n_fft & (t.n_fft - 1)) != 0 || t.window_samples < 0 || t.n_mels < 0) return false;
   const int n = t.n_fft;
   const int bits = Log2Floor(static_cast<uint64_t>(n));
   // 1. window (Q15) and 2a. bit-reversed load, zero padded

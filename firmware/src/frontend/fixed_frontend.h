@@ -17,6 +17,10 @@ struct FixedFrontendTables {
   const int16_t* twiddle_im;  // [n_fft / 2]
   const int32_t* mel_q15;     // [n_mels * (n_fft / 2 + 1)]
   const int16_t* log_lut;     // [256]
+  // The audio's sample rate: the streaming audio mode times frames with hop_samples / sample_rate_hz. The table
+  // generator (audio_nas.features.fixed_point.write_c_header) does not write it yet, so it defaults to
+  // FrontEndConfig's 16 kHz; a generator that writes it overrides the default.
+  int sample_rate_hz = 16000;
 };
 
 // Scratch the caller provides: two int32 arrays of n_fft entries (real, imaginary parts).
@@ -26,7 +30,7 @@ struct FixedFrontendScratch {
 };
 
 // One frame: `window` holds window_samples int16 samples; writes n_mels int16 (Q8 log2) values.
-// Returns false if a table or buffer pointer is null.
+// Returns false if a table or buffer pointer is null or n_fft is not a power of two >= 2.
 bool ComputeFrame(const FixedFrontendTables& t, const int16_t* window, FixedFrontendScratch scratch,
                   int16_t* out_mels);
 

@@ -25,6 +25,27 @@ static int HexDigit(char c) {
   return -1;
 }
 
+bool ParseCrc(const char* text, uint32_t* out) {
+  // strtoul would also take a sign, a 0x prefix or leading spaces: the protocol allows 8 hex digits only
+  if (!text) return false;
+  uint32_t v = 0;
+  size_t i = 0;
+  for (; text[i] != '\0'; ++i) {
+    const int d = HexDigit(text[i]);
+    if (d < 0 || i >= 8) return false;
+    v = (v << 4) | static_cast<uint32_t>(d);
+  }
+  if (i != 8) return false;
+  *out = v;
+  return true;
+}
+
+bool FrontendTablesUsable(const FixedFrontendTables& t) {
+  return t.window_samples >= 1 && static_cast<size_t>(t.window_samples) <= kMaxWindowSamples && t.hop_samples >= 1 &&
+         t.n_fft >= 2 && (t.n_fft & (t.n_fft - 1)) == 0 && t.n_fft >= t.window_samples && t.n_mels >= 1 &&
+         t.n_mels <= kMaxMels && t.sample_rate_hz > 0;
+}
+
 int HexDecode(const char* hex, size_t len, uint8_t* out, size_t cap) {
   if (len % 2 != 0 || len / 2 > cap) return -1;
   for (size_t i = 0; i < len / 2; ++i) {
@@ -115,28 +136,44 @@ static bool ParseSize(const char* s, size_t* out) {
 
 // Note: Debian's newlib is built without C99 printf formats (%zu, %hhd): size_t is printed as %lu with a cast.
 
-// Appends printf-style text to a fixed line buffer; silently truncates (lines are bounded by the protocol).
+// Appends printf-style text to a fixed line buffer of kMaxReplyLineChars characters. Text that does not fit
+// marks the line overflowed; Emit() then answers e-[reply too long: ...] instead of sending a cut line.
 class LineBuf {
  public:
   void Add(const char* fmt, ...) __attribute__((format(printf, 2, 3)));
   void Clear() {
     len_ = 0;
+    overflow_ = false;
     buf_[0] = '\0';
   }
   const char* str() const { return buf_; }
+  bool overflowed() const { return overflow_; }
 
  private:
-  char buf_[kMaxCommandBytes];
+  char buf_[kMaxReplyLineChars + 1];
   size_t len_ = 0;
+  bool overflow_ = false;
 };
 
 void LineBuf::Add(const char* fmt, ...) {
-  if (len_ + 1 >= sizeof buf_) return;
+  if (overflow_) return;
   va_list ap;
   va_start(ap, fmt);
   const int n = std::vsnprintf(buf_ + len_, sizeof buf_ - len_, fmt, ap);
   va_end(ap);
-  if (n > 0) len_ = len_ + static_cast<size_t>(n) < sizeof buf_ ? len_ + static_cast<size_t>(n) : sizeof buf_ - 1;
+  if (n < 0 || len_ + static_cast<size_t>(n) >= sizeof buf_) {
+    overflow_ = true;
+    buf_[len_] = '\0';  // keep what fitted, though it is never sent
+    return;
+  }
+  len_ += static_cast<size_t>(n);
+}
+
+void CommandHandler::Emit(const LineBuf& line, const char* what) {
+  if (!line.overflowed()) return Line(line.str());
+  char msg[80];
+  std::snprintf(msg, sizeof msg, "%s line over %lu characters", what, static_cast<unsigned long>(kMaxReplyLineChars));
+  Line("e-[reply too long: ", msg, "]");
 }
 
 static void TensorText(const TensorInfo& t, LineBuf& out) {
@@ -171,7 +208,7 @@ bool CommandHandler::DbCommand(char** tok, int n) {
     line.Add("m-buffer-[");
     for (size_t i = 0; i < count; ++i) line.Add("%02x", input_[i]);
     line.Add("]");
-    Line(line.str());
+    Emit(line, "buffer");
     return true;
   }
   if (n == 2) {
@@ -193,14 +230,13 @@ bool CommandHandler::ModelCommand(char** tok, int n) {
   char buf[96];
   if (n >= 4 && std::strcmp(tok[1], "load") == 0) {
     size_t size = 0;
-    char* end = nullptr;
-    const unsigned long crc = std::strtoul(tok[3], &end, 16);
-    if (!ParseSize(tok[2], &size) || *end != '\0' || std::strlen(tok[3]) != 8) return false;
+    uint32_t crc = 0;
+    if (!ParseSize(tok[2], &size) || !ParseCrc(tok[3], &crc)) return false;
     // the engine reads the model bytes (even to tear down), so drop it before an upload overwrites them
     if (services_.engine) services_.engine->Deactivate();
     activated_ = false;
     stream_ = StreamMode::kOff;
-    if (store_.Begin(size, static_cast<uint32_t>(crc)) == ModelStore::Status::kTooLarge) {
+    if (store_.Begin(size, crc) == ModelStore::Status::kTooLarge) {
       std::snprintf(buf, sizeof buf, "%lu > %lu", static_cast<unsigned long>(size), static_cast<unsigned long>(store_.capacity()));
       Line("e-[model too large: ", buf, "]");
       return true;
@@ -220,6 +256,7 @@ bool CommandHandler::ModelCommand(char** tok, int n) {
   if (n >= 2 && std::strcmp(tok[1], "activate") == 0) {
     size_t arena = 0;
     if (n >= 3 && !ParseSize(tok[2], &arena)) return false;
+    stream_ = StreamMode::kOff;  // a stream was set up for the previous model's shapes
     if (!store_.model()) {
       Line("e-[no model]");
     } else if (!services_.engine) {
@@ -236,11 +273,11 @@ bool CommandHandler::ModelCommand(char** tok, int n) {
       line.Clear();
       line.Add("m-input-");
       TensorText(services_.engine->input(), line);
-      Line(line.str());
+      Emit(line, "input");
       line.Clear();
       line.Add("m-output-");
       TensorText(services_.engine->output(), line);
-      Line(line.str());
+      Emit(line, "output");
     }
     return true;
   }
@@ -305,7 +342,7 @@ void CommandHandler::ResultsLine() {
       line.Add(i ? ",%.6f" : "%.6f", static_cast<double>((q[i] - out.zero_point) * out.scale));
   }
   line.Add("]");
-  Line(line.str());
+  Emit(line, "results");
 }
 
 // Replies e-[...] and returns false unless an engine exists and a model is activated.
@@ -357,14 +394,18 @@ bool CommandHandler::InferCommand(char** tok, int n) {
   return true;
 }
 
-bool CommandHandler::FrontendCommand() {
+bool CommandHandler::FrontendCommand(char**, int) {
   const FixedFrontendTables* t = services_.frontend;
   if (!t || !services_.frontend_scratch.re) {
     Line("e-[no front-end: built without front-end tables]");
     return true;
   }
+  if (!FrontendTablesUsable(*t)) {
+    Line("e-[front-end tables out of range: window 1..1024, hop >= 1, n_fft a power of two >= window, 1..256 mels]");
+    return true;
+  }
   const size_t w = static_cast<size_t>(t->window_samples);
-  if (input_len_ < 2 * w || w > kMaxWindowSamples) {
+  if (input_len_ < 2 * w) {
     char buf[64];
     std::snprintf(buf, sizeof buf, "%lu samples, got %lu", static_cast<unsigned long>(w), static_cast<unsigned long>(input_len_ / 2));
     Line("e-[frontend needs ", buf, " (send them with db load/db first)]");
@@ -373,9 +414,9 @@ bool CommandHandler::FrontendCommand() {
   static int16_t window[kMaxWindowSamples];
   for (size_t i = 0; i < w; ++i)
     window[i] = static_cast<int16_t>(static_cast<uint16_t>(input_[2 * i] | (input_[2 * i + 1] << 8)));
-  static int16_t mels[256];
+  static int16_t mels[kMaxMels];
   const uint64_t c0 = board_.cycles ? board_.cycles() : 0;
-  const bool ok = t->n_mels <= 256 && ComputeFrame(*t, window, services_.frontend_scratch, mels);
+  const bool ok = ComputeFrame(*t, window, services_.frontend_scratch, mels);
   const uint64_t c1 = board_.cycles ? board_.cycles() : 0;
   if (!ok) {
     Line("e-[front-end failed: tables or buffers missing]");
@@ -386,7 +427,8 @@ bool CommandHandler::FrontendCommand() {
   line.Add("m-frame-[");
   for (int m = 0; m < t->n_mels; ++m) line.Add(m ? ",%d" : "%d", mels[m]);
   line.Add("]");
-  Line(line.str());
+  Emit(line, "frame");
+  if (line.overflowed()) return true;  // the error is the whole reply
   char num[32];
   std::snprintf(num, sizeof num, "%llu", static_cast<unsigned long long>(c1 - c0));
   Line("m-cycles-", num);
@@ -400,7 +442,7 @@ void CommandHandler::StreamFrame(const int8_t* frame, float hop_ms) {
   ++frames_seen_;
   if (frames_seen_ < next_inference_) return;
   next_inference_ += stride_;
-  static int8_t window[4096];
+  static int8_t window[kMaxStreamInputBytes];
   if (in.bytes > sizeof window) return;
   features_.CopyLast(window, in.bytes);
   if (!Invoke(window)) return;
@@ -421,7 +463,7 @@ void CommandHandler::StreamFrame(const int8_t* frame, float hop_ms) {
   line.Add("m-scores-[");
   for (int c = 0; c < classes; ++c) line.Add(c ? ",%.4f" : "%.4f", static_cast<double>(probs[c] /= sum));
   line.Add("]");
-  Line(line.str());
+  Emit(line, "scores");
   const uint32_t t_ms = static_cast<uint32_t>(static_cast<float>(frames_seen_) * hop_ms);
   Detection d;
   if (recognizer_.Update(t_ms, probs, &d)) {
@@ -464,8 +506,11 @@ bool CommandHandler::StreamCommand(char** tok, int n) {
     if (stride == 0) return false;
     if (!ReadyToInfer()) return true;
     const TensorInfo in = services_.engine->input(), out = services_.engine->output();
-    if (in.ndims < 3 || in.bytes > input_cap_ || in.bytes > 4096 || out.bytes > static_cast<size_t>(kMaxClasses)) {
-      Line("e-[model shape not streamable: needs input [1,T,F(,1)] <= 4096 B and <= 32 classes]");
+    // T >= 1 frames of F >= 1 bins (a zero bin count would divide by zero in every later stream command)
+    if (in.ndims < 3 || in.dims[1] < 1 || in.dims[2] < 1 || in.bytes < static_cast<size_t>(in.dims[2]) ||
+        in.bytes > input_cap_ || in.bytes > kMaxStreamInputBytes || out.bytes < 1 ||
+        out.bytes > static_cast<size_t>(kMaxClasses)) {
+      Line("e-[model shape not streamable: needs input [1,T,F(,1)] with T, F >= 1, <= 4096 B and 1..32 classes]");
       return true;
     }
     if (audio) {
@@ -474,7 +519,11 @@ bool CommandHandler::StreamCommand(char** tok, int n) {
         Line("e-[no front-end: built without front-end tables; use stream start features]");
         return true;
       }
-      if (t->n_mels != in.dims[2] || static_cast<size_t>(t->window_samples) > kMaxWindowSamples) {
+      if (!FrontendTablesUsable(*t)) {  // n_mels <= kMaxMels (the frame buffers), hop >= 1, window fits
+        Line("e-[front-end tables out of range: window 1..1024, hop >= 1, n_fft a power of two >= window, 1..256 mels]");
+        return true;
+      }
+      if (t->n_mels != in.dims[2]) {
         char buf[80];
         std::snprintf(buf, sizeof buf, "model wants %ld bins, firmware front-end makes %d", static_cast<long>(in.dims[2]),
                       t->n_mels);
@@ -502,7 +551,12 @@ bool CommandHandler::StreamCommand(char** tok, int n) {
     Line("e-[no stream: send stream start first]");
     return true;
   }
+  // frame times: HOP_MS when given; else the front-end's own hop in audio mode, 20 ms (micro_speech) for features
   float hop_ms = 20.0f;
+  if (stream_ == StreamMode::kAudio) {
+    hop_ms = 1000.0f * static_cast<float>(services_.frontend->hop_samples) /
+             static_cast<float>(services_.frontend->sample_rate_hz);
+  }
   if (n >= 3) {
     char* end = nullptr;
     hop_ms = std::strtof(tok[2], &end);
@@ -539,10 +593,10 @@ bool CommandHandler::StreamCommand(char** tok, int n) {
     ++samples_total_;
     if (samples_total_ < window || (samples_total_ - window) % hop != 0) continue;
     static int16_t win[kMaxWindowSamples];
-    static int16_t mels[kMaxClasses * 8];
+    static int16_t mels[kMaxMels];  // stream start checked n_mels <= kMaxMels and n_mels == bins
     audio_.CopyLast(win, window);
     if (!ComputeFrame(t, win, services_.frontend_scratch, mels)) continue;
-    int8_t frame[kMaxClasses * 8];
+    int8_t frame[kMaxMels];
     for (size_t m = 0; m < bins && m < sizeof frame; ++m) {
       const float x = (mels[m] / 256.0f + offset) * 0.69314718f;
       const long q = std::lround(x / in.scale) + in.zero_point;
@@ -551,6 +605,87 @@ bool CommandHandler::StreamCommand(char** tok, int n) {
     StreamFrame(frame, hop_ms);
   }
   return true;
+}
+
+bool CommandHandler::NameCommand(char**, int) {
+  Line("m-name-dut-[", board_.name, "]");
+  return true;
+}
+
+bool CommandHandler::ProfileCommand(char**, int) {
+  Line("m-profile-[ulp-mlperf]");
+  Line("m-model-[kws01]");
+  return true;
+}
+
+bool CommandHandler::PingCommand(char**, int) {
+  Line("m-pong");
+  return true;
+}
+
+bool CommandHandler::TimestampCommand(char**, int) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%llu", static_cast<unsigned long long>(board_.time_us()));
+  Line("m-lap-us-", buf);
+  return true;
+}
+
+bool CommandHandler::VersionCommand(char**, int) {
+  Line("m-version-1-", board_.firmware_version);
+  Line("m-board-", board_.name);
+  Line("m-tflm-", services_.engine ? "1" : "0");
+  return true;
+}
+
+bool CommandHandler::ResultsCommand(char**, int) {
+  if (services_.engine) {
+    ResultsLine();
+  } else {
+    Line("m-results-[]");
+  }
+  return true;
+}
+
+bool CommandHandler::StatsCommand(char**, int) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%lu", static_cast<unsigned long>(board_.clock_hz));
+  Line("m-clock-hz-", buf);
+  std::snprintf(buf, sizeof buf, "%llu", static_cast<unsigned long long>(cycles_last_));
+  Line("m-cycles-last-", buf);
+  std::snprintf(buf, sizeof buf, "%lu", static_cast<unsigned long>(infer_count_));
+  Line("m-infer-count-", buf);
+  Line("m-timer-", board_.timer_name);
+  std::snprintf(buf, sizeof buf, "%lu", static_cast<unsigned long>(handled_));
+  Line("m-commands-", buf);
+  return true;
+}
+
+bool CommandHandler::ResetCommand(char**, int) {
+  if (!board_.reset) {
+    Line("e-[reset not supported on this board]");
+    return true;
+  }
+  Line("m-resetting");
+  Ready();
+  ready_sent_ = true;
+  board_.reset();  // does not return on a board
+  return true;
+}
+
+// The dispatch table protocol.h promises: one row per command of docs/protocol.md (constant-initialised; a
+// member function so that it may name the private handlers).
+const CommandHandler::Command* CommandHandler::commands(size_t* count) {
+  static constexpr Command kCommands[] = {
+      {"name", &CommandHandler::NameCommand},         {"profile", &CommandHandler::ProfileCommand},
+      {"ping", &CommandHandler::PingCommand},         {"timestamp", &CommandHandler::TimestampCommand},
+      {"version", &CommandHandler::VersionCommand},   {"db", &CommandHandler::DbCommand},
+      {"model", &CommandHandler::ModelCommand},       {"infer", &CommandHandler::InferCommand},
+      {"results", &CommandHandler::ResultsCommand},   {"stream", &CommandHandler::StreamCommand},
+      {"frontend", &CommandHandler::FrontendCommand}, {"stats", &CommandHandler::StatsCommand},
+      {"reset", &CommandHandler::ResetCommand},
+  };
+  if (count) *count = sizeof kCommands / sizeof kCommands[0];
+  return kCommands;
 }
 
 void CommandHandler::Handle(const char* command, size_t len) {
@@ -563,62 +698,18 @@ void CommandHandler::Handle(const char* command, size_t len) {
   int n = 0;
   for (char* p = std::strtok(copy, " "); p && n < 8; p = std::strtok(nullptr, " ")) tok[n++] = p;
   if (n == 0) return Error("unknown command: ");
-  char buf[48];
-  bool ok = true;
-  if (std::strcmp(tok[0], "name") == 0) {
-    Line("m-name-dut-[", board_.name, "]");
-  } else if (std::strcmp(tok[0], "profile") == 0) {
-    Line("m-profile-[ulp-mlperf]");
-    Line("m-model-[kws01]");
-  } else if (std::strcmp(tok[0], "ping") == 0) {
-    Line("m-pong");
-  } else if (std::strcmp(tok[0], "timestamp") == 0) {
-    std::snprintf(buf, sizeof buf, "%llu", static_cast<unsigned long long>(board_.time_us()));
-    Line("m-lap-us-", buf);
-  } else if (std::strcmp(tok[0], "version") == 0) {
-    Line("m-version-1-", board_.firmware_version);
-    Line("m-board-", board_.name);
-    Line("m-tflm-", services_.engine ? "1" : "0");
-  } else if (std::strcmp(tok[0], "db") == 0) {
-    ok = DbCommand(tok, n);
-  } else if (std::strcmp(tok[0], "model") == 0) {
-    ok = ModelCommand(tok, n);
-  } else if (std::strcmp(tok[0], "infer") == 0) {
-    ok = InferCommand(tok, n);
-  } else if (std::strcmp(tok[0], "stream") == 0) {
-    ok = StreamCommand(tok, n);
-  } else if (std::strcmp(tok[0], "frontend") == 0) {
-    ok = FrontendCommand();
-  } else if (std::strcmp(tok[0], "results") == 0) {
-    if (services_.engine) {
-      ResultsLine();
-    } else {
-      Line("m-results-[]");
-    }
-  } else if (std::strcmp(tok[0], "stats") == 0) {
-    std::snprintf(buf, sizeof buf, "%lu", static_cast<unsigned long>(board_.clock_hz));
-    Line("m-clock-hz-", buf);
-    std::snprintf(buf, sizeof buf, "%llu", static_cast<unsigned long long>(cycles_last_));
-    Line("m-cycles-last-", buf);
-    std::snprintf(buf, sizeof buf, "%lu", static_cast<unsigned long>(infer_count_));
-    Line("m-infer-count-", buf);
-    Line("m-timer-", board_.timer_name);
-    std::snprintf(buf, sizeof buf, "%lu", static_cast<unsigned long>(handled_));
-    Line("m-commands-", buf);
-  } else if (std::strcmp(tok[0], "reset") == 0) {
-    if (!board_.reset) {
-      Line("e-[reset not supported on this board]");
-    } else {
-      Line("m-resetting");
-      Ready();
-      board_.reset();  // does not return on a board
-      return;
-    }
-  } else {
+  size_t count = 0;
+  const Command* table = commands(&count);
+  const Command* cmd = nullptr;
+  for (size_t i = 0; i < count && !cmd; ++i)
+    if (std::strcmp(tok[0], table[i].name) == 0) cmd = &table[i];
+  ready_sent_ = false;
+  if (!cmd) {
     Line("e-[unknown command: ", tok[0], "]");
+  } else if (!(this->*cmd->run)(tok, n)) {
+    Line("e-[bad argument: ", tok[0], "]");
   }
-  if (!ok) Line("e-[bad argument: ", tok[0], "]");
-  Ready();
+  if (!ready_sent_) Ready();
 }
 
 }  // namespace audio_nas

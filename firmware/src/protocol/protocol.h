@@ -13,6 +13,12 @@
 namespace audio_nas {
 
 constexpr size_t kMaxCommandBytes = 1200;
+// A reply line's text: at most 1198 characters, so that with its "\r\n" it fits the same 1200 bytes as a command.
+// A line that would be longer is never cut: the command answers e-[reply too long: ...] instead (docs/protocol.md).
+constexpr size_t kMaxReplyLineChars = kMaxCommandBytes - 2;
+
+// Parses exactly 8 hex digits (no sign, no 0x, no spaces: docs/protocol.md) into *out.
+bool ParseCrc(const char* text, uint32_t* out);
 
 uint32_t Crc32(const uint8_t* data, size_t len, uint32_t crc = 0);
 // Decodes hex into out; returns the number of bytes, or -1 for an odd length, a bad digit or overflow.
@@ -89,6 +95,14 @@ struct Services {
 };
 
 constexpr size_t kMaxWindowSamples = 1024;  // the streaming audio mode's window limit
+constexpr int kMaxMels = 256;                // mel bins a front-end frame may have (the frame buffers' size)
+constexpr size_t kMaxStreamInputBytes = 4096;  // a streamable model's input tensor (the stream window copy)
+
+// The front-end tables' own limits, checked before any frame is computed: window 1..kMaxWindowSamples,
+// hop >= 1, n_fft a power of two >= 2 covering the window, 1..kMaxMels mels, a sample rate > 0.
+bool FrontendTablesUsable(const FixedFrontendTables& t);
+
+class LineBuf;
 
 // Parses one command and writes its reply lines, always ending with "m-ready\r\n".
 class CommandHandler {
@@ -101,15 +115,34 @@ class CommandHandler {
   void Error(const char* message);  // "e-[message]" + m-ready (used for assembler errors)
   uint32_t commands_handled() const { return handled_; }
 
+  // The command dispatch table: Handle() looks the first token up here (no if/else chain). A handler gets
+  // the tokens (tok[0] is the command name) and returns false for a malformed argument, which Handle answers
+  // "e-[bad argument: NAME]"; every reply then ends with m-ready.
+  using CommandFn = bool (CommandHandler::*)(char** tok, int n);
+  struct Command {
+    const char* name;
+    CommandFn run;
+  };
+  static const Command* commands(size_t* count);  // the table itself (host tests walk it)
+
  private:
   void Line(const char* a, const char* b = "", const char* c = "");
+  void Emit(const LineBuf& line, const char* what);  // the line, or e-[reply too long: ...] if it overflowed
   void Ready();
+  bool NameCommand(char** tok, int n);
+  bool ProfileCommand(char** tok, int n);
+  bool PingCommand(char** tok, int n);
+  bool TimestampCommand(char** tok, int n);
+  bool VersionCommand(char** tok, int n);
   bool DbCommand(char** tok, int n);
   bool ModelCommand(char** tok, int n);
   bool ReadyToInfer();
   bool InferCommand(char** tok, int n);
-  bool FrontendCommand();
+  bool ResultsCommand(char** tok, int n);
+  bool FrontendCommand(char** tok, int n);
   bool StreamCommand(char** tok, int n);
+  bool StatsCommand(char** tok, int n);
+  bool ResetCommand(char** tok, int n);
   void StreamFrame(const int8_t* frame, float hop_ms);
   bool Invoke(const int8_t* input);  // copies the input in, runs the engine once; on failure writes the e- line
   void ResultsLine();
@@ -132,6 +165,7 @@ class CommandHandler {
   int16_t audio_storage_[kMaxWindowSamples];
   size_t frames_seen_ = 0, next_inference_ = 0, stride_ = 2, samples_pending_ = 0, samples_total_ = 0;
   uint32_t stream_runs_ = 0;
+  bool ready_sent_ = false;  // a handler (reset) already ended its reply with m-ready
   Recognizer recognizer_;
 };
 
