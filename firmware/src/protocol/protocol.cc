@@ -169,6 +169,17 @@ void LineBuf::Add(const char* fmt, ...) {
   len_ += static_cast<size_t>(n);
 }
 
+// Work buffers shared by the commands (one command runs at a time, and no handler nests another's use):
+// one reply line, one decoded hex chunk, one mel frame, and the audio window / stream input copy, which are
+// never live together.
+static LineBuf g_line;
+static uint8_t g_chunk[kMaxCommandBytes / 2];
+static int16_t g_mels[kMaxMels];
+static union Scratch {
+  int16_t audio[kMaxWindowSamples];       // the front-end's window (frontend%, stream audio)
+  int8_t features[kMaxStreamInputBytes];  // the stream's model input, oldest frame first
+} g_scratch;
+
 void CommandHandler::Emit(const LineBuf& line, const char* what) {
   if (!line.overflowed()) return Line(line.str());
   char msg[80];
@@ -203,7 +214,7 @@ bool CommandHandler::DbCommand(char** tok, int n) {
     if (n >= 3 && !ParseSize(tok[2], &count)) return false;
     if (count > 256) count = 256;
     if (count > input_len_) count = input_len_;
-    static LineBuf line;
+    LineBuf& line = g_line;
     line.Clear();
     line.Add("m-buffer-[");
     for (size_t i = 0; i < count; ++i) line.Add("%02x", input_[i]);
@@ -269,7 +280,7 @@ bool CommandHandler::ModelCommand(char** tok, int n) {
       have_results_ = false;
       std::snprintf(buf, sizeof buf, "%lu", static_cast<unsigned long>(services_.engine->arena_used()));
       Line("m-arena-used-", buf);
-      static LineBuf line;
+      LineBuf& line = g_line;
       line.Clear();
       line.Add("m-input-");
       TensorText(services_.engine->input(), line);
@@ -283,9 +294,9 @@ bool CommandHandler::ModelCommand(char** tok, int n) {
   }
   if (n == 3) {
     size_t offset = 0;
-    static uint8_t chunk[kMaxCommandBytes / 2];
+    uint8_t* const chunk = g_chunk;
     if (!ParseSize(tok[1], &offset)) return false;
-    const int len = HexDecode(tok[2], std::strlen(tok[2]), chunk, sizeof chunk);
+    const int len = HexDecode(tok[2], std::strlen(tok[2]), chunk, sizeof g_chunk);
     if (len < 0) return false;
     switch (store_.Write(offset, chunk, static_cast<size_t>(len))) {
       case ModelStore::Status::kNoUpload:
@@ -332,7 +343,7 @@ bool CommandHandler::Invoke(const int8_t* input) {
 }
 
 void CommandHandler::ResultsLine() {
-  static LineBuf line;
+  LineBuf& line = g_line;
   line.Clear();
   line.Add("m-results-[");
   if (have_results_) {
@@ -411,10 +422,10 @@ bool CommandHandler::FrontendCommand(char**, int) {
     Line("e-[frontend needs ", buf, " (send them with db load/db first)]");
     return true;
   }
-  static int16_t window[kMaxWindowSamples];
+  int16_t* const window = g_scratch.audio;
   for (size_t i = 0; i < w; ++i)
     window[i] = static_cast<int16_t>(static_cast<uint16_t>(input_[2 * i] | (input_[2 * i + 1] << 8)));
-  static int16_t mels[kMaxMels];
+  int16_t* const mels = g_mels;
   const uint64_t c0 = board_.cycles ? board_.cycles() : 0;
   const bool ok = ComputeFrame(*t, window, services_.frontend_scratch, mels);
   const uint64_t c1 = board_.cycles ? board_.cycles() : 0;
@@ -422,7 +433,7 @@ bool CommandHandler::FrontendCommand(char**, int) {
     Line("e-[front-end failed: tables or buffers missing]");
     return true;
   }
-  static LineBuf line;
+  LineBuf& line = g_line;
   line.Clear();
   line.Add("m-frame-[");
   for (int m = 0; m < t->n_mels; ++m) line.Add(m ? ",%d" : "%d", mels[m]);
@@ -442,8 +453,8 @@ void CommandHandler::StreamFrame(const int8_t* frame, float hop_ms) {
   ++frames_seen_;
   if (frames_seen_ < next_inference_) return;
   next_inference_ += stride_;
-  static int8_t window[kMaxStreamInputBytes];
-  if (in.bytes > sizeof window) return;
+  int8_t* const window = g_scratch.features;  // the audio path is done with g_scratch.audio when it gets here
+  if (in.bytes > sizeof g_scratch.features) return;
   features_.CopyLast(window, in.bytes);
   if (!Invoke(window)) return;
   ++stream_runs_;
@@ -458,7 +469,7 @@ void CommandHandler::StreamFrame(const int8_t* frame, float hop_ms) {
   }
   float sum = 0.0f;
   for (int c = 0; c < classes; ++c) sum += (probs[c] = std::exp(probs[c] - top));
-  static LineBuf line;
+  LineBuf& line = g_line;
   line.Clear();
   line.Add("m-scores-[");
   for (int c = 0; c < classes; ++c) line.Add(c ? ",%.4f" : "%.4f", static_cast<double>(probs[c] /= sum));
@@ -562,8 +573,8 @@ bool CommandHandler::StreamCommand(char** tok, int n) {
     hop_ms = std::strtof(tok[2], &end);
     if (*end != '\0' || !(hop_ms > 0.0f)) return false;
   }
-  static uint8_t chunk[kMaxCommandBytes / 2];
-  const int len = HexDecode(tok[1], std::strlen(tok[1]), chunk, sizeof chunk);
+  uint8_t* const chunk = g_chunk;
+  const int len = HexDecode(tok[1], std::strlen(tok[1]), chunk, sizeof g_chunk);
   if (len < 0) return false;
   const TensorInfo in = services_.engine->input();
   const size_t bins = static_cast<size_t>(in.dims[2]);
@@ -592,8 +603,8 @@ bool CommandHandler::StreamCommand(char** tok, int n) {
     audio_.Push(&s, 1);
     ++samples_total_;
     if (samples_total_ < window || (samples_total_ - window) % hop != 0) continue;
-    static int16_t win[kMaxWindowSamples];
-    static int16_t mels[kMaxMels];  // stream start checked n_mels <= kMaxMels and n_mels == bins
+    int16_t* const win = g_scratch.audio;
+    int16_t* const mels = g_mels;  // stream start checked n_mels <= kMaxMels and n_mels == bins
     audio_.CopyLast(win, window);
     if (!ComputeFrame(t, win, services_.frontend_scratch, mels)) continue;
     int8_t frame[kMaxMels];
