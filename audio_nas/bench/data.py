@@ -8,7 +8,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from audio_nas.bench_report import markdown_table, write_section
+from audio_nas.bench.report import markdown_table, write_section
 
 
 def run_bench(quick: bool = False) -> None:

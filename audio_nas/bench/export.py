@@ -6,7 +6,7 @@ import tempfile
 
 import numpy as np
 
-from audio_nas.bench_report import markdown_table, write_section
+from audio_nas.bench.report import markdown_table, write_section
 from audio_nas.training.config import TrainConfig
 
 ARCHS = ("ds_cnn_s", "mobilenet_v2_x0.35")

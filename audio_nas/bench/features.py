@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from audio_nas.bench_report import markdown_table, write_section
+from audio_nas.bench.report import markdown_table, write_section
 from audio_nas.features import FrontEndConfig, compute_features
 from audio_nas.features.fixed_point import frames_q15, make_tables, to_float_logmel
 

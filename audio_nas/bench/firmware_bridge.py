@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from audio_nas.bench_report import markdown_table, write_section
+from audio_nas.bench.report import markdown_table, write_section
 
 TICKS_PER_INSTRUCTION = 25e6 * 64e-9  # 25 MHz timer x 64 ns per instruction
 

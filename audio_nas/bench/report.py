@@ -14,7 +14,7 @@ import subprocess
 import time
 from pathlib import Path
 
-DEFAULT_PATH = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+DEFAULT_PATH = Path(__file__).resolve().parents[2] / "docs" / "benchmarks.md"
 HEADER = "# Benchmarks\n\nEvery section is written by the command it names; re-run it to refresh.\n"
 
 

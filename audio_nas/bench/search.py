@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from audio_nas.bench_report import markdown_table, write_section
+from audio_nas.bench.report import markdown_table, write_section
 from audio_nas.energy import load_board
 from audio_nas.search.evaluate import cheap_objectives, synthetic_curve
 from audio_nas.search.objectives import hypervolume, objective_vector
@@ -215,6 +215,6 @@ def run_pruning_section() -> None:
     write_section(
         "search-pruning",
         "Search: early stopping, compute saved vs hypervolume lost",
-        "python -c 'from audio_nas.search.bench import run_pruning_section; run_pruning_section()'",
+        "python -c 'from audio_nas.bench.search import run_pruning_section; run_pruning_section()'",
         body,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from audio_nas.bench_report import markdown_table, write_section
+from audio_nas.bench.report import markdown_table, write_section
 
 
 def _trained_and_exported(arch: str, ds, ckpt_dir: Path) -> Path:
@@ -31,7 +31,8 @@ def run_bench(quick: bool = False) -> None:
     from audio_nas.data import load_dataset
     from audio_nas.streaming.demo import pick_model
     from audio_nas.streaming.metrics import evaluate, frr_at_fa_per_hour
-    from audio_nas.streaming.pipeline import Recognizer, TflmModel, run_stream
+    from audio_nas.streaming.pipeline import TflmModel, run_stream
+    from audio_nas.streaming.recognizer import Recognizer
     from audio_nas.streaming.sources import chunked, synthetic_stream
 
     ds = load_dataset("synth-kws")

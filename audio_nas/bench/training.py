@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from audio_nas.bench_report import markdown_table, write_section
+from audio_nas.bench.report import markdown_table, write_section
 from audio_nas.training.config import TrainConfig
 
 BASELINES = ("ds_cnn_s", "mobilenet_v2_x0.35", "micro_speech_tiny_conv")

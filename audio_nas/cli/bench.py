@@ -1,7 +1,7 @@
 """``audio-nas bench AREA|all``: run the benchmarks, each writing its section of docs/benchmarks.md.
 
-Benchmarks live beside the code they measure (``audio_nas/<area>/bench.py``,
-function ``run_bench(quick: bool)``); this module is only their registry.
+Benchmarks are entry points, like the CLI: ``audio_nas/bench/<area>.py`` with a function
+``run_bench(quick: bool)``; this module is only their registry.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ def _available() -> list[str]:
     found = []
     for area in BENCH_AREAS:
         try:
-            importlib.import_module(f"audio_nas.{area}.bench")
+            importlib.import_module(f"audio_nas.bench.{area}")
         except ModuleNotFoundError as exc:
-            if exc.name == f"audio_nas.{area}.bench":
+            if exc.name == f"audio_nas.bench.{area}":
                 continue
             raise
         found.append(area)
@@ -50,4 +50,4 @@ def register(app: typer.Typer) -> None:
             raise ConfigError(f"unknown benchmark {area!r}; available: all, {', '.join(available)}")
         for name in available if area == "all" else [area]:
             typer.echo(f"== bench {name}")
-            importlib.import_module(f"audio_nas.{name}.bench").run_bench(quick=quick)
+            importlib.import_module(f"audio_nas.bench.{name}").run_bench(quick=quick)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "default.yaml"
+DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "search" / "configs" / "default.yaml"
 
 
 def register(app: typer.Typer) -> None:

@@ -84,7 +84,8 @@ def register(app: typer.Typer) -> None:
         from audio_nas.errors import StreamingError
         from audio_nas.streaming.metrics import evaluate as score
         from audio_nas.streaming.metrics import frr_at_fa_per_hour
-        from audio_nas.streaming.pipeline import Recognizer, TflmModel, run_stream
+        from audio_nas.streaming.pipeline import TflmModel, run_stream
+        from audio_nas.streaming.recognizer import Recognizer
         from audio_nas.streaming.sources import chunked, file_source, mic_source, synthetic_stream
 
         if sum(x is not None and x is not False for x in (synthetic, wav, mic or None)) != 1:

@@ -6,9 +6,6 @@ from pathlib import Path
 
 import typer
 
-from audio_nas.config import from_dict, load_yaml
-from audio_nas.training.config import TrainConfig
-
 
 def register(app: typer.Typer) -> None:
     @app.command("train")
@@ -29,8 +26,9 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option(None, "--device", help="cpu, cuda or auto."),
     ) -> None:
         """Train one architecture, evaluate it on the test split and save a checkpoint."""
-        from audio_nas.config import to_dict
+        from audio_nas.config import from_dict, load_yaml, to_dict
         from audio_nas.paths import runs_dir
+        from audio_nas.training.config import TrainConfig
         from audio_nas.training.pipeline import train_and_save
 
         base = load_yaml(TrainConfig, config) if config else TrainConfig()

@@ -1,5 +1,6 @@
 """Datasets: the embedded synthetic sets, real-dataset loaders and the registry."""
 
+from audio_nas.data import loaders, synthetic  # noqa: F401  (importing them registers their datasets)
 from audio_nas.data.dataset import (
     DATASETS,
     KWS12_CLASSES,
@@ -8,6 +9,7 @@ from audio_nas.data.dataset import (
     load_dataset,
     register_dataset,
 )
+from audio_nas.data.synthetic import make_dataset
 
 __all__ = [
     "AudioDataset",
@@ -18,9 +20,3 @@ __all__ = [
     "SPLITS",
     "make_dataset",
 ]
-
-
-def make_dataset(*args, **kwargs):
-    from audio_nas.data.synthetic import make_dataset as _make
-
-    return _make(*args, **kwargs)

@@ -141,7 +141,6 @@ def load_dataset(
     on_error: OnError = "raise",
 ) -> AudioDataset:
     """Load a dataset by name (``synth-kws``) or ``kind:PATH`` (see module doc)."""
-    _ensure_registered()
     if on_error not in ("raise", "skip"):
         raise DataError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     if ":" in name_or_path and name_or_path.split(":", 1)[0] in DATASETS:
@@ -153,8 +152,3 @@ def load_dataset(
         f"unknown dataset {name_or_path!r}; use one of {', '.join(k for k in DATASETS if not k.endswith('-path'))} "
         f"(path-based ones as KIND:PATH, e.g. speech-commands:/data/speech_commands_v0.02)"
     )
-
-
-def _ensure_registered() -> None:
-    # importing the modules runs their @register_dataset decorators
-    from audio_nas.data import loaders, synthetic  # noqa: F401

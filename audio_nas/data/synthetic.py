@@ -51,6 +51,7 @@ from audio_nas.data.dataset import (
     fix_length,
     register_dataset,
 )
+from audio_nas.data.tts import Espeak, available_voices
 from audio_nas.errors import DataError
 from audio_nas.paths import data_dir, progress_enabled
 
@@ -183,7 +184,6 @@ def _split_of(key: str) -> str:
 
 
 def _speak(word: str, voice: str, rng: np.random.Generator) -> np.ndarray:
-    from audio_nas.data.tts import Espeak
 
     eng = Espeak.get()
     params = dict(
@@ -241,7 +241,6 @@ def _kws_clip(class_idx: int, index: int, rng: np.random.Generator, ctx: dict) -
 
 
 def _kws_context() -> dict:
-    from audio_nas.data.tts import available_voices
 
     voices = available_voices()
     by_split = {s: [v for v in voices if _split_of(v) == s] for s in SPLITS}
@@ -302,8 +301,6 @@ def _event(label: str, rng: np.random.Generator) -> np.ndarray:
         am = 1 + 0.3 * np.sin(2 * np.pi * f0 / rng.uniform(2, 4) * t)
         return am * _tone(f0 * (1 + 0.02 * np.sin(2 * np.pi * 0.5 * t)), n, (1.0, 0.8, 0.6, 0.4, 0.3, 0.2))
     if label == "speech":
-        from audio_nas.data.tts import available_voices
-
         words = " ".join(rng.choice(UNKNOWN_WORDS + KWS12_CLASSES[:10], size=int(rng.integers(2, 5))))
         voices = available_voices()
         return _speak(words, voices[int(rng.integers(len(voices)))], rng)

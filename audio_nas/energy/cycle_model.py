@@ -30,6 +30,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from audio_nas.space import arch_costs, resolve_arch
+
 OP_OVERHEAD = 1_500
 # cycles per MAC before calibration
 REF_CPM = {"conv2d": 6.0, "depthwise_conv2d": 9.0, "fully_connected": 5.0, "batch_matmul": 6.0}
@@ -100,7 +102,6 @@ def model_cycles(layers: Iterable, kernels: str, core: str = "cortex-m4f") -> tu
 
 def calibrate() -> dict[str, float]:
     """Scales that put ds_cnn_s on the published L4R5ZI cycle counts (one point per kernel library)."""
-    from audio_nas.space import arch_costs, resolve_arch
 
     layers = arch_costs(resolve_arch("ds_cnn_s")).layers
     raw_ref = sum(op_cycles(l, "tflm-reference") for l in layers)

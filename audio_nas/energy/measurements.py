@@ -9,6 +9,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from audio_nas.paths import runs_dir
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS measurements (
   spec_hash TEXT NOT NULL, board TEXT NOT NULL, source TEXT NOT NULL, spec TEXT NOT NULL,
@@ -83,3 +85,8 @@ class MeasurementStore:
 
     def close(self) -> None:
         self.db.close()
+
+
+def store_path(board: str) -> Path:
+    """Where a board's measurement campaigns are stored (``runs/measure/<board>/measurements.sqlite``)."""
+    return runs_dir() / "measure" / board / "measurements.sqlite"

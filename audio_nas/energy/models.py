@@ -6,13 +6,14 @@ measurements) > emulated (per-op cycle model on the exported/planned ops) > anal
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from audio_nas.energy.boards import BoardProfile
 from audio_nas.energy.cycle_model import CORE_FACTOR, model_cycles
 from audio_nas.errors import EnergyModelError
+from audio_nas.features.cost import frontend_cost
+from audio_nas.space import arch_costs
 
 SOURCES: tuple[str, ...] = ("measured", "predicted", "emulated", "analytic")
 SECONDS_PER_DAY = 86_400
@@ -59,7 +60,6 @@ class AnalyticModel:
     source = "analytic"
 
     def estimate(self, spec, board, *, layers=None):
-        from audio_nas.space import arch_costs
 
         macs = arch_costs(spec).macs
         cycles = macs * ANALYTIC_CYCLES_PER_MAC[board.kernels] * CORE_FACTOR[board.core]
@@ -73,61 +73,15 @@ class EmulatedModel:
 
     def estimate(self, spec, board, *, layers=None):
         if layers is None:
-            from audio_nas.space import arch_costs
-
             layers = arch_costs(spec).layers
         cycles, _ = model_cycles(layers, board.kernels, board.core)
         return energy_from_cycles(cycles, board, self.source)
-
-
-class PredictedModel:
-    """The random forest fitted on this board's measurements (``audio-nas predictor fit``)."""
-
-    source = "predicted"
-
-    def __init__(self):
-        self._cache: dict[str, Any] = {}
-
-    def estimate(self, spec, board, *, layers=None):
-        from audio_nas.energy.campaign import store_path
-        from audio_nas.energy.predictor import RandomForestEnergyPredictor
-
-        if board.name not in self._cache:
-            self._cache[board.name] = RandomForestEnergyPredictor.load(
-                store_path(board.name).with_name("predictor"), board
-            )
-        lat, sd = self._cache[board.name].predict_latency([spec])
-        uj_per_ms = board.active_power_mw
-        return EnergyEstimate(
-            latency_ms=float(lat[0]),
-            energy_uj=float(lat[0] * uj_per_ms),
-            source=self.source,
-            uncertainty_uj=float(sd[0] * uj_per_ms),
-            cycles=float(lat[0] * 1e-3 * board.clock_hz),
-        )
-
-
-ENERGY_MODELS: dict[str, Callable[[], EnergyModel]] = {
-    "analytic": AnalyticModel,
-    "emulated": EmulatedModel,
-    "predicted": PredictedModel,
-}
-
-
-def make_energy_model(name: str) -> EnergyModel:
-    try:
-        return ENERGY_MODELS[name]()
-    except KeyError:
-        raise EnergyModelError(
-            f"unknown energy model {name!r}; choose one of {', '.join(ENERGY_MODELS)}"
-        ) from None
 
 
 def always_on_energy_per_day_j(
     estimate: EnergyEstimate, spec: Any, board: BoardProfile, inferences_per_s: float
 ) -> dict:
     """Joules per day of an always-on detector: inferences + front-end (every hop) + sleep in between."""
-    from audio_nas.features.cost import frontend_cost
 
     fe = frontend_cost(spec.frontend, core=board.core)
     inf_j = estimate.energy_uj * 1e-6 * inferences_per_s * SECONDS_PER_DAY

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import joblib
 import numpy as np
@@ -26,14 +27,15 @@ from sklearn.linear_model import LinearRegression
 from sklearn.model_selection import KFold
 
 from audio_nas.energy.boards import BoardProfile
-from audio_nas.energy.measurements import Measurement
+from audio_nas.energy.measurements import Measurement, store_path
+from audio_nas.energy.models import AnalyticModel, EnergyEstimate
 from audio_nas.errors import EnergyModelError
+from audio_nas.space import ArchSpec, arch_costs
 
 OPS = ("conv2d", "depthwise_conv2d", "fully_connected", "batch_matmul")
 
 
 def spec_features(spec) -> np.ndarray:
-    from audio_nas.space import arch_costs
 
     c = arch_costs(spec)
     layers = c.layers
@@ -162,8 +164,6 @@ def cross_validate(
     measurements: list[Measurement], board: BoardProfile, folds: int = 5, seed: int = 0
 ) -> dict:
     """k-fold MAPE of the random forest against a MACs-linear fit and the analytic model."""
-    from audio_nas.energy.models import AnalyticModel
-    from audio_nas.space import ArchSpec
 
     specs = [ArchSpec.from_str(m.spec) for m in measurements]
     y = np.array([m.latency_ms for m in measurements])
@@ -176,7 +176,6 @@ def cross_validate_specs(
 ) -> dict:
     """k-fold MAPE of the random forest and of a MACs-linear fit on any cost ``y`` of ``specs`` (latency,
     cycles, instructions)."""
-    from audio_nas.space import arch_costs
 
     y = np.asarray(y, float)
     macs = np.array([arch_costs(s).macs for s in specs], float).reshape(-1, 1)
@@ -192,3 +191,27 @@ def cross_validate_specs(
         "rf_mape": float(np.mean(rf_err)),
         "macs_linear_mape": float(np.mean(lin_err)),
     }
+
+
+class PredictedModel:
+    """The random forest fitted on this board's measurements (``audio-nas predictor fit``)."""
+
+    source = "predicted"
+
+    def __init__(self):
+        self._cache: dict[str, Any] = {}
+
+    def estimate(self, spec, board, *, layers=None):
+        if board.name not in self._cache:
+            self._cache[board.name] = RandomForestEnergyPredictor.load(
+                store_path(board.name).with_name("predictor"), board
+            )
+        lat, sd = self._cache[board.name].predict_latency([spec])
+        uj_per_ms = board.active_power_mw
+        return EnergyEstimate(
+            latency_ms=float(lat[0]),
+            energy_uj=float(lat[0] * uj_per_ms),
+            source=self.source,
+            uncertainty_uj=float(sd[0] * uj_per_ms),
+            cycles=float(lat[0] * 1e-3 * board.clock_hz),
+        )

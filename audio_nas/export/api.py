@@ -8,13 +8,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from audio_nas.errors import ExportError
 from audio_nas.export.c_array import write_c_sources
 from audio_nas.export.graph import SUPPORTED_OPS, lower_model
 from audio_nas.export.quantize import quantize_graph, quantize_input, run_int8
 from audio_nas.export.tflite_writer import write_tflite
-from audio_nas.export.verify import run_tflm, tflm_arena_bytes
+from audio_nas.export.verify import check_structure, run_tflm, tflm_arena_bytes
+from audio_nas.space import arch_costs, build_model
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +55,6 @@ def export_model(
     verify_samples: int = 32,
 ) -> ExportResult:
     """Quantise ``model`` (built from ``spec``) on ``calib_x`` [N, T, F], write everything to ``out_dir``."""
-    from audio_nas.space import arch_costs
-
     out_dir = Path(out_dir)
     calib_x = np.asarray(calib_x, np.float32)
     if calib_x.ndim != 3 or calib_x.shape[1:] != tuple(spec.input_shape):
@@ -115,8 +115,6 @@ def parse_tflite_ops(model_bytes: bytes) -> list[dict]:
     """Per-op records (op name, input/output shapes, kernel, stride) of a .tflite, for the energy model."""
     from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as S
 
-    from audio_nas.export.verify import check_structure
-
     m = check_structure(model_bytes)
     names = {v: k for k, v in vars(S.BuiltinOperator).items() if not k.startswith("_")}
     sg = m.subgraphs[0]
@@ -142,3 +140,22 @@ def parse_tflite_ops(model_bytes: bytes) -> list[dict]:
             rec["macs"] = n_out * ins[0][-1]
         out.append(rec)
     return out
+
+
+def export_random_with_input(spec, seed: int = 0) -> tuple[bytes, np.ndarray]:
+    """The int8 .tflite of ``spec`` with random weights, and one quantised random input for it.
+
+    Latency, arena and flash do not depend on the weight values, so measurement campaigns and cost checks
+    use this instead of a trained model. Deterministic in ``seed``.
+    """
+    with torch.random.fork_rng(devices=[]):  # the caller's global torch RNG stays as it was
+        torch.manual_seed(seed)
+        model = build_model(spec).eval()
+    calib = np.random.default_rng(seed).normal(-5, 2, size=(8, *spec.input_shape)).astype(np.float32)
+    graph = quantize_graph(lower_model(model), calib)
+    return write_tflite(graph), quantize_input(graph, calib[:1])[0]
+
+
+def export_random(spec, seed: int = 0) -> bytes:
+    """The int8 .tflite of ``spec`` with random weights (see ``export_random_with_input``)."""
+    return export_random_with_input(spec, seed)[0]

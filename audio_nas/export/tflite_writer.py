@@ -97,7 +97,6 @@ def write_tflite(g: Graph, description: str = "audio-nas") -> bytes:
     sub = S.SubGraphT()
     sub.name = "main"
     sub.tensors = []
-    extra: list = []  # (tensor) shape constants for RESHAPE
     for i, t in enumerate(g.tensors):
         tt = S.TensorT()
         tt.name = t.name

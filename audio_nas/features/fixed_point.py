@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from audio_nas.config import load_yaml
 from audio_nas.errors import ConfigError
 from audio_nas.features.config import FrontEndConfig
 
@@ -185,8 +186,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     cfg = FrontEndConfig()
     if len(args) == 2:
-        from audio_nas.config import load_yaml
-
         cfg = load_yaml(FrontEndConfig, args[1])
     write_c_header(make_tables(cfg), args[0])
     return 0

@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 
 from audio_nas.errors import DeviceError
+from audio_nas.export.c_array import main as ops_main
+from audio_nas.features.fixed_point import main as tables_main
 
 FIRMWARE_DIR = Path(__file__).resolve().parents[2] / "firmware"
 APT_HINT = "apt-get install cmake gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib"
@@ -90,8 +92,6 @@ def build_firmware(
 
 def write_generated_headers(out_dir: str | Path, frontend_yaml: str | Path | None = None) -> list[Path]:
     """frontend_tables.h and ops.h (every op audio-nas exports) for the PlatformIO builds."""
-    from audio_nas.export.c_array import main as ops_main
-    from audio_nas.features.fixed_point import main as tables_main
 
     out_dir = Path(out_dir)
     tables_main([str(out_dir / "frontend_tables.h"), *([str(frontend_yaml)] if frontend_yaml else [])])

@@ -21,59 +21,23 @@ import numpy as np
 
 from audio_nas.energy.boards import BoardProfile
 from audio_nas.energy.cycle_model import model_cycles
-from audio_nas.energy.measurements import Measurement, MeasurementStore
+from audio_nas.energy.measurements import Measurement, MeasurementStore, store_path
 from audio_nas.energy.models import energy_from_cycles
+from audio_nas.energy.op_records import ops_from_tflite
+from audio_nas.energy.predictor import RandomForestEnergyPredictor, mape
 from audio_nas.errors import DeviceError, EnergyModelError
-from audio_nas.paths import progress_enabled, runs_dir
+from audio_nas.export import export_random_with_input, parse_tflite_ops, tflm_arena_bytes
+from audio_nas.firmware_bridge.client import DeviceClient
+from audio_nas.firmware_bridge.ppk2 import energy_per_inference_uj
+from audio_nas.paths import progress_enabled
+from audio_nas.search.store import TrialStore
+from audio_nas.space import ArchSpec, arch_costs, sample_spec
 
 log = logging.getLogger(__name__)
-TFLITE_TO_OP = {
-    "CONV_2D": "conv2d",
-    "DEPTHWISE_CONV_2D": "depthwise_conv2d",
-    "FULLY_CONNECTED": "fully_connected",
-    "ADD": "add",
-    "AVERAGE_POOL_2D": "mean",
-    "MEAN": "mean",
-    "RESHAPE": "reshape",
-    "HARD_SWISH": "hard_swish",
-    "SOFTMAX": "softmax",
-    "BATCH_MATMUL": "batch_matmul",
-}
-
-
-@dataclass(frozen=True)
-class OpRecord:
-    """A parsed TFLite op in the fields the cycle model reads."""
-
-    name: str
-    op: str
-    in_shape: tuple
-    out_shape: tuple
-    kernel_hw: tuple = (1, 1)
-    macs: int = 0
-
-
-def ops_from_tflite(records: list[dict]) -> list[OpRecord]:
-    out = []
-    for i, r in enumerate(records):
-        if r["op"] not in TFLITE_TO_OP:
-            raise EnergyModelError(f"op {r['op']} has no cycle model; ops: {', '.join(TFLITE_TO_OP)}")
-        out.append(
-            OpRecord(
-                f"op{i}",
-                TFLITE_TO_OP[r["op"]],
-                tuple(r["inputs"][0]),
-                tuple(r["outputs"][0]),
-                tuple(r.get("kernel", (1, 1))),
-                int(r.get("macs", 0)),
-            )
-        )
-    return out
 
 
 def campaign_specs(count: int, seed: int, board: BoardProfile) -> list:
     """The campaign's specs: deterministic from the seed, feasible on the board, no duplicates."""
-    from audio_nas.space import arch_costs, sample_spec
 
     rng = np.random.default_rng(seed)
     specs, seen = [], set()
@@ -87,26 +51,8 @@ def campaign_specs(count: int, seed: int, board: BoardProfile) -> list:
     return specs
 
 
-def _export_random_weights(spec, seed: int):
-    """int8 .tflite of the spec with random weights (latency does not depend on the weight values)."""
-    import torch
-
-    from audio_nas.export.graph import lower_model
-    from audio_nas.export.quantize import quantize_graph, quantize_input
-    from audio_nas.export.tflite_writer import write_tflite
-    from audio_nas.space import build_model
-
-    torch.manual_seed(seed)
-    calib = np.random.default_rng(seed).normal(-5, 2, size=(8, *spec.input_shape)).astype(np.float32)
-    g = quantize_graph(lower_model(build_model(spec).eval()), calib)
-    return write_tflite(g), quantize_input(g, calib[:1])[0]
-
-
 def measure_emulated(spec, board: BoardProfile, seed: int = 0, port: str | None = None) -> Measurement:
-    from audio_nas.export import parse_tflite_ops
-    from audio_nas.export.verify import tflm_arena_bytes
-
-    tflite, _ = _export_random_weights(spec, seed)
+    tflite, _ = export_random_with_input(spec, seed)
     arena = tflm_arena_bytes(tflite)
     cycles, _ = model_cycles(ops_from_tflite(parse_tflite_ops(tflite)), board.kernels, board.core)
     est = energy_from_cycles(cycles, board, "emulated")
@@ -118,14 +64,12 @@ def measure_device(
 ) -> Measurement:
     """Upload over the serial bridge, run warm-up + repeats on the board, keep the median.
 
-    Energy: timing x the profile's active power, or, with a ``monitor`` (audio_nas.energy.ppk2.PowerMonitor), the
+    Energy: timing x the profile's active power, or, with a ``monitor`` (audio_nas.firmware_bridge.ppk2.PowerMonitor), the
     current it sampled while the firmware's marker pin was high (wired to digital input ``marker_channel``).
     """
-    from audio_nas.firmware_bridge.client import DeviceClient
-
     if not port:
         raise DeviceError("the device backend needs --port (a serial port or socket://HOST:PORT)")
-    tflite, x = _export_random_weights(spec, seed)
+    tflite, x = export_random_with_input(spec, seed)
     with DeviceClient(port) as client:
         if monitor is not None:
             monitor.start()
@@ -140,8 +84,6 @@ def measure_device(
         latency_ms, cycles = m.latency_ms, m.latency_ms * 1e-3 * board.clock_hz
     energy_uj = energy_from_cycles(cycles, board, "measured").energy_uj
     if trace is not None:
-        from audio_nas.energy.ppk2 import energy_per_inference_uj
-
         energy_uj = energy_per_inference_uj(trace, marker_channel, m.repeats)
     return Measurement(
         spec.to_str(),
@@ -184,10 +126,6 @@ def _measure_and_store(
             time.sleep(0.5 * 2**attempt)
     store.add(m, spec.spec_hash)
     return m
-
-
-def store_path(board: str) -> Path:
-    return runs_dir() / "measure" / board / "measurements.sqlite"
 
 
 def run_campaign(
@@ -266,9 +204,6 @@ def run_active_campaign(
     ``pool_size`` per round. With fewer than ``start`` measurements a random campaign of ``start`` runs first.
     Every measurement is stored as it arrives, so an interrupted loop resumes with nothing lost or repeated.
     """
-    from audio_nas.energy.predictor import RandomForestEnergyPredictor, mape
-    from audio_nas.space import ArchSpec
-
     if backend not in BACKENDS:
         raise EnergyModelError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if rounds < 1 or per_round < 1:
@@ -321,9 +256,6 @@ def run_active_campaign(
 
 def search_pool(run_dir: str | Path) -> list:
     """The architectures a search run visited: the candidate pool for measuring what the search cares about."""
-    from audio_nas.search.store import TrialStore
-    from audio_nas.space import ArchSpec
-
     path = Path(run_dir) / "study.sqlite"
     if not path.exists():
         raise EnergyModelError(

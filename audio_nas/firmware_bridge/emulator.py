@@ -17,7 +17,14 @@ from collections.abc import Callable
 
 import numpy as np
 
+from audio_nas.energy import load_board
+from audio_nas.energy.cycle_model import model_cycles
+from audio_nas.energy.op_records import ops_from_tflite
+from audio_nas.errors import VerificationError
+from audio_nas.export import parse_tflite_ops
+from audio_nas.export.verify import check_structure, tflm_arena_bytes
 from audio_nas.firmware_bridge.framing import CommandAssembler, crc32
+from audio_nas.streaming.recognizer import Recognizer
 
 log = logging.getLogger(__name__)
 PROTOCOL_VERSION = "1"
@@ -33,7 +40,6 @@ class EmulatedDevice:
         input_buffer_bytes: int = 64 * 1024,
         cycle_model: Callable[[bytes], float] | None = None,
     ):
-        from audio_nas.energy import load_board
 
         self.board = load_board(board)
         self.model_buffer_bytes, self.input_buffer_bytes = model_buffer_bytes, input_buffer_bytes
@@ -61,9 +67,6 @@ class EmulatedDevice:
         self.commands = 0
 
     def _default_cycles(self, model: bytes) -> float:
-        from audio_nas.energy.campaign import ops_from_tflite
-        from audio_nas.energy.cycle_model import model_cycles
-        from audio_nas.export import parse_tflite_ops
 
         return model_cycles(ops_from_tflite(parse_tflite_ops(model)), self.board.kernels, self.board.core)[0]
 
@@ -147,8 +150,6 @@ class EmulatedDevice:
         return out
 
     def _activate(self, arena: int):
-        from audio_nas.errors import VerificationError
-        from audio_nas.export.verify import check_structure, tflm_arena_bytes
 
         if not self.model:
             return ["e-[no model]"]
@@ -205,7 +206,6 @@ class EmulatedDevice:
 
     def _stream(self, args):
         """stream start features [STRIDE_FRAMES] [THRESHOLD_PERMILLE] [IGNORE=i,j] | stream <hex frames> | stream stop"""
-        from audio_nas.streaming.pipeline import Recognizer
 
         if args[0] == "start":
             if args[1] != "features":

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from audio_nas.errors import ConfigError
+from audio_nas.search.strategies import STRATEGIES
 from audio_nas.training.config import TrainConfig
 
 
@@ -51,7 +52,6 @@ class SearchConfig:
     )  # (1 - acc, log10 uJ, log10 bytes); see objectives.py
 
     def __post_init__(self) -> None:
-        from audio_nas.search.strategies import STRATEGIES
 
         if self.strategy not in STRATEGIES:
             raise ConfigError(f"strategy {self.strategy!r} is unknown; choose one of {', '.join(STRATEGIES)}")

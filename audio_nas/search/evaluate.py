@@ -27,6 +27,14 @@ from typing import Any
 
 import numpy as np
 
+from audio_nas.config import from_dict
+from audio_nas.data import load_dataset
+from audio_nas.energy import make_energy_model
+from audio_nas.features import compute_features
+from audio_nas.space import ArchSpec, arch_costs
+from audio_nas.training import train
+from audio_nas.training.config import TrainConfig
+
 log = logging.getLogger(__name__)
 _CACHE: dict[str, Any] = {}
 _ENERGY_MODELS: dict[str, Any] = {}  # one per source per process (the predictor is loaded once)
@@ -34,8 +42,6 @@ _ENERGY_MODELS: dict[str, Any] = {}  # one per source per process (the predictor
 
 def cheap_objectives(spec, board, energy_source: str = "emulated") -> dict[str, Any]:
     """Costs known before training and whether the spec fits the board."""
-    from audio_nas.energy import make_energy_model
-    from audio_nas.space import arch_costs
 
     c = arch_costs(spec)
     model = _ENERGY_MODELS.get(energy_source) or _ENERGY_MODELS.setdefault(
@@ -70,8 +76,6 @@ def should_prune(
 
 
 def _features(dataset_name: str, frontend):
-    from audio_nas.data import load_dataset
-    from audio_nas.features import compute_features
 
     if dataset_name not in _CACHE:
         _CACHE.clear()
@@ -104,10 +108,6 @@ def evaluate_trial(payload: dict[str, Any]) -> dict[str, Any]:
     """payload: spec, evaluator, dataset, train (TrainConfig dict), pruner (dict), peers, cheap (dict)."""
     t0 = time.perf_counter()
     try:
-        from audio_nas.config import from_dict
-        from audio_nas.space import ArchSpec
-        from audio_nas.training.config import TrainConfig
-
         spec = ArchSpec.from_str(payload["spec"])
         cheap = payload["cheap"]
         log_e = math.log10(max(cheap["energy_uj"], 1e-9))
@@ -132,7 +132,6 @@ def evaluate_trial(payload: dict[str, Any]) -> dict[str, Any]:
                 "epochs_run": len(curve),
                 "duration_s": time.perf_counter() - t0,
             }
-        from audio_nas.training import train
 
         feats = _features(payload["dataset"], spec.frontend)
         res = train(

@@ -10,17 +10,21 @@ from pathlib import Path
 
 import numpy as np
 
-from audio_nas.search.evaluate import cheap_objectives, evaluate_trial
+from audio_nas.config import to_dict
+from audio_nas.errors import ExportError
+from audio_nas.export import export_model
+from audio_nas.export.graph import lower_model
+from audio_nas.search.evaluate import _features, cheap_objectives, evaluate_trial
 from audio_nas.search.objectives import hypervolume_curve
 from audio_nas.search.runner import SearchRunner, trial_objectives
+from audio_nas.space import ArchSpec, build_model, resolve_arch
+from audio_nas.training import save_checkpoint, train
 
 log = logging.getLogger(__name__)
 
 
 def evaluate_baselines(runner: SearchRunner) -> dict[str, dict]:
     """Each baseline preset with the same evaluator and recipe, once per run directory (cached in the store)."""
-    from audio_nas.config import to_dict
-    from audio_nas.space import resolve_arch
 
     out = {}
     for name in runner.cfg.baselines:
@@ -58,7 +62,6 @@ def write_report(runner: SearchRunner, export: bool | None = None) -> Path:
     trials = runner.store.trials()
     done = [t for t in trials if t.has_objectives and t.state == "complete"]
     front, _ = runner.front()
-    front_ids = {t.id for t in front}
     baselines = evaluate_baselines(runner)
 
     with open(run_dir / "pareto.csv", "w", newline="") as fh:
@@ -229,19 +232,9 @@ def _md_table_html(md: str) -> str:
 
 
 def export_front(runner: SearchRunner, front) -> dict[int, dict]:
-    """Retrain each Pareto model with the full recipe and export it to TFLM (when audio_nas.export exists)."""
-    try:
-        from audio_nas.export import export_model
-    except ModuleNotFoundError as exc:
-        if exc.name != "audio_nas.export":
-            raise
-        log.warning("audio_nas.export is not available: Pareto models are not exported")
-        return {}
+    """Retrain each Pareto model with the full recipe and export it to TFLM."""
     if runner.cfg.evaluator != "train":
         return {}
-    from audio_nas.search.evaluate import _features
-    from audio_nas.space import ArchSpec
-    from audio_nas.training import save_checkpoint, train
 
     out = {}
     for t in front:
@@ -252,9 +245,6 @@ def export_front(runner: SearchRunner, front) -> dict[int, dict]:
             out[t.id] = json.loads((target / "summary.json").read_text())
             continue
         spec = ArchSpec.from_str(t.spec)
-        from audio_nas.errors import ExportError
-        from audio_nas.export.graph import lower_model
-        from audio_nas.space import build_model
 
         try:
             lower_model(build_model(spec))  # refuses unsupported ops before any training

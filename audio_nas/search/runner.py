@@ -17,14 +17,17 @@ from pathlib import Path
 import numpy as np
 
 from audio_nas.config import to_dict
+from audio_nas.data import load_dataset
+from audio_nas.energy import load_board
 from audio_nas.errors import SearchError
-from audio_nas.paths import progress_enabled
+from audio_nas.paths import progress_enabled, runs_dir
 from audio_nas.search.config import SearchConfig
 from audio_nas.search.evaluate import cheap_objectives, evaluate_trial
 from audio_nas.search.executors import make_executor
 from audio_nas.search.objectives import hypervolume, non_dominated, objective_vector
 from audio_nas.search.store import FINISHED, TrialStore
 from audio_nas.search.strategies import STRATEGIES, StrategyContext
+from audio_nas.space import ArchSpec, SearchSpace
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +42,9 @@ class SearchResult:
 
 
 def _space_for(cfg: SearchConfig):
-    from audio_nas.space import SearchSpace
 
     if cfg.evaluator == "synthetic":
         return SearchSpace()
-    from audio_nas.data import load_dataset
 
     ds = load_dataset(cfg.dataset)  # generates the embedded dataset on first use
     return SearchSpace(n_classes=len(ds.class_names), sample_rate_hz=ds.sample_rate_hz, clip_ms=ds.clip_ms)
@@ -55,7 +56,6 @@ def trial_objectives(t) -> np.ndarray:
 
 class SearchRunner:
     def __init__(self, cfg: SearchConfig, run_dir: str | Path, *, sleep_s: float = 0.0):
-        from audio_nas.energy import load_board
 
         self.cfg = cfg
         self.run_dir = Path(run_dir)
@@ -91,7 +91,6 @@ class SearchRunner:
         return [(math.log10(t.energy_uj), t.curve) for t in self.store.trials(("complete",)) if t.curve]
 
     def _payload(self, t) -> dict:
-        from audio_nas.space import ArchSpec
 
         return {
             "spec": t.spec,
@@ -116,7 +115,6 @@ class SearchRunner:
         return [done[i] for i in idx], F[idx]
 
     def run(self) -> SearchResult:
-        from audio_nas.space import ArchSpec
 
         cfg, store = self.cfg, self.store
         requeued = store.requeue_running()
@@ -201,7 +199,6 @@ class SearchRunner:
 
 
 def run_search(cfg: SearchConfig, run_dir: str | Path | None = None, **kwargs) -> SearchResult:
-    from audio_nas.paths import runs_dir
 
     run_dir = Path(run_dir) if run_dir else runs_dir() / cfg.name
     if cfg.n_trials < 1:

@@ -8,7 +8,13 @@ from pathlib import Path
 
 import numpy as np
 
+from audio_nas.data import load_dataset
+from audio_nas.export import export_model
+from audio_nas.features import compute_features
 from audio_nas.paths import runs_dir
+from audio_nas.training import load_checkpoint
+from audio_nas.training.config import TrainConfig
+from audio_nas.training.pipeline import train_and_save
 
 log = logging.getLogger(__name__)
 DEFAULT_ARCH = "ds_cnn_s"
@@ -20,7 +26,6 @@ def _newest(paths: list[Path]) -> Path | None:
 
 def pick_model(dataset_name: str = "synth-kws", epochs: int = 10) -> tuple[Path, str]:
     """Returns (exported model dir, why it was chosen)."""
-    from audio_nas.training.config import TrainConfig
 
     root = runs_dir()
     exported = [p.parent for p in root.glob("*/pareto/trial-*/summary.json")]
@@ -48,8 +53,6 @@ def pick_model(dataset_name: str = "synth-kws", epochs: int = 10) -> tuple[Path,
         else f"no searched or trained model yet: trained {DEFAULT_ARCH}"
     )
     if ckpt is None:
-        from audio_nas.training.pipeline import train_and_save
-
         log.info("no model found: training %s for %d epochs first", DEFAULT_ARCH, epochs)
         _, _, ckpt = train_and_save(
             DEFAULT_ARCH, dataset_name, root / "train" / DEFAULT_ARCH, TrainConfig(epochs=epochs)
@@ -62,11 +65,6 @@ def exported_checkpoint(ckpt: Path, dataset_name: str = "synth-kws") -> Path:
     clips of the dataset the checkpoint was trained on."""
     out = Path(ckpt) / "exported"
     if not (out / "summary.json").exists():
-        from audio_nas.data import load_dataset
-        from audio_nas.export import export_model
-        from audio_nas.features import compute_features
-        from audio_nas.training import load_checkpoint
-
         spec, model, meta = load_checkpoint(ckpt)
         feats = compute_features(load_dataset(meta["metrics"].get("dataset", dataset_name)), spec.frontend)
         export_model(spec, model, np.asarray(feats.subset("train").x[:200]), out)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from audio_nas.streaming.pipeline import Detection, Recognizer
+from audio_nas.streaming.recognizer import Detection, Recognizer
 from audio_nas.streaming.sources import Event
 
 

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
+from audio_nas.data.audio_io import read_audio
 from audio_nas.errors import DataError, StreamingError
+from audio_nas.streaming.recognizer import BACKGROUND_CLASSES
 
 
 @dataclass(frozen=True)
@@ -25,7 +27,6 @@ def synthetic_stream(
 
     Ground truth: each placed clip's foreground class with its span (onset = where its energy starts).
     """
-    from audio_nas.streaming.pipeline import BACKGROUND_CLASSES
 
     rng = np.random.default_rng(seed)
     sub = dataset.subset(split)
@@ -72,8 +73,6 @@ def file_source(path: str | Path, sample_rate_hz: int) -> np.ndarray:
     import logging
 
     import soundfile as sf
-
-    from audio_nas.data.audio_io import read_audio
 
     try:
         info = sf.info(str(path))

@@ -11,6 +11,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from audio_nas.errors import TrainingError
+from audio_nas.export.qat import prepare_qat
+from audio_nas.space import ArchSpec, build_model
 
 WEIGHTS = "model.safetensors"
 META = "checkpoint.json"
@@ -43,7 +45,6 @@ def save_checkpoint(
 
 def load_checkpoint(path: str | Path) -> tuple[Any, torch.nn.Module, dict[str, Any]]:
     """Return ``(spec, model, meta)``; the model is built from the spec and the weights loaded strictly."""
-    from audio_nas.space import ArchSpec, build_model
 
     path = Path(path)
     if not (path / META).exists() or not (path / WEIGHTS).exists():
@@ -59,8 +60,6 @@ def load_checkpoint(path: str | Path) -> tuple[Any, torch.nn.Module, dict[str, A
     spec = ArchSpec.from_str(meta["spec"])
     model = build_model(spec)
     if meta.get("qat"):
-        from audio_nas.export.qat import prepare_qat
-
         prepare_qat(model)
     try:
         model.load_state_dict(load_file(str(path / WEIGHTS)), strict=True)

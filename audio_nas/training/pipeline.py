@@ -11,7 +11,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from audio_nas.data import load_dataset
 from audio_nas.errors import SpecError
+from audio_nas.features import compute_features
+from audio_nas.space import arch_costs, resolve_arch
 from audio_nas.training.checkpoint import save_checkpoint
 from audio_nas.training.config import TrainConfig
 from audio_nas.training.trainer import TrainResult, train
@@ -21,7 +24,6 @@ log = logging.getLogger(__name__)
 
 def spec_for_dataset(arch: str, dataset: Any) -> Any:
     """Resolve a preset name or spec string and fit its front-end/classes to the dataset."""
-    from audio_nas.space import resolve_arch
 
     spec = resolve_arch(arch)
     fe = spec.frontend
@@ -40,9 +42,6 @@ def spec_for_dataset(arch: str, dataset: Any) -> Any:
 def train_and_save(
     arch: str, dataset_name: str, out_dir: str | Path, cfg: TrainConfig | None = None
 ) -> tuple[Any, TrainResult, Path]:
-    from audio_nas.data import load_dataset
-    from audio_nas.features import compute_features
-    from audio_nas.space import arch_costs
 
     dataset = load_dataset(dataset_name)
     spec = spec_for_dataset(arch, dataset)

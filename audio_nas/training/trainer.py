@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 
 from audio_nas.errors import TrainingError
+from audio_nas.export.qat import prepare_qat
+from audio_nas.space import build_model
 from audio_nas.training.augment import spec_augment
 from audio_nas.training.config import TrainConfig
 from audio_nas.training.metrics import classification_metrics, predict_logits
@@ -117,7 +119,6 @@ def train(
     model: torch.nn.Module | None = None,
 ) -> TrainResult:
     """Train ``spec`` (or the given ``model`` built from it) on ``features``; see the module doc."""
-    from audio_nas.space import build_model
 
     cfg = cfg or TrainConfig()
     _check_input(spec, features)
@@ -168,8 +169,6 @@ def train(
     qat_start = cfg.epochs - cfg.qat_epochs if cfg.qat else None
     for epoch in range(cfg.epochs):
         if epoch == qat_start:
-            from audio_nas.export.qat import prepare_qat  # fake-quant rounding as TFLM's
-
             model = prepare_qat(model).to(device)
             opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr * 0.1, weight_decay=cfg.weight_decay)
             sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _s: 1.0)

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from audio_nas.energy import load_board
-from audio_nas.energy.campaign import campaign_specs, run_active_campaign
 from audio_nas.energy.measurements import MeasurementStore
 from audio_nas.energy.predictor import RandomForestEnergyPredictor, spec_features
 from audio_nas.errors import EnergyModelError
+from audio_nas.firmware_bridge.campaign import campaign_specs, run_active_campaign
 from audio_nas.space import ArchSpec
 
 pytestmark = pytest.mark.xdist_group("energy")

@@ -12,11 +12,11 @@ from audio_nas.energy import (
     load_board,
     make_energy_model,
 )
-from audio_nas.energy.campaign import campaign_specs, run_campaign
 from audio_nas.energy.cycle_model import CALIBRATION, calibrate
 from audio_nas.energy.measurements import Measurement, MeasurementStore
 from audio_nas.energy.predictor import RandomForestEnergyPredictor, cross_validate
 from audio_nas.errors import DeviceError, EnergyModelError
+from audio_nas.firmware_bridge.campaign import campaign_specs, run_campaign
 from audio_nas.space import ArchSpec, resolve_arch
 
 pytestmark = pytest.mark.xdist_group("energy")
@@ -88,7 +88,7 @@ def test_always_on_energy_includes_frontend_and_rejects_impossible_rates():
 
 
 def test_campaign_resumes_without_loss_or_duplicates(tmp_path, monkeypatch):
-    import audio_nas.energy.campaign as camp
+    import audio_nas.firmware_bridge.campaign as camp
 
     b = load_board("nucleo-l4r5zi")
     store = MeasurementStore(tmp_path / "m.sqlite")
@@ -124,7 +124,7 @@ def test_device_backend_goes_through_the_bridge_and_fails_clearly(tmp_path):
     ms = store.all()
     assert len(ms) == 2 and all(m.source == "emulated" and m.cycles > 0 and m.repeats == 5 for m in ms)
     # the bridge path gives what the in-process emulated backend gives (same cycle model)
-    direct = __import__("audio_nas.energy.campaign", fromlist=["x"]).measure_emulated
+    direct = __import__("audio_nas.firmware_bridge.campaign", fromlist=["x"]).measure_emulated
     assert ms[0].latency_ms == pytest.approx(direct(ArchSpec.from_str(ms[0].spec), b).latency_ms, rel=1e-6)
     with pytest.raises(DeviceError, match="nothing listens"):
         run_campaign(

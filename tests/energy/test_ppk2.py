@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from audio_nas.energy.ppk2 import PowerTrace, Ppk2Monitor, energy_per_inference_uj
 from audio_nas.errors import DeviceError, EnergyModelError
+from audio_nas.firmware_bridge.ppk2 import PowerTrace, Ppk2Monitor, energy_per_inference_uj
 
 
 def test_energy_integrates_only_marked_samples():
@@ -80,8 +80,8 @@ def test_driver_collects_a_trace_from_the_api():
 
 def test_campaign_takes_energy_from_the_monitor(tmp_path):
     from audio_nas.energy import load_board
-    from audio_nas.energy.campaign import run_campaign
     from audio_nas.energy.measurements import MeasurementStore
+    from audio_nas.firmware_bridge.campaign import run_campaign
     from audio_nas.firmware_bridge.emulator import EmulatedDevice
 
     class ConstantMonitor:  # 5 mA at 3.3 V for 500 marked samples: 82.5 µJ over the 5 timed inferences

@@ -199,11 +199,10 @@ def test_ray_executor_on_a_local_instance(tmp_path):
 
 
 def test_predicted_energy_source_uses_the_fitted_forest(tmp_path, monkeypatch):
-    from audio_nas.energy import load_board
-    from audio_nas.energy.campaign import campaign_specs
-    from audio_nas.energy.models import make_energy_model
+    from audio_nas.energy import load_board, make_energy_model
     from audio_nas.energy.predictor import RandomForestEnergyPredictor
     from audio_nas.errors import EnergyModelError
+    from audio_nas.firmware_bridge.campaign import campaign_specs
     from audio_nas.search import evaluate as ev
 
     monkeypatch.setenv("AUDIO_NAS_HOME", str(tmp_path))

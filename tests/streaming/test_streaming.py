@@ -14,7 +14,8 @@ import torch
 from audio_nas.errors import StreamingError
 from audio_nas.features import FrontEndConfig, make_frontend
 from audio_nas.streaming.metrics import evaluate, frr_at_fa_per_hour, match
-from audio_nas.streaming.pipeline import Detection, IncrementalFrontEnd, Recognizer, TflmModel, run_stream
+from audio_nas.streaming.pipeline import IncrementalFrontEnd, TflmModel, run_stream
+from audio_nas.streaming.recognizer import Detection, Recognizer
 from audio_nas.streaming.sources import Event, chunked, file_source, mic_source, synthetic_stream
 
 pytestmark = pytest.mark.xdist_group("streaming")
