@@ -1,12 +1,17 @@
 """Analytic costs of an ArchSpec, derived from its layer plan (never from hand-kept tables).
 
 - params: torch's trainable parameter count of the training module (BN included), and the
-  deployed count (BN folded into conv bias: weights + one int32 bias per output channel).
+  deployed count (BN folded into conv bias: weights + one int32 bias per output channel). Both are
+  counted from the layer plan (``plan.plan_layers``): no torch module is built, so costs are fast and
+  thread-safe (tests/space/test_costs.py checks the counts against built modules).
 - MACs by op type (conv2d, depthwise_conv2d, fully_connected, batch_matmul).
-- peak activation RAM under a TFLM-like plan: a tensor lives from the op that writes it
-  to the last op that reads it (RESHAPE aliases its input); the peak is the largest sum
-  of live int8 tensors at any op. TFLM's greedy planner can only do worse (fragmentation),
-  so the exporter replaces this with TFLM's own arena figure where both exist.
+- arena_bytes: TFLM's whole tensor arena for the exported int8 model (``tflm_arena.tflm_arena``: the
+  GreedyMemoryPlanner head plus the persistent tail), by default for the Cortex-M firmware build
+  (``pointer_bytes=4``); ``pointer_bytes=8`` gives the x86-64 host interpreter's figure, which equals
+  ``audio_nas.export.tflm_arena_bytes`` byte for byte. This is the RAM figure to use for a model.
+- peak_ram_bytes: an analytic lower bound on the activations alone: a tensor lives from the op that writes
+  it to the last op that reads it (RESHAPE aliases its input); the peak is the largest sum of live int8
+  tensors at any op. TFLM's arena is always larger (fragmentation, no aliasing, the persistent tail).
 - flash: int8 weights + int32 biases + per-channel quantisation params + flatbuffer overhead.
 - ACE (PokeBNN, Zhang et al. 2022): sum over MACs of weight bits x activation bits.
 - ACEv2 (PikeLPN, 2024): ACE plus the elementwise work int8 inference really does. We count
@@ -17,11 +22,12 @@
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 
-from audio_nas.space.plan import ALIAS_OPS, MAC_OPS, LayerCost, numel
+from audio_nas.features.cost import frontend_cost
+from audio_nas.space.plan import ALIAS_OPS, MAC_OPS, LayerCost, numel, plan_layers
 from audio_nas.space.spec import ArchSpec
+from audio_nas.space.tflm_arena import LAYOUTS, tflm_arena
 
 ELEMENTWISE_BITOPS = 32 * 8  # ACEv2 weight of one elementwise op in int8 inference
 FLATBUFFER_FIXED_BYTES = 1200  # model header, subgraph, buffers table (measured on exported models)
@@ -35,17 +41,25 @@ class ArchCosts:
     deployed_params: int  # BN folded
     macs: int
     macs_by_op: dict[str, int]
-    peak_ram_bytes: int  # activations only, int8
+    peak_ram_bytes: int  # activations only, int8: an analytic lower bound (see arena_bytes)
     peak_ram_layer: str
     frontend_ram_bytes: int
     flash_bytes: int  # model flatbuffer estimate
     ace: int
     ace_v2: int
+    arena_bytes: int  # TFLM's tensor arena (head + persistent tail, 16-byte multiple) for arena_pointer_bytes
+    arena_pointer_bytes: int  # 4: the Cortex-M firmware build (board costs); 8: the x86-64 host interpreter
     layers: tuple[LayerCost, ...] = field(repr=False)
 
     @property
     def total_ram_bytes(self) -> int:
+        """Analytic activation peak + front-end (the lower bound the search has used so far)."""
         return self.peak_ram_bytes + self.frontend_ram_bytes
+
+    @property
+    def board_ram_bytes(self) -> int:
+        """What a board needs for inference: TFLM's arena + the front-end's buffers."""
+        return self.arena_bytes + self.frontend_ram_bytes
 
 
 def peak_activation_bytes(layers: list[LayerCost], input_shape: tuple[int, ...]) -> tuple[int, str]:
@@ -78,29 +92,24 @@ def peak_activation_bytes(layers: list[LayerCost], input_shape: tuple[int, ...])
     return peak, where
 
 
-@contextlib.contextmanager
-def _no_weight_init():
-    """Costs need shapes, not values: skip the (slow) random initialisation while building."""
-    from torch import nn
-
-    classes = (nn.Conv2d, nn.Linear, nn.BatchNorm2d)
-    saved = {cls: cls.reset_parameters for cls in classes}
-    try:
-        for cls in classes:
-            cls.reset_parameters = lambda self: None
-        yield
-    finally:
-        for cls, fn in saved.items():
-            cls.reset_parameters = fn
+def torch_params(layers: list[LayerCost]) -> int:
+    """Trainable parameters of the torch module: conv weights + BatchNorm scale and shift per output channel
+    (where the deployed model has one folded bias), linear weights + bias."""
+    return sum(
+        layer.params + (layer.out_shape[-1] if layer.op in ("conv2d", "depthwise_conv2d") else 0)
+        for layer in layers
+    )
 
 
-def arch_costs(spec: ArchSpec, *, weight_bits: int = 8, act_bits: int = 8) -> ArchCosts:
-    from audio_nas.space.builder import build_model
-
-    with _no_weight_init():
-        model = build_model(spec)
-    layers = model.layer_plan()
-    params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+def arch_costs(
+    spec: ArchSpec, *, weight_bits: int = 8, act_bits: int = 8, pointer_bytes: int = 4
+) -> ArchCosts:
+    """Costs of ``spec`` from its layer plan alone (no torch). ``pointer_bytes`` picks the TFLM build whose
+    arena ``arena_bytes`` reports: 4 = Cortex-M firmware (boards), 8 = the x86-64 host interpreter."""
+    if pointer_bytes not in LAYOUTS:
+        raise ValueError(f"pointer_bytes must be one of {sorted(LAYOUTS)}, got {pointer_bytes}")
+    layers = plan_layers(spec)
+    params = torch_params(layers)
     macs_by_op: dict[str, int] = {}
     for layer in layers:
         if layer.op in MAC_OPS:
@@ -133,16 +142,12 @@ def arch_costs(spec: ArchSpec, *, weight_bits: int = 8, act_bits: int = 8) -> Ar
         flash_bytes=flash,
         ace=ace,
         ace_v2=ace_v2,
+        arena_bytes=tflm_arena(spec, layers=layers, pointer_bytes=pointer_bytes).arena_bytes,
+        arena_pointer_bytes=pointer_bytes,
         layers=tuple(layers),
     )
 
 
 def _frontend_ram(spec: ArchSpec) -> int:
-    """Front-end buffers, from the front-end cost model when present."""
-    try:
-        from audio_nas.features.cost import frontend_cost
-    except ImportError:
-        fe = spec.frontend
-        # audio window (int16) + FFT buffer (int32 complex) + feature history (int8)
-        return 2 * fe.window_samples + 8 * fe.n_fft_effective + fe.n_frames * fe.n_bins
+    """Front-end buffers, from the front-end cost model."""
     return int(frontend_cost(spec.frontend).ram_bytes)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from audio_nas.space.spec import ArchSpec, ConvSpec, DSSpec, MQASpec, UIBSpec
+
 OPS: tuple[str, ...] = (
     "conv2d",
     "depthwise_conv2d",
@@ -114,3 +116,126 @@ def _default_elementwise(op: str, n_out: int, activation: str) -> int:
     if op in ("relu", "relu6", "mul"):
         return n_out * 2
     return 0
+
+
+# --------------------------------------------------------------------------------------
+# The layer plan straight from a spec (no torch module): what ``AudioNet.layer_plan()`` returns
+# --------------------------------------------------------------------------------------
+
+
+def _conv(
+    pb: PlanBuilder,
+    tid: int,
+    name: str,
+    out_ch: int,
+    kernel_hw: tuple[int, int],
+    stride_hw: tuple[int, int],
+    act: str,
+    depthwise: bool = False,
+) -> int:
+    """One ``layers.ConvBnAct``: CONV_2D or DEPTHWISE_CONV_2D (RELU/RELU6 fused), then HARD_SWISH if any."""
+    h, w, c = pb.tensor_shapes[tid][1:]
+    oh, ow = -(-h // stride_hw[0]), -(-w // stride_hw[1])
+    groups = c if depthwise else 1
+    per_out = (c // groups) * kernel_hw[0] * kernel_hw[1]
+    out = pb.add(
+        name,
+        "depthwise_conv2d" if groups > 1 else "conv2d",
+        (tid,),
+        (1, oh, ow, out_ch),
+        kernel_hw=tuple(kernel_hw),
+        stride_hw=tuple(stride_hw),
+        groups=groups,
+        macs=oh * ow * out_ch * per_out,
+        params=out_ch * per_out + out_ch,  # BN folded into one bias per output channel
+        activation=act if act in ("relu", "relu6") else "none",
+    )
+    if act == "hswish":
+        out = pb.add(f"{name}.hswish", "hard_swish", (out,), (1, oh, ow, out_ch))
+    return out
+
+
+def _uib(pb: PlanBuilder, tid: int, name: str, b: UIBSpec, stride: tuple[int, int], one_d: bool) -> int:
+    c = pb.tensor_shapes[tid][3]
+    mid = c * b.expand
+    k2 = (lambda k: (k, 1)) if one_d else (lambda k: (k, k))
+    y = tid
+    if b.start_k:  # the stride goes to the start dw only when there is no middle dw (MobileNetV4)
+        y = _conv(
+            pb, y, f"{name}.start_dw", c, k2(b.start_k), stride if not b.mid_k else (1, 1), "none", True
+        )
+    y = _conv(pb, y, f"{name}.expand", mid, (1, 1), (1, 1), b.act)
+    if b.mid_k:
+        y = _conv(pb, y, f"{name}.mid_dw", mid, k2(b.mid_k), stride, b.act, True)
+    y = _conv(pb, y, f"{name}.project", b.channels, (1, 1), (1, 1), "none")
+    if tuple(stride) == (1, 1) and c == b.channels:
+        y = pb.add(f"{name}.add", "add", (tid, y), pb.tensor_shapes[y])
+    return y
+
+
+def _mqa(pb: PlanBuilder, tid: int, name: str, b: MQASpec, one_d: bool) -> int:
+    _, h, w, c = pb.tensor_shapes[tid]
+    d = b.key_dim
+    q = _conv(pb, tid, f"{name}.query", b.heads * d, (1, 1), (1, 1), "none")
+    kv = tid
+    if b.kv_stride > 1:
+        k, s = ((3, 1), (b.kv_stride, 1)) if one_d else ((3, 3), (b.kv_stride, b.kv_stride))
+        kv = _conv(pb, tid, f"{name}.kv_down", c, k, s, "none", True)
+    k = _conv(pb, kv, f"{name}.key", d, (1, 1), (1, 1), "none")
+    v = _conv(pb, kv, f"{name}.value", d, (1, 1), (1, 1), "none")
+    m = numel(pb.tensor_shapes[k][1:3])
+    n = h * w * b.heads
+    q2 = pb.add(f"{name}.q_reshape", "reshape", (q,), (1, n, d))
+    k2 = pb.add(f"{name}.k_reshape", "reshape", (k,), (1, m, d))
+    v2 = pb.add(f"{name}.v_reshape", "reshape", (v,), (1, m, d))
+    s_ = pb.add(f"{name}.qk", "batch_matmul", (q2, k2), (1, n, m), macs=n * m * d)
+    p = pb.add(f"{name}.softmax", "softmax", (s_,), (1, n, m))
+    o = pb.add(f"{name}.pv", "batch_matmul", (p, v2), (1, n, d), macs=n * m * d)
+    o = pb.add(f"{name}.o_reshape", "reshape", (o,), (1, h, w, b.heads * d))
+    o = _conv(pb, o, f"{name}.out", c, (1, 1), (1, 1), "none")
+    return pb.add(f"{name}.add", "add", (tid, o), (1, h, w, c))
+
+
+def plan_layers(spec: ArchSpec) -> list[LayerCost]:
+    """The TFLite ops of ``spec``'s model in execution order, computed from the spec alone.
+
+    Equal to ``build_model(spec).layer_plan()`` (tests/space/test_plan.py checks it on sampled specs), but
+    needs no torch module, so costs of thousands of candidates take milliseconds.
+    """
+    pb = PlanBuilder()
+    t, f = spec.input_shape
+    one_d = spec.is_1d
+    x = pb.tensor((1, t, f, 1))
+    if one_d:
+        x = pb.add("input_reshape", "reshape", (x,), (1, t, 1, f))
+    st = spec.stem
+    x = _conv(pb, x, "stem", st.channels, st.kernel, st.stride, st.act)
+    i = 0
+    for b in spec.blocks:
+        if isinstance(b, MQASpec):
+            x = _mqa(pb, x, f"blocks.{i}", b, one_d)
+            i += 1
+            continue
+        for r in range(b.repeats):
+            stride = b.stride if r == 0 else (1, 1)
+            name = f"blocks.{i}"
+            if isinstance(b, UIBSpec):
+                x = _uib(pb, x, name, b, stride, one_d)
+            elif isinstance(b, DSSpec):
+                k = (b.kernel, 1) if one_d else (b.kernel, b.kernel)
+                x = _conv(pb, x, f"{name}.dw", pb.tensor_shapes[x][3], k, stride, b.act, True)
+                x = _conv(pb, x, f"{name}.pw", b.channels, (1, 1), (1, 1), b.act)
+            elif isinstance(b, ConvSpec):
+                x = _conv(pb, x, f"{name}.conv", b.channels, b.kernel, stride, b.act)
+            else:
+                raise TypeError(f"unknown block spec {type(b).__name__}")
+            i += 1
+    if spec.head.channels:
+        x = _conv(pb, x, "head_conv", spec.head.channels, (1, 1), (1, 1), spec.head.act)
+    if spec.head.pool == "flatten":
+        x = pb.add("pool", "reshape", (x,), (1, numel(pb.tensor_shapes[x][1:])))
+    else:
+        x = pb.add("pool", "mean", (x,), (1, pb.tensor_shapes[x][3]))
+    n_in, n_out = pb.tensor_shapes[x][1], spec.n_classes
+    pb.add("classifier", "fully_connected", (x,), (1, n_out), macs=n_in * n_out, params=n_in * n_out + n_out)
+    return pb.layers

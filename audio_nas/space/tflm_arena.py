@@ -1,0 +1,359 @@
+"""TFLM's tensor arena for a spec's int8 model, computed from the spec alone (no torch, no TFLM).
+
+TFLM (``MicroInterpreter::AllocateTensors``) fills one arena from both ends:
+
+- the **head** holds every non-constant tensor, laid out by ``GreedyMemoryPlanner``: a tensor lives from
+  the op that writes it to the last op that reads it (the graph input from 0, the output to the end),
+  sizes are rounded up to 16 bytes, and buffers are placed largest first (ties: the later tensor first)
+  at the lowest offset that does not overlap a buffer alive at the same time. RESHAPE gets its own buffer;
+  nothing is aliased.
+- the **tail** holds persistent allocations, each aligned *down* from the end of the arena, in the order
+  TFLM makes them: the allocator objects themselves, one ``TfLiteEvalTensor`` per tensor, the
+  ``NodeAndRegistration`` array, each op's parsed builtin options, each kernel's OpData (``Init``, 16-byte
+  aligned), what ``Prepare`` allocates (per-channel multiplier and shift arrays for CONV_2D,
+  DEPTHWISE_CONV_2D and per-channel FULLY_CONNECTED; BATCH_MATMUL's quantisation data and, when the
+  right operand is not already transposed, a transposed copy of it), and finally the persistent
+  ``TfLiteTensor`` (plus quantisation) of the model input and output.
+
+The smallest arena TFLM accepts is the larger of (head + tail) at the end and what the memory planner
+needs while it plans (its scratch space for every buffer is taken from between head and tail), rounded
+up to 16 bytes. Struct sizes differ between builds, so they come from a ``TflmLayout``:
+
+- ``HOST_LAYOUT``: the ``tflite_micro`` Python wheel on x86-64 (8-byte pointers, 4-byte enums, built
+  with ``USE_TFLM_COMPRESSION``, the ``RecordingMicroAllocator`` its ``Interpreter`` uses). Checked bit
+  for bit against ``audio_nas.export.tflm_arena_bytes`` (tests/space/test_tflm_arena.py,
+  ``audio-nas bench arena``).
+- ``CORTEX_M_LAYOUT``: the firmware's build for Cortex-M (4-byte pointers, arm-none-eabi's short enums,
+  no compression, the plain ``MicroAllocator``), reference kernels. Sizes are ``sizeof``/``alignof``
+  of the same TFLM structs compiled with ``arm-none-eabi-g++ -mcpu=cortex-m4`` (see docs/benchmarks.md).
+  This is the one the board costs use. CMSIS-NN kernels request extra scratch buffers not modelled here.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+
+from audio_nas.space.plan import LayerCost, numel, plan_layers
+from audio_nas.space.spec import ArchSpec
+
+ARENA_ALIGN = 16  # MicroArenaBufferAlignment()
+PLANNER_BYTES_PER_BUFFER = 40  # GreedyMemoryPlanner: BufferRequirements 16 + ListEntry 12 + three int arrays
+MAX_SCRATCH_BUFFERS_PER_OP = 12  # kMaxScratchBuffersPerOp
+
+
+@dataclass(frozen=True)
+class TflmLayout:
+    """(size, alignment) of what TFLM puts in the arena, for one build of TFLM."""
+
+    name: str
+    pointer_bytes: int
+    allocator_objects: tuple[tuple[int, int], ...]  # created in the arena's tail before anything else
+    builtin_data_allocator: tuple[int, int]
+    subgraph_allocations: tuple[int, int]
+    eval_tensor: tuple[int, int]
+    node_and_registration: tuple[int, int]
+    tflite_tensor: tuple[int, int]
+    affine_quantization: tuple[int, int]
+    scratch_request: tuple[int, int]
+    allocation_info: tuple[int, int]
+    size_t: tuple[int, int]
+    builtin_params: dict[str, tuple[int, int]]  # per TFLite op: its parsed options struct (none: nothing)
+    op_data: dict[str, int]  # per TFLite op: what Init allocates (16-byte aligned); absent: nothing
+
+
+_PARAMS_COMMON = {
+    "CONV_2D": (28, 4),  # TfLiteConvParams
+    "DEPTHWISE_CONV_2D": (28, 4),  # TfLiteDepthwiseConvParams
+    "AVERAGE_POOL_2D": (40, 4),  # TfLitePoolParams
+    "RESHAPE": (36, 4),  # TfLiteReshapeParams
+    "SOFTMAX": (4, 4),  # TfLiteSoftmaxParams
+    "BATCH_MATMUL": (3, 1),  # TfLiteBatchMatMulParams
+}
+
+HOST_LAYOUT = TflmLayout(
+    name="host (tflite_micro wheel, x86-64)",
+    pointer_bytes=8,
+    # RecordingSingleArenaBufferAllocator, GreedyMemoryPlanner, RecordingMicroAllocator: 104, 72 and 272
+    # bytes compiled from the TFLM source; the wheel's objects take 16 bytes more (measured: every model's
+    # tail is 16 bytes over the sum of the rest, whatever its ops), counted with the last one
+    allocator_objects=((104, 8), (72, 8), (272 + 16, 8)),
+    builtin_data_allocator=(16, 8),
+    subgraph_allocations=(24, 8),  # with USE_TFLM_COMPRESSION's CompressedTensorList
+    eval_tensor=(24, 8),
+    node_and_registration=(64, 8),
+    tflite_tensor=(64, 8),
+    affine_quantization=(24, 8),
+    scratch_request=(16, 8),
+    allocation_info=(32, 8),
+    size_t=(8, 8),
+    builtin_params={**_PARAMS_COMMON, "FULLY_CONNECTED": (16, 4), "ADD": (8, 4)},
+    op_data={
+        "CONV_2D": 80,  # OpDataConv with the compression scratch indices
+        "DEPTHWISE_CONV_2D": 80,
+        "FULLY_CONNECTED": 72,
+        "ADD": 60,
+        "AVERAGE_POOL_2D": 32,
+        "HARD_SWISH": 20,
+        "SOFTMAX": 80,  # SoftmaxParams
+        "BATCH_MATMUL": 32,
+    },
+)
+
+CORTEX_M_LAYOUT = TflmLayout(
+    name="Cortex-M (arm-none-eabi, firmware build)",
+    pointer_bytes=4,
+    # SingleArenaBufferAllocator, GreedyMemoryPlanner, MicroAllocator
+    allocator_objects=((36, 4), (44, 4), (36, 4)),
+    builtin_data_allocator=(8, 4),
+    subgraph_allocations=(8, 4),
+    eval_tensor=(12, 4),
+    node_and_registration=(32, 4),
+    tflite_tensor=(32, 4),
+    affine_quantization=(12, 4),
+    scratch_request=(12, 4),
+    allocation_info=(24, 4),
+    size_t=(4, 4),
+    builtin_params={**_PARAMS_COMMON, "FULLY_CONNECTED": (5, 1), "ADD": (2, 1)},  # short enums
+    op_data={
+        "CONV_2D": 56,
+        "DEPTHWISE_CONV_2D": 56,
+        "FULLY_CONNECTED": 48,
+        "ADD": 60,
+        "AVERAGE_POOL_2D": 32,
+        "HARD_SWISH": 20,
+        "SOFTMAX": 56,
+        "BATCH_MATMUL": 16,
+    },
+)
+
+LAYOUTS = {8: HOST_LAYOUT, 4: CORTEX_M_LAYOUT}
+
+
+# --------------------------------------------------------------------------------------
+# The TFLite graph the exporter writes, derived from the layer plan
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TfliteOp:
+    kind: str  # TFLite builtin name
+    name: str
+    inputs: tuple[int, ...]  # activation tensor ids (constants are not listed)
+    output: int
+    channels: int = 0  # per-channel quantised output channels (conv, depthwise, fully connected)
+    adj_y: bool = False  # BATCH_MATMUL
+    rhs_shape: tuple[int, ...] = ()  # BATCH_MATMUL right operand
+
+
+@dataclass(frozen=True)
+class TfliteGraph:
+    ops: tuple[TfliteOp, ...]
+    activation_shapes: tuple[tuple[int, ...], ...]  # by activation tensor id (0 = model input)
+    n_tensors: int  # all tensors of the flatbuffer: activations, weights, biases, RESHAPE shape constants
+
+    @property
+    def op_kinds(self) -> list[str]:
+        return sorted({op.kind for op in self.ops})
+
+
+_KINDS = {
+    "conv2d": "CONV_2D",
+    "depthwise_conv2d": "DEPTHWISE_CONV_2D",
+    "fully_connected": "FULLY_CONNECTED",
+    "add": "ADD",
+    "reshape": "RESHAPE",
+    "hard_swish": "HARD_SWISH",
+    "softmax": "SOFTMAX",
+    "batch_matmul": "BATCH_MATMUL",
+}
+
+
+def tflite_graph(layers: list[LayerCost] | ArchSpec) -> TfliteGraph:
+    """The ops and tensors ``audio_nas.export`` writes for this layer plan (or spec), in the same order.
+
+    The exporter lowers the global average pool to AVERAGE_POOL_2D + RESHAPE, gives every RESHAPE an int32
+    shape constant and every conv / fully connected layer a weight and a bias constant.
+    """
+    if isinstance(layers, ArchSpec):
+        layers = plan_layers(layers)
+    shapes: list[tuple[int, ...]] = [tuple(layers[0].in_shape)] if layers else []
+    ids = {layers[0].inputs[0]: 0} if layers else {}
+    ops: list[TfliteOp] = []
+    n_consts = 0
+
+    def new(shape: tuple[int, ...]) -> int:
+        shapes.append(tuple(shape))
+        return len(shapes) - 1
+
+    for layer in layers:
+        ins = tuple(ids[t] for t in layer.inputs)
+        if layer.op == "mean":
+            pooled = new((1, 1, 1, layer.in_shape[-1]))
+            ops.append(TfliteOp("AVERAGE_POOL_2D", layer.name, ins, pooled))
+            out = new(layer.out_shape)
+            ops.append(TfliteOp("RESHAPE", f"{layer.name}_reshape", (pooled,), out))
+            n_consts += 1
+        elif layer.op in ("conv2d", "depthwise_conv2d", "fully_connected"):
+            n_consts += 2
+            out = new(layer.out_shape)
+            ops.append(TfliteOp(_KINDS[layer.op], layer.name, ins, out, channels=layer.out_shape[-1]))
+        elif layer.op == "batch_matmul":
+            out = new(layer.out_shape)
+            adj_y = layer.name.endswith(".qk")  # Q K^T reads K as stored; P V transposes V in Prepare
+            rhs = shapes[ins[1]]
+            ops.append(TfliteOp("BATCH_MATMUL", layer.name, ins, out, adj_y=adj_y, rhs_shape=rhs))
+        elif layer.op in _KINDS:
+            out = new(layer.out_shape)
+            ops.append(TfliteOp(_KINDS[layer.op], layer.name, ins, out))
+            n_consts += layer.op == "reshape"
+        else:
+            raise ValueError(f"layer {layer.name}: op {layer.op} has no TFLite lowering")
+        ids[layer.output] = out
+    return TfliteGraph(tuple(ops), tuple(shapes), len(shapes) + n_consts)
+
+
+# --------------------------------------------------------------------------------------
+# GreedyMemoryPlanner
+# --------------------------------------------------------------------------------------
+
+
+def _align(n: int, a: int) -> int:
+    return -(-n // a) * a
+
+
+def buffer_lifetimes(graph: TfliteGraph) -> list[tuple[int, int, int]]:
+    """(aligned bytes, first, last) per activation tensor, as TFLM's AllocationInfoBuilder marks them."""
+    n_ops = len(graph.ops)
+    first = [0] + [-1] * (len(graph.activation_shapes) - 1)
+    last = [0] * len(graph.activation_shapes)
+    for i, op in enumerate(graph.ops, start=1):
+        first[op.output] = i
+        for t in op.inputs:
+            last[t] = i
+        last[op.output] = max(last[op.output], i)
+    out = graph.ops[-1].output if graph.ops else 0
+    last[out] = n_ops
+    return [(_align(numel(s), ARENA_ALIGN), first[t], last[t]) for t, s in enumerate(graph.activation_shapes)]
+
+
+def greedy_plan(buffers: list[tuple[int, int, int]]) -> tuple[int, list[int]]:
+    """GreedyMemoryPlanner's layout of (size, first, last) buffers: (arena head bytes, offset per buffer).
+
+    Largest first (a stable descending sort of the buffers listed in reverse, so equal sizes go later
+    buffer first); each goes at the lowest offset that leaves room below the next buffer alive at an
+    overlapping time, walking the placed buffers in offset order (ties: in placement order).
+    """
+    if not buffers:
+        return 0, []
+    order = sorted(range(len(buffers)), key=lambda i: (-buffers[i][0], -i))
+    offsets = [-1] * len(buffers)
+    placed: list[tuple[int, int, int]] = []  # (offset, placement index, buffer id), sorted by offset
+    for rank, b in enumerate(order):
+        size, first, last = buffers[b]
+        candidate = 0
+        for off, _, other in placed:
+            _, f2, l2 = buffers[other]
+            if f2 > last or first > l2:
+                continue
+            if off - candidate >= size:
+                break
+            candidate = max(candidate, off + buffers[other][0])
+        offsets[b] = candidate
+        bisect.insort(placed, (candidate, rank, b))
+    return max(offsets[i] + buffers[i][0] for i in range(len(buffers))), offsets
+
+
+# --------------------------------------------------------------------------------------
+# The tail
+# --------------------------------------------------------------------------------------
+
+
+class _Tail:
+    """Persistent allocations aligned down from a 16-byte aligned arena end; ``used`` = bytes from the end."""
+
+    def __init__(self) -> None:
+        self.used = 0
+
+    def alloc(self, size: int, align: int = ARENA_ALIGN) -> None:
+        self.used = _align(self.used + size, align)
+
+
+@dataclass(frozen=True)
+class TflmArena:
+    arena_bytes: int  # the smallest 16-byte multiple TFLM accepts (what to allocate)
+    head_bytes: int  # the memory plan of the activations
+    tail_bytes: int  # persistent allocations
+    planning_bytes: int  # what the arena must hold while the planner runs
+    layout: str
+
+    @property
+    def used_bytes(self) -> int:
+        """``MicroInterpreter::arena_used_bytes()`` after AllocateTensors."""
+        return self.head_bytes + self.tail_bytes
+
+
+def tflm_arena(
+    spec_or_graph: ArchSpec | TfliteGraph, *, pointer_bytes: int = 4, layers: list[LayerCost] | None = None
+) -> TflmArena:
+    """TFLM's arena for the exported int8 model; ``pointer_bytes`` 8 = the host wheel, 4 = Cortex-M.
+
+    ``layers``: the spec's layer plan when the caller has it already (saves recomputing it).
+    """
+    if pointer_bytes not in LAYOUTS:
+        raise ValueError(f"pointer_bytes must be 4 (Cortex-M) or 8 (x86-64 host), got {pointer_bytes}")
+    lay = LAYOUTS[pointer_bytes]
+    if isinstance(spec_or_graph, TfliteGraph):
+        g = spec_or_graph
+    else:
+        g = tflite_graph(layers if layers is not None else plan_layers(spec_or_graph))
+    tail = _Tail()
+    for size, align in lay.allocator_objects:
+        tail.alloc(size, align)
+    # StartModelAllocation
+    tail.alloc(*lay.builtin_data_allocator)
+    tail.alloc(*lay.subgraph_allocations)
+    tail.alloc(lay.eval_tensor[0] * g.n_tensors, lay.eval_tensor[1])
+    tail.alloc(lay.node_and_registration[0] * len(g.ops), lay.node_and_registration[1])
+    # builtin options parsed for every op, then every kernel's Init, then every Prepare
+    for op in g.ops:
+        if op.kind in lay.builtin_params:
+            tail.alloc(*lay.builtin_params[op.kind])
+    for op in g.ops:
+        if op.kind in lay.op_data:
+            tail.alloc(lay.op_data[op.kind])
+    for op in g.ops:
+        if op.kind in ("CONV_2D", "DEPTHWISE_CONV_2D") or (op.kind == "FULLY_CONNECTED" and op.channels > 1):
+            tail.alloc(4 * op.channels)  # per-channel output multipliers
+            tail.alloc(4 * op.channels)  # and shifts
+        elif op.kind == "BATCH_MATMUL":
+            tail.alloc(28)  # QuantizationOpDataBatchMatmul
+            if not op.adj_y:  # a transposed copy of the right operand
+                tail.alloc(lay.eval_tensor[0])
+                tail.alloc(4 + 4 * len(op.rhs_shape))  # TfLiteIntArray dims
+                tail.alloc(numel(op.rhs_shape))
+            tail.alloc(4 + 4 * 3)  # a writable copy of the output's dims (ReshapeOutputTensor)
+    # CommitStaticMemoryPlan: the scratch request list (head), allocation info (temp), then the planner
+    # takes everything left between them and the tail
+    buffers = buffer_lifetimes(g)
+    scratch_requests = lay.scratch_request[0] * MAX_SCRATCH_BUFFERS_PER_OP
+    temp = _align(scratch_requests, lay.size_t[1]) + lay.size_t[0]
+    temp = _align(temp, lay.allocation_info[1]) + lay.allocation_info[0] * g.n_tensors
+    planning = (
+        _align(temp, ARENA_ALIGN) + PLANNER_BYTES_PER_BUFFER * len(buffers) + _align(tail.used, ARENA_ALIGN)
+    )
+    head, _ = greedy_plan(buffers)
+    # the interpreter's input and output: a pointer array, a persistent TfLiteTensor, its quantisation
+    for _ in range(2):
+        tail.alloc(lay.pointer_bytes)
+        tail.alloc(*lay.tflite_tensor)
+        tail.alloc(*lay.affine_quantization)
+        tail.alloc(8, 4)  # zero-point TfLiteIntArray of one channel
+    need = max(head + tail.used, planning)
+    return TflmArena(
+        arena_bytes=_align(need, ARENA_ALIGN),
+        head_bytes=head,
+        tail_bytes=tail.used,
+        planning_bytes=planning,
+        layout=lay.name,
+    )
