@@ -11,6 +11,7 @@ class FakeEngine final : public audio_nas::InferenceEngine {
  public:
   static constexpr int kMaxInput = 8192, kMaxOutput = 512;
   int t = 4, f = 3, classes = 3;  // the shape the next calls report (keep t * f <= kMaxInput, classes <= kMaxOutput)
+  void (*on_invoke)() = nullptr;  // called by every Invoke (tests advance a simulated clock with it)
   bool Activate(const uint8_t* model, size_t model_bytes, size_t arena_bytes, char* err, size_t cap) override {
     if (model_bytes < 4 || std::memcmp(model, "FAKE", 4) != 0) {
       std::snprintf(err, cap, "model invalid: not a FAKE model");
@@ -50,6 +51,7 @@ class FakeEngine final : public audio_nas::InferenceEngine {
   const int8_t* output_data() const override { return out_; }
   bool Invoke(char*, size_t) override {
     ++invocations;
+    if (on_invoke) on_invoke();
     for (int c = 0; c < classes; ++c) out_[c] = c < f && t > 0 ? in_[(t - 1) * f + c] : 0;
     std::memset(in_, 0x55, sizeof in_);  // like TFLM's planner reusing the input tensor: callers must re-copy
     return true;

@@ -3,6 +3,7 @@
 #include <cstring>
 #include <string>
 
+#include "app/wrap_counter.h"
 #include "fake_engine.h"
 #include "protocol/protocol.h"
 
@@ -270,6 +271,36 @@ int main() {
     tables.n_fft = 24;
     CHECK(Has(Run(e, "frontend%"), "e-[front-end tables out of range"));
     CHECK(!ComputeFrame(tables, hann, {fre, fim}, reinterpret_cast<int16_t*>(fre)));
+  }
+  // ---- 32-bit counters (Arduino micros() wraps after 71.6 min, DWT CYCCNT after 67 s at 64 MHz) extended to 64 bits
+  {
+    WrapCounter w;
+    CHECK(w.Extend(100u) == 100u);
+    CHECK(w.Extend(0xFFFFFF00u) == 0xFFFFFF00ull);
+    CHECK(w.Extend(0x00000100u) == 0x100000100ull);  // wrapped: still 0x200 later, not 2^32 earlier
+    CHECK(w.Extend(0x80000000u) == 0x180000000ull);
+    CHECK(w.Extend(0x10u) == 0x200000010ull);
+    // a board whose counters are 32 bits wide and only advance while inferences run (3e9 ticks each): infer
+    // reads them after every inference, so 3 inferences over 2 wraps still time as 3e9 each
+    static uint64_t sim = 0;
+    static WrapCounter cyc, us;
+    static uint8_t model[64], input[64];
+    static FakeEngine engine;
+    engine.on_invoke = [] { sim += 3000000000ull; };
+    Board board = kBoard;
+    board.cycles = []() -> uint64_t { return cyc.Extend(static_cast<uint32_t>(sim)); };
+    board.time_us = []() -> uint64_t { return us.Extend(static_cast<uint32_t>(sim / 1000u)); };
+    ModelStore st(model, sizeof model);
+    Services services;
+    services.engine = &engine;
+    CommandHandler e(board, st, input, sizeof input, services);
+    std::snprintf(cmd, sizeof cmd, "model load 4 %08lx%%model 0 46414b45%%model activate 0%%",
+                  static_cast<unsigned long>(Crc32(reinterpret_cast<const uint8_t*>("FAKE"), 4)));
+    CHECK(Has(Run(e, cmd), "m-arena-used-"));
+    Run(e, "db load 12%db 000000000000000000000000%");
+    r = Run(e, "infer 3 0%");
+    CHECK(Has(r, "m-lap-us-0\r\nm-lap-us-9000000\r\n"));  // t1 - t0 = 9 s in microseconds, across a wrap
+    CHECK(Has(Run(e, "stats%"), "m-cycles-last-3000000000\r\n"));
   }
   // ring buffer: oldest first after wrap-around
   {

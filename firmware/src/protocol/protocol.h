@@ -78,7 +78,7 @@ class ModelStore {
 struct Board {
   const char* name;
   uint32_t clock_hz;
-  uint64_t (*time_us)();
+  uint64_t (*time_us)();  // 64-bit: a port with a 32-bit counter extends it (app/wrap_counter.h)
   void (*write)(const char* text, size_t len);  // raw bytes out (UART)
   uint64_t (*cycles)() = nullptr;               // the board's cycle counter (DWT CYCCNT, or timer ticks under QEMU)
   const char* timer_name = "none";              // dwt / cmsdk-icount / systick: reported by `stats%`
