@@ -34,7 +34,8 @@ int main(int argc, char** argv) {
                          "model 0 00112233%", "model info%", "infer 10 1%", "stats%", "timestamp%", "db print%",
                          upload, "model 0 46414b45%", "model activate 0%", "db load 12%", "db 0a14e20a14e20a14e20a14e2%",
                          "infer 2 1%", "results%", "stream start features 1 500 ignore=0%", "stream 000102030405 20%",
-                         "stream stop%", "frontend%", "stream start audio%", "version%"};
+                         "stream stop%", "frontend%", "stream start audio%", "version%", "model load 4 +1234567%",
+                         "model load 4 0x123456%", "stream start features 1 0%", "stream 0a14e2%", "reset%"};
   long replies = 0, bad = 0;
   for (long i = 0; i < frames; ++i) {
     std::string f;
