@@ -204,11 +204,6 @@ def quantize_input(g: Graph, x: np.ndarray) -> np.ndarray:
     ).astype(np.int8)
 
 
-def dequantize_output(g: Graph, q: np.ndarray) -> np.ndarray:
-    t = g.tensors[g.output]
-    return (q.astype(np.float64) - t.zero_point[0]) * t.scale[0]
-
-
 def run_int8(g: Graph, xq: np.ndarray) -> np.ndarray:
     """Integer simulation of TFLM on int8 input [N, T, F, 1]; returns int8 logits [N, K]."""
     vals: dict[int, np.ndarray] = {g.input: xq.astype(np.int64)}

@@ -38,10 +38,6 @@ def encode_command(name: str, *args: object) -> bytes:
     return raw
 
 
-def hex_payload(data: bytes) -> str:
-    return data.hex()
-
-
 @dataclass
 class CommandAssembler:
     """Device side: feed bytes, get complete commands (str, without '%') or error markers."""

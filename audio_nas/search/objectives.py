@@ -29,16 +29,6 @@ def non_dominated(F: np.ndarray) -> np.ndarray:
     return NonDominatedSorting().do(F, only_non_dominated_front=True)
 
 
-def pareto_ranks(F: np.ndarray) -> np.ndarray:
-    F = np.asarray(F, float)
-    ranks = np.zeros(len(F), int)
-    if len(F) == 0:
-        return ranks
-    for r, front in enumerate(NonDominatedSorting().do(F)):
-        ranks[front] = r
-    return ranks
-
-
 def hypervolume(F: np.ndarray, ref: Sequence[float]) -> float:
     F = np.asarray(F, float)
     if len(F) == 0:

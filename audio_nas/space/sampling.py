@@ -16,7 +16,6 @@ all work on this vector.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -256,10 +255,6 @@ def _repair_stride(stride: tuple[int, int], h: int, w: int) -> tuple[int, int]:
 # --------------------------------------------------------------------------------------
 
 
-def _canonical(vec: np.ndarray, space: SearchSpace) -> np.ndarray:
-    return encode(decode(vec, space), space)
-
-
 def sample_spec(rng: np.random.Generator, space: SearchSpace = DEFAULT_SPACE) -> ArchSpec:
     """A uniformly drawn choice per coordinate; the number of blocks is uniform in 1..max_blocks."""
     v = rng.random(encoding_dim(space))
@@ -355,7 +350,3 @@ def _n_choices(d: int, sp: SearchSpace) -> int:
         len(sp.mqa_heads) * len(sp.mqa_key_dims),
     ]
     return slot[(d - FE_DIM - STEM_DIM) % SLOT_DIM]
-
-
-def with_classes(spec: ArchSpec, n_classes: int) -> ArchSpec:
-    return dataclasses.replace(spec, n_classes=n_classes)

@@ -58,8 +58,6 @@ class Hybrid(BaseStrategy):
                 names = list(share)
                 part = names[int(self.rng.choice(len(names), p=[share[k] for k in names]))]
                 spec, origin = self.parts[part].ask(1)[0]
-                if origin == part:
-                    origin = part
             self.origin[spec.to_str()] = origin
             self.asked += 1
             out.append((spec, origin))
