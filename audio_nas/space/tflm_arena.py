@@ -269,14 +269,65 @@ def greedy_plan(buffers: list[tuple[int, int, int]]) -> tuple[int, list[int]]:
 # --------------------------------------------------------------------------------------
 
 
-class _Tail:
-    """Persistent allocations aligned down from a 16-byte aligned arena end; ``used`` = bytes from the end."""
+class _Arena:
+    """Replays TFLM's allocations; ``need`` = the smallest arena in which none of them has failed so far.
 
-    def __init__(self) -> None:
-        self.used = 0
+    Offsets count from the arena's 16-byte aligned ends: ``tail`` bytes used from the end (persistent
+    allocations, aligned down), ``head`` bytes reserved from the start, ``temp`` the end of temporary
+    allocations above the head (TFLM frees them only after each op's Prepare). A persistent allocation
+    fails when it would cross ``head``; a temporary one when it would cross the tail.
+    """
 
-    def alloc(self, size: int, align: int = ARENA_ALIGN) -> None:
-        self.used = _align(self.used + size, align)
+    def __init__(self, layout: TflmLayout) -> None:
+        self.lay = layout
+        self.tail = 0
+        self.head = 0
+        self.temp = 0
+        self.need = 0
+
+    def persistent(self, size: int, align: int = ARENA_ALIGN) -> None:
+        self.tail = _align(self.tail + size, align)
+        self.need = max(self.need, self.head + self.tail)
+
+    def temporary(self, size: int, align: int) -> None:
+        self.temp = _align(self.temp, align) + size
+        self.need = max(self.need, self.temp + self.tail)
+
+    def temp_tensor(self, channels: int | None) -> None:
+        """AllocateTempInput/OutputTensor: a TfLiteTensor, and its quantisation if it has one."""
+        self.temporary(*self.lay.tflite_tensor)
+        if channels:
+            self.temporary(*self.lay.affine_quantization)
+            self.temporary(4 + 4 * channels, 4)  # zero points, a TfLiteIntArray
+
+    def reset_temp(self) -> None:
+        self.temp = self.head
+
+
+def _prepare(arena: _Arena, op: TfliteOp, rhs_rank: int) -> None:
+    """The allocations of one op's Prepare in TFLM's reference kernels, in their order."""
+    t, ch = arena.temp_tensor, op.channels
+    if op.kind in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+        t(1), t(1), t(ch)  # output, input, filter
+        arena.persistent(4 * ch)  # per-channel output multipliers
+        arena.persistent(4 * ch)  # and shifts
+        t(1), t(ch), t(ch), t(1)  # CalculateOpData: input, filter, bias, output
+    elif op.kind == "FULLY_CONNECTED":
+        t(1), t(ch), t(ch), t(1)
+        if ch > 1:  # per-channel weights (the exporter writes one scale per output)
+            arena.persistent(4 * ch)
+            arena.persistent(4 * ch)
+    elif op.kind in ("ADD", "BATCH_MATMUL"):
+        t(1), t(1), t(1)
+        if op.kind == "BATCH_MATMUL":
+            arena.persistent(28)  # QuantizationOpDataBatchMatmul
+            if not op.adj_y:  # a transposed copy of the right operand
+                arena.persistent(arena.lay.eval_tensor[0])
+                arena.persistent(4 + 4 * rhs_rank)  # its dims
+                arena.persistent(numel(op.rhs_shape))
+            arena.persistent(4 + 4 * 3)  # a writable copy of the output's dims (ReshapeOutputTensor)
+    else:  # AVERAGE_POOL_2D, RESHAPE, HARD_SWISH, SOFTMAX: input and output
+        t(1), t(1)
 
 
 @dataclass(frozen=True)
@@ -307,53 +358,48 @@ def tflm_arena(
         g = spec_or_graph
     else:
         g = tflite_graph(layers if layers is not None else plan_layers(spec_or_graph))
-    tail = _Tail()
+    ar = _Arena(lay)
     for size, align in lay.allocator_objects:
-        tail.alloc(size, align)
-    # StartModelAllocation
-    tail.alloc(*lay.builtin_data_allocator)
-    tail.alloc(*lay.subgraph_allocations)
-    tail.alloc(lay.eval_tensor[0] * g.n_tensors, lay.eval_tensor[1])
-    tail.alloc(lay.node_and_registration[0] * len(g.ops), lay.node_and_registration[1])
+        ar.persistent(size, align)
+    # StartModelAllocation: the builtin-data allocator, the scratch-request list (resizable, at the head),
+    # the subgraph record, one TfLiteEvalTensor per tensor, the node array
+    ar.persistent(*lay.builtin_data_allocator)
+    ar.head = ar.temp = _align(lay.scratch_request[0] * MAX_SCRATCH_BUFFERS_PER_OP, lay.scratch_request[1])
+    ar.persistent(*lay.subgraph_allocations)
+    ar.persistent(lay.eval_tensor[0] * g.n_tensors, lay.eval_tensor[1])
+    ar.persistent(lay.node_and_registration[0] * len(g.ops), lay.node_and_registration[1])
     # builtin options parsed for every op, then every kernel's Init, then every Prepare
     for op in g.ops:
         if op.kind in lay.builtin_params:
-            tail.alloc(*lay.builtin_params[op.kind])
+            ar.persistent(*lay.builtin_params[op.kind])
     for op in g.ops:
         if op.kind in lay.op_data:
-            tail.alloc(lay.op_data[op.kind])
+            ar.persistent(lay.op_data[op.kind])
     for op in g.ops:
-        if op.kind in ("CONV_2D", "DEPTHWISE_CONV_2D") or (op.kind == "FULLY_CONNECTED" and op.channels > 1):
-            tail.alloc(4 * op.channels)  # per-channel output multipliers
-            tail.alloc(4 * op.channels)  # and shifts
-        elif op.kind == "BATCH_MATMUL":
-            tail.alloc(28)  # QuantizationOpDataBatchMatmul
-            if not op.adj_y:  # a transposed copy of the right operand
-                tail.alloc(lay.eval_tensor[0])
-                tail.alloc(4 + 4 * len(op.rhs_shape))  # TfLiteIntArray dims
-                tail.alloc(numel(op.rhs_shape))
-            tail.alloc(4 + 4 * 3)  # a writable copy of the output's dims (ReshapeOutputTensor)
-    # CommitStaticMemoryPlan: the scratch request list (head), allocation info (temp), then the planner
-    # takes everything left between them and the tail
+        _prepare(ar, op, len(op.rhs_shape))
+        ar.reset_temp()
+    # CommitStaticMemoryPlan: allocation info (temporary), then the planner takes everything left
+    # between it and the tail (16-byte aligned at both ends) and needs 40 bytes per buffer
     buffers = buffer_lifetimes(g)
-    scratch_requests = lay.scratch_request[0] * MAX_SCRATCH_BUFFERS_PER_OP
-    temp = _align(scratch_requests, lay.size_t[1]) + lay.size_t[0]
-    temp = _align(temp, lay.allocation_info[1]) + lay.allocation_info[0] * g.n_tensors
+    ar.temporary(*lay.size_t)  # subgraph offsets
+    ar.temporary(lay.allocation_info[0] * g.n_tensors, lay.allocation_info[1])
     planning = (
-        _align(temp, ARENA_ALIGN) + PLANNER_BYTES_PER_BUFFER * len(buffers) + _align(tail.used, ARENA_ALIGN)
+        _align(ar.temp, ARENA_ALIGN) + PLANNER_BYTES_PER_BUFFER * len(buffers) + _align(ar.tail, ARENA_ALIGN)
     )
+    ar.need = max(ar.need, planning)
     head, _ = greedy_plan(buffers)
+    ar.head = ar.temp = head
+    ar.need = max(ar.need, head + ar.tail)
     # the interpreter's input and output: a pointer array, a persistent TfLiteTensor, its quantisation
     for _ in range(2):
-        tail.alloc(lay.pointer_bytes)
-        tail.alloc(*lay.tflite_tensor)
-        tail.alloc(*lay.affine_quantization)
-        tail.alloc(8, 4)  # zero-point TfLiteIntArray of one channel
-    need = max(head + tail.used, planning)
+        ar.persistent(lay.pointer_bytes)
+        ar.persistent(*lay.tflite_tensor)
+        ar.persistent(*lay.affine_quantization)
+        ar.persistent(8, 4)  # zero-point TfLiteIntArray of one channel
     return TflmArena(
-        arena_bytes=_align(need, ARENA_ALIGN),
+        arena_bytes=_align(ar.need, ARENA_ALIGN),
         head_bytes=head,
-        tail_bytes=tail.used,
+        tail_bytes=ar.tail,
         planning_bytes=planning,
         layout=lay.name,
     )

@@ -1,0 +1,127 @@
+"""Arena benchmark: ``arch_costs(spec).arena_bytes`` (from the spec alone) against the TFLM host interpreter.
+
+For presets, hand-written specs covering every block kind, front-end and stem, and specs sampled from the
+default space, exports the int8 model with random weights (``export_random``), finds the smallest arena the
+TFLM host interpreter accepts (``tflm_arena_bytes``, bisection in 16-byte steps) and compares it with the
+spec-level figure for the host build (``pointer_bytes=8``). Also times the spec-level costs and states how far
+the analytic activation peak and the Cortex-M figure are from the host arena.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import numpy as np
+
+from audio_nas.bench.report import markdown_table, write_section
+from audio_nas.export import export_random, tflm_arena_bytes
+from audio_nas.space import PRESETS, ArchSpec, MQASpec, arch_costs, resolve_arch, sample_spec
+from audio_nas.space.tflm_arena import tflm_arena
+
+HAND_SPECS = (
+    "fe:pcen_w30_h20_m40|stem:c2d_k3_s2_c16_relu|conv_k3_s2_c24_r2_relu6|head:c0_flatten|n12",
+    "fe:logmel_w30_h20_m40|stem:c1d_k5_s2_c24_hswish|uib_a3_k5_e2_s1_c24_r2_hswish|uib_a0_k0_e2_s1_c32_r1_relu"
+    "|mqa_h2_d8_kv2|head:c32_relu|n10",
+    "fe:mfcc_w40_h20_m40_c10|stem:c2d_k3_s1_c8_relu|uib_a5_k0_e3_s2_c16_r1_relu|mqa_h1_d16_kv1|n12",
+    "fe:pcen_w40_h30_m32|stem:c1d_k3_s1_c16_relu6|ds_k5_s2x1_c24_r2_relu|uib_a0_k3_e4_s1_c24_r1_relu6|head:c64_relu|n5",
+)
+
+
+def bench_specs(n_sampled: int, seed: int = 0) -> list[ArchSpec]:
+    rng = np.random.default_rng(seed)
+    specs = [resolve_arch(p) for p in PRESETS] + [ArchSpec.from_str(s) for s in HAND_SPECS]
+    specs += [sample_spec(rng) for _ in range(n_sampled)]
+    return specs
+
+
+def _features(spec: ArchSpec) -> set[str]:
+    f = {f"front-end {spec.frontend.kind}", f"stem {spec.stem.kind}", f"head {spec.head.pool}"}
+    for b in spec.blocks:
+        f.add("mqa" if isinstance(b, MQASpec) else b.to_str().split("_", 1)[0])
+        if b.to_str().startswith("uib"):
+            f.add(f"uib {b.variant}")
+    return f
+
+
+def _time_per_spec(specs: list[ArchSpec], fn, repeats: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        for s in specs:
+            fn(s)
+        best = min(best, (time.perf_counter() - t) / len(specs))
+    return best * 1e3
+
+
+def run_bench(quick: bool = False) -> None:
+    specs = bench_specs(40 if quick else 300)
+    rows, diffs, coverage = [], Counter(), Counter()
+    t_tflm = 0.0
+    for spec in specs:
+        host = arch_costs(spec, pointer_bytes=8)
+        board = arch_costs(spec, pointer_bytes=4)
+        model = export_random(spec)
+        t = time.perf_counter()
+        want = tflm_arena_bytes(model, upper=max(8 << 20, 2 * host.arena_bytes))
+        t_tflm += time.perf_counter() - t
+        diffs[host.arena_bytes - want] += 1
+        coverage.update(_features(spec))
+        rows.append((spec, want, host, board))
+    n = len(rows)
+    exact = sum(1 for _, want, host, _ in rows if host.arena_bytes == want)
+    worst = max(abs(host.arena_bytes - want) / want for _, want, host, _ in rows)
+    ms_costs = _time_per_spec(specs, arch_costs)
+    ms_arena = _time_per_spec(specs, tflm_arena)
+    peak_ratio = np.array([host.peak_ram_bytes / want for _, want, host, _ in rows])
+    board_ratio = np.array([board.arena_bytes / want for _, want, _, board in rows])
+    tails = np.array([tflm_arena(s, pointer_bytes=8).tail_bytes / want for s, want, _, _ in rows])
+    summary = [
+        ["specs (presets + hand-written + sampled from DEFAULT_SPACE)", n],
+        ["`arena_bytes` (pointer_bytes=8) = TFLM host arena, exactly", f"{exact} ({100 * exact / n:.1f}%)"],
+        ["largest relative error", f"{100 * worst:.2f}%"],
+        ["`arch_costs(spec)` per spec (all costs, arena included)", f"{ms_costs:.2f} ms"],
+        ["`tflm_arena(spec)` per spec", f"{ms_arena:.2f} ms"],
+        [
+            "TFLM host interpreter per spec (bisection over the arena size, export not counted)",
+            f"{t_tflm / n:.2f} s",
+        ],
+        [
+            "persistent tail / host arena (median, min-max)",
+            f"{np.median(tails):.2f} ({tails.min():.2f}-{tails.max():.2f})",
+        ],
+        [
+            "analytic `peak_ram_bytes` / host arena (median, min-max)",
+            f"{np.median(peak_ratio):.2f} ({peak_ratio.min():.2f}-{peak_ratio.max():.2f})",
+        ],
+        [
+            "Cortex-M `arena_bytes` (pointer_bytes=4) / host arena (median, min-max)",
+            f"{np.median(board_ratio):.3f} ({board_ratio.min():.3f}-{board_ratio.max():.3f})",
+        ],
+    ]
+    diff_rows = [[f"{d:+d}", c] for d, c in sorted(diffs.items())]
+    cov_rows = [[k, v] for k, v in sorted(coverage.items())]
+    examples = [
+        [name, want, host.arena_bytes, board.arena_bytes, host.peak_ram_bytes]
+        for name, (spec, want, host, board) in zip(PRESETS, rows)
+    ]
+    body = (
+        "Each spec is exported with random weights (`audio_nas.export.export_random`); the TFLM "
+        "host interpreter (`tflite_micro` wheel, x86-64) gives the smallest arena it accepts "
+        "(`tflm_arena_bytes`). `arch_costs(spec, pointer_bytes=8).arena_bytes` computes it from the "
+        "spec alone (layer plan -> TFLite ops -> GreedyMemoryPlanner head + persistent tail, "
+        "`audio_nas/space/tflm_arena.py`). The board figure (`pointer_bytes=4`, the default) uses the "
+        "Cortex-M struct sizes of the same TFLM source compiled with `arm-none-eabi-g++ -mcpu=cortex-m4` "
+        "(reference kernels); it is not measured here.\n\n"
+        + markdown_table(["", "value"], summary)
+        + "\n\nspec-level minus TFLM (bytes), by number of specs:\n\n"
+        + markdown_table(["difference", "specs"], diff_rows)
+        + "\n\nPresets (bytes):\n\n"
+        + markdown_table(
+            ["preset", "TFLM host arena", "spec-level, host", "spec-level, Cortex-M", "analytic peak"],
+            examples,
+        )
+        + "\n\nCoverage (specs containing each):\n\n"
+        + markdown_table(["feature", "specs"], cov_rows)
+    )
+    write_section("arena", "TFLM arena from the spec vs the TFLM interpreter", "audio-nas bench arena", body)
