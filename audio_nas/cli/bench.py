@@ -14,6 +14,7 @@ from audio_nas.errors import ConfigError
 
 # Order matters for `all`: data before features before training, and so on.
 BENCH_AREAS: tuple[str, ...] = (
+    "cli",
     "data",
     "features",
     "training",
