@@ -43,7 +43,8 @@ def run_bench(quick: bool = False) -> None:
     searched = "Pareto" in why
     models.append(("best searched (search budget)" if searched else "default", best))
     if searched:
-        # search trials train for a few epochs; retrain the winner's spec with the DS-CNN recipe for a fair comparison
+        # search trials train for a few epochs; retrain the winner's spec with the DS-CNN recipe for a fair
+        # comparison
         spec = json.loads((best / "summary.json").read_text())["spec"]
         models.append(
             (

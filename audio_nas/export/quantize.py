@@ -24,7 +24,8 @@ from audio_nas.export.graph import Graph, conv_nhwc, run_float
 
 INT8_MIN, INT8_MAX = -128, 127
 # A tensor that is (almost) constant gets this minimum range: a tinier output scale makes
-# input_scale * weight_scale / output_scale overflow TFLM's multiplier ("no_integer_overflow_from_quantization").
+# input_scale * weight_scale / output_scale overflow TFLM's multiplier
+# ("no_integer_overflow_from_quantization").
 MIN_ACT_RANGE = 1e-2
 
 

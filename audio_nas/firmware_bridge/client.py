@@ -97,8 +97,10 @@ class DeviceClient:
         deadline = time.monotonic() + timeout_s
         raw = bytearray()
         while time.monotonic() < deadline:
-            # read(n) waits for n bytes or the port timeout: ask for what is waiting (at least 1) so a reply is
-            # seen as soon as it arrives, not a timeout later (this alone took serial round trips from 50 ms to ~1)
+            # read(n) waits for n bytes or the port timeout: ask for what is waiting (at least 1) so a reply
+            # is
+            # seen as soon as it arrives, not a timeout later (this alone took serial round trips from 50 ms
+            # to ~1)
             data = self.port.read(max(1, self.port.in_waiting))
             if data:
                 raw += data

@@ -14,6 +14,7 @@ from audio_nas.config import to_dict
 from audio_nas.errors import ExportError
 from audio_nas.export import export_model
 from audio_nas.export.graph import lower_model
+from audio_nas.progress import Progress
 from audio_nas.search.evaluate import _features, cheap_objectives, evaluate_trial
 from audio_nas.search.objectives import hypervolume_curve
 from audio_nas.search.runner import SearchRunner, trial_objectives
@@ -24,32 +25,38 @@ log = logging.getLogger(__name__)
 
 
 def evaluate_baselines(runner: SearchRunner) -> dict[str, dict]:
-    """Each baseline preset with the same evaluator and recipe, once per run directory (cached in the store)."""
+    """Each baseline preset with the same evaluator and recipe, once per run directory (in the store)."""
 
-    out = {}
-    for name in runner.cfg.baselines:
-        cached = runner.store.get_baseline(name)
-        if cached is None:
-            spec = resolve_arch(name)
-            import dataclasses
+    todo = [name for name in runner.cfg.baselines if runner.store.get_baseline(name) is None]
+    with Progress("baselines", len(todo), unit="model", logger=log, enabled=bool(todo)) as bar:
+        for name in todo:
+            bar.set_postfix(now=name)
+            res = _evaluate_baseline(runner, name)
+            acc = res.get("accuracy")
+            bar.update(1, **{f"{name} acc": "failed" if acc is None else f"{acc:.3f}"})
+    return {name: runner.store.get_baseline(name) for name in runner.cfg.baselines}
 
-            spec = dataclasses.replace(spec, n_classes=runner.space.n_classes)
-            cheap = cheap_objectives(spec, runner.board, runner.cfg.energy_source)
-            payload = {
-                "spec": spec.to_str(),
-                "evaluator": runner.cfg.evaluator,
-                "dataset": runner.cfg.dataset,
-                "train": to_dict(runner.cfg.train),
-                "pruner": {"kind": "none", "warmup_epochs": 1, "min_peers": 1},
-                "peers": [],
-                "cheap": cheap,
-            }
-            log.info("evaluating baseline %s", name)
-            res = evaluate_trial(payload)
-            cached = {**cheap, **res, "spec": spec.to_str()}
-            runner.store.set_baseline(name, cached)
-        out[name] = cached
-    return out
+
+def _evaluate_baseline(runner: SearchRunner, name: str) -> dict:
+    import dataclasses
+
+    spec = dataclasses.replace(resolve_arch(name), n_classes=runner.space.n_classes)
+    cheap = cheap_objectives(spec, runner.board, runner.cfg.energy_source)
+    payload = {
+        "spec": spec.to_str(),
+        "evaluator": runner.cfg.evaluator,
+        "dataset": runner.cfg.dataset,
+        "on_error": runner.cfg.on_error,
+        "train": to_dict(runner.cfg.train),
+        "pruner": {"kind": "none", "warmup_epochs": 1, "min_peers": 1},
+        "peers": [],
+        "cheap": cheap,
+    }
+    log.info("evaluating baseline %s", name)
+    res = evaluate_trial(payload)
+    cached = {**cheap, **res, "spec": spec.to_str()}
+    runner.store.set_baseline(name, cached)
+    return cached
 
 
 def write_report(runner: SearchRunner, export: bool | None = None) -> Path:
@@ -237,31 +244,43 @@ def export_front(runner: SearchRunner, front) -> dict[int, dict]:
         return {}
 
     out = {}
-    for t in front:
-        target = runner.run_dir / "pareto" / f"trial-{t.id:04d}"
-        if (target / "summary.json").exists():
-            import json
-
-            out[t.id] = json.loads((target / "summary.json").read_text())
-            continue
-        spec = ArchSpec.from_str(t.spec)
-
-        try:
-            lower_model(build_model(spec))  # refuses unsupported ops before any training
-        except ExportError as exc:
-            log.warning("trial %d is not exported: %s", t.id, exc)
-            out[t.id] = {"arena_bytes": f"not exported: {str(exc).split(';')[0]}"}
-            continue
-        feats = _features(runner.cfg.dataset, spec.frontend)
-        res = train(spec, feats, runner.cfg.train)
-        save_checkpoint(
-            target / "checkpoint",
-            spec,
-            res.model,
-            {"val_accuracy": res.val_accuracy, "test_accuracy": res.test_accuracy},
-            tuple(feats.class_names),
-        )
-        calib = np.asarray(feats.subset("train").x[:200])
-        result = export_model(spec, res.model, calib, target)
-        out[t.id] = {"arena_bytes": result.arena_bytes, "flash_bytes": result.flash_bytes}
+    todo = [
+        t for t in front if not (runner.run_dir / "pareto" / f"trial-{t.id:04d}" / "summary.json").exists()
+    ]
+    bar = Progress(
+        "Pareto models: retrain + TFLM export", len(todo), unit="model", logger=log, enabled=bool(todo)
+    )
+    with bar:
+        for t in front:
+            out[t.id] = _export_one(runner, t, bar)
     return out
+
+
+def _export_one(runner: SearchRunner, t, bar: Progress) -> dict:
+    """Retrain one Pareto model and export it; its summary when it was exported before."""
+    target = runner.run_dir / "pareto" / f"trial-{t.id:04d}"
+    if (target / "summary.json").exists():
+        import json
+
+        return json.loads((target / "summary.json").read_text())
+    bar.set_postfix(now=f"trial {t.id}")
+    spec = ArchSpec.from_str(t.spec)
+    try:
+        lower_model(build_model(spec))  # refuses unsupported ops before any training
+    except ExportError as exc:
+        log.warning("trial %d is not exported: %s", t.id, exc)
+        bar.update(1)
+        return {"arena_bytes": f"not exported: {str(exc).split(';')[0]}"}
+    feats = _features(runner.cfg.dataset, spec.frontend, runner.cfg.on_error)
+    res = train(spec, feats, runner.cfg.train)
+    save_checkpoint(
+        target / "checkpoint",
+        spec,
+        res.model,
+        {"val_accuracy": res.val_accuracy, "test_accuracy": res.test_accuracy},
+        tuple(feats.class_names),
+    )
+    calib = np.asarray(feats.subset("train").x[:200])
+    result = export_model(spec, res.model, calib, target)
+    bar.update(1, test_acc=f"{res.test_accuracy:.3f}")
+    return {"arena_bytes": result.arena_bytes, "flash_bytes": result.flash_bytes}

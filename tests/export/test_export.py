@@ -198,7 +198,8 @@ def test_qat_model_exports_with_parity(real_features, tmp_path):
     ],
 )
 def test_hard_swish_is_bit_exact_with_tflm(si, zi, so, zo):
-    # every int8 input through a one-op model on TFLM; the float approximation used before differed by 1 LSB on
+    # every int8 input through a one-op model on TFLM; the float approximation used before differed by 1 LSB
+    # on
     # a fraction of these, and whole hard-swish models agreed exactly on only ~98% of outputs
     from audio_nas.export.graph import Graph, Op
     from audio_nas.export.quantize import hard_swish_int8

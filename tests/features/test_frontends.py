@@ -156,7 +156,8 @@ def test_cost_model_scales_and_names_cores():
     assert mfcc.macs_per_frame == small.macs_per_frame + 200
     assert fast.cycles_per_s == pytest.approx(2 * small.cycles_per_s)
     assert m0.cycles_per_frame > small.cycles_per_frame
-    # 512-point real FFT: 128 x 8 butterflies x 4 + 256 x 4 split = 5120 MACs, plus window 480, power/mel 2 x 2 x 257
+    # 512-point real FFT: 128 x 8 butterflies x 4 + 256 x 4 split = 5120 MACs, plus window 480, power/mel 2 x
+    # 2 x 257
     assert small.macs_per_frame == 480 + 5120 + 4 * 257
     with pytest.raises(ConfigError, match="cortex-m4f"):
         frontend_cost(FrontEndConfig(), core="z80")
