@@ -54,13 +54,15 @@ def run_bench(quick: bool = False) -> None:
         p.predict(specs[:50])
         pred_ms = (time.perf_counter() - t0) / 50 * 1e3
     body = (
-        "Calibration of the per-op cycle model (emulated source) on MLPerf Tiny v0.5 KWS DS-CNN, Nucleo-L4R5ZI. "
-        "Both figures are fitted points (one scale per kernel library), so they check the fit, not a prediction.\n\n"
+        "Calibration of the per-op cycle model (emulated source) on MLPerf Tiny v0.5 KWS DS-CNN, "
+        "Nucleo-L4R5ZI. Both figures are fitted points (one scale per kernel library), so they check the "
+        "fit, not a prediction.\n\n"
         + markdown_table(
             ["kernels", "published ms", "model ms", "error", "published µJ", "model µJ", "error"], cal
         )
-        + f"\n\nCampaign: {len(ms)} sampled architectures exported to int8 .tflite, run in the TFLM host interpreter, "
-        f"op lists through the cycle model (source `emulated`): {campaign_s:.0f} s ({campaign_s / len(ms):.2f} s each).\n\n"
+        + f"\n\nCampaign: {len(ms)} sampled architectures exported to int8 .tflite, run in the TFLM host "
+        f"interpreter, op lists through the cycle model (source `emulated`): {campaign_s:.0f} s "
+        f"({campaign_s / len(ms):.2f} s each).\n\n"
         + markdown_table(
             ["predictor", "5-fold latency MAPE"],
             [
@@ -69,9 +71,8 @@ def run_bench(quick: bool = False) -> None:
                 ["analytic (MACs x cycles/MAC)", f"{cv['analytic_mape']:.1f}%"],
             ],
         )
-        + f"\n\nPrediction time: {pred_ms:.1f} ms per candidate (features from the analytic view + 300 trees)."
-        + "\n\n"
-        + active_md
+        + f"\n\nPrediction time: {pred_ms:.1f} ms per candidate (features from the analytic view + 300 "
+        "trees)." + "\n\n" + active_md
     )
     write_section(
         "energy",
@@ -123,7 +124,7 @@ def active_learning_table(
     rows = [[arm, *(f"{v:.1f}%" for v in np.mean(c, axis=0))] for arm, c in curves.items()]
     return (
         f"Active learning vs random picks, replayed on this campaign ({seeds} seeds; {test_size} held-out "
-        f"architectures never picked; {start} random to start, then {per_round} per round): held-out latency MAPE "
-        f"by the number of measured architectures.\n\n"
+        f"architectures never picked; {start} random to start, then {per_round} per round): held-out latency "
+        "MAPE by the number of measured architectures.\n\n"
         + markdown_table(["picks", *(f"n={n}" for n in sizes)], rows)
     )
