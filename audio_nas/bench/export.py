@@ -60,8 +60,8 @@ def run_bench(quick: bool = False) -> None:
             ]
         )
     body = (
-        f"Trained {cfg.epochs} epochs on synth-kws, calibrated on 300 training clips (min/max), evaluated on the whole "
-        "test split by the TFLM host interpreter (`tflite_micro.runtime`).\n\n"
+        f"Trained {cfg.epochs} epochs on synth-kws, calibrated on 300 training clips (min/max), evaluated on "
+        "the whole test split by the TFLM host interpreter (`tflite_micro.runtime`).\n\n"
         + markdown_table(
             [
                 "model",

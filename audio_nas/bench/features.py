@@ -53,8 +53,8 @@ def run_bench(quick: bool = False) -> None:
         + markdown_table(
             ["front-end", "shape (frames, bins)", "cold clips/s", "cached clips/s", "speed-up"], rows
         )
-        + f"\n\nFixed-point log-mel (Python twin of the firmware code): {len(clips) / fx:.0f} clips/s on the host; "
-        f"agreement with the float log-mel on real clips, frames above the integer floor: mean |error| "
+        + f"\n\nFixed-point log-mel (Python twin of the firmware code): {len(clips) / fx:.0f} clips/s on the "
+        "host; agreement with the float log-mel on real clips, frames above the integer floor: mean |error| "
         f"{err.mean():.3f} nats, 95th percentile {np.percentile(err, 95):.3f} nats."
     )
     write_section(

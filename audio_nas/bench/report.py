@@ -39,8 +39,8 @@ def machine_description() -> str:
     import torch  # local import: only benchmarks need this line
 
     return (
-        f"{os.cpu_count()} cores ({cpu}){mem_gib}, Python {platform.python_version()}, "
-        f"torch {torch.__version__} ({torch.get_num_threads()} threads), {platform.system()} {platform.release()}"
+        f"{os.cpu_count()} cores ({cpu}){mem_gib}, Python {platform.python_version()}, torch "
+        f"{torch.__version__} ({torch.get_num_threads()} threads), {platform.system()} {platform.release()}"
     )
 
 

@@ -9,8 +9,8 @@ from audio_nas.bench.report import markdown_table, write_section
 
 
 def _trained_and_exported(arch: str, ds, ckpt_dir: Path) -> Path:
-    """The exported model of ``arch`` trained with ``TrainConfig()`` defaults in ``ckpt_dir`` (trained here when
-    missing)."""
+    """The exported model of ``arch`` trained with ``TrainConfig()`` defaults in ``ckpt_dir``
+    (trained here when missing)."""
     from audio_nas.streaming.demo import exported_checkpoint
     from audio_nas.training.pipeline import train_and_save
 
@@ -83,10 +83,10 @@ def run_bench(quick: bool = False) -> None:
     _rec = Recognizer(ds.class_names)
     body = (
         f"Synthetic stream: {minutes} min of synth-kws test-split keywords over its background clips, "
-        f"{len(events)} keyword events; recognizer: {_rec.average_window_s:g} s posterior average, threshold {_rec.threshold:g}, "
-        f"{_rec.refractory_s:g} s refractory; a detection "
-        "counts when it has the event's label and falls in [onset, offset + 0.5 s]. Inference by the TFLM host "
-        "interpreter (reference kernels, unoptimised on x86).\n\n"
+        f"{len(events)} keyword events; recognizer: {_rec.average_window_s:g} s posterior average, threshold "
+        f"{_rec.threshold:g}, {_rec.refractory_s:g} s refractory; a detection counts when it has the event's "
+        "label and falls in [onset, offset + 0.5 s]. Inference by the TFLM host interpreter (reference "
+        "kernels, unoptimised on x86).\n\n"
         + markdown_table(
             [
                 "model",

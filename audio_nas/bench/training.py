@@ -54,15 +54,17 @@ def run_bench(quick: bool = False) -> None:
         res = train(spec, feats, TrainConfig(epochs=1))
         rates.append(res.samples_per_s)
         cands.append(
-            f"{arch_costs(spec).macs / 1e6:.2f} M MACs: {res.samples_per_s:.0f}/s ({time.perf_counter() - t0:.0f} s)"
+            f"{arch_costs(spec).macs / 1e6:.2f} M MACs: {res.samples_per_s:.0f}/s "
+            f"({time.perf_counter() - t0:.0f} s)"
         )
     n_train = int((np.asarray(dataset.split) == 0).sum())
     body = (
-        f"Dataset synth-kws: {len(dataset.labels)} clips ({n_train} train), 12 classes. Recipe: `TrainConfig()` "
-        f"defaults ({cfg.epochs} epochs, AdamW lr {cfg.lr}, cosine, SpecAugment, label smoothing {cfg.label_smoothing}).\n\n"
+        f"Dataset synth-kws: {len(dataset.labels)} clips ({n_train} train), 12 classes. Recipe: "
+        f"`TrainConfig()` defaults ({cfg.epochs} epochs, AdamW lr {cfg.lr}, cosine, SpecAugment, label "
+        f"smoothing {cfg.label_smoothing}).\n\n"
         + markdown_table(["arch", "test acc", "val acc", "params", "MMACs", "train s", "samples/s"], rows)
-        + f"\n\nTraining throughput, sampled candidates (1 epoch each): median {np.median(rates):.0f} samples/s; "
-        + "; ".join(cands)
+        + f"\n\nTraining throughput, sampled candidates (1 epoch each): median {np.median(rates):.0f} "
+        "samples/s; " + "; ".join(cands)
     )
     write_section(
         "training",
