@@ -110,10 +110,7 @@ def run_pymoo(seed: int, n: int) -> list[np.ndarray]:
 
 
 METHODS = {
-    **{
-        name: (lambda name: lambda s, n: run_ours(name, s, n))(name)
-        for name in ("random", "evolution", "bo", "pso", "hybrid")
-    },
+    **{name: functools.partial(run_ours, name) for name in ("random", "evolution", "bo", "pso", "hybrid")},
     "optuna-nsga2": lambda s, n: run_optuna("nsga2", s, n),
     "optuna-tpe": lambda s, n: run_optuna("tpe", s, n),
     "pymoo-nsga2": run_pymoo,
@@ -146,13 +143,14 @@ def run_bench(quick: bool = False) -> None:
     target = results["optuna-nsga2"].mean(axis=0)[n - 1]
     hybrid = results["hybrid"].mean(axis=0)
     reach = next((k + 1 for k, v in enumerate(hybrid) if v >= target), None)
+    outcome = f"reached at {reach} evaluations" if reach else f"not reached within {n}"
     body = (
-        f"Objective (a): synthetic accuracy with the real energy (emulated cycle model, {BOARD}) and RAM models; "
-        f"{len(seeds)} seeds, {n} evaluations each; hypervolume of (1 - acc, log10 µJ, log10 B) with reference {REF}. "
-        "Mean ± std over seeds.\n\n"
+        f"Objective (a): synthetic accuracy with the real energy (emulated cycle model, {BOARD}) and RAM "
+        f"models; {len(seeds)} seeds, {n} evaluations each; hypervolume of (1 - acc, log10 µJ, log10 B) with "
+        f"reference {REF}. Mean ± std over seeds.\n\n"
         + markdown_table(["method"] + [f"HV@{k}" for k in checkpoints] + ["s per run"], rows)
-        + f"\n\nGoal: the hybrid reaches Optuna NSGA-II's mean HV at {n} evaluations ({target:.3f}) in at most "
-        f"{n // 2}. Result: **{'reached at ' + str(reach) + ' evaluations' if reach else 'not reached within ' + str(n)}**."
+        + f"\n\nGoal: the hybrid reaches Optuna NSGA-II's mean HV at {n} evaluations ({target:.3f}) in at "
+        f"most {n // 2}. Result: **{outcome}**."
     )
     write_section(
         "search",
@@ -208,9 +206,9 @@ def run_pruning_bench(seeds=(0, 1, 2), n_trials: int = 60) -> str:
 
 def run_pruning_section() -> None:
     body = (
-        "Early stopping (`pruner.kind: pareto-median`, warm-up 2 epochs, 4 cheaper peers) against no pruning, "
-        "hybrid strategy, synthetic objective with learning curves, 60 trials of 15 epochs, same seeds.\n\n"
-        + run_pruning_bench()
+        "Early stopping (`pruner.kind: pareto-median`, warm-up 2 epochs, 4 cheaper peers) against no "
+        "pruning, hybrid strategy, synthetic objective with learning curves, 60 trials of 15 epochs, same "
+        "seeds.\n\n" + run_pruning_bench()
     )
     write_section(
         "search-pruning",
