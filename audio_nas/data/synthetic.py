@@ -53,7 +53,8 @@ from audio_nas.data.dataset import (
 )
 from audio_nas.data.tts import Espeak, available_voices
 from audio_nas.errors import DataError
-from audio_nas.paths import data_dir, progress_enabled
+from audio_nas.paths import data_dir
+from audio_nas.progress import track
 
 log = logging.getLogger(__name__)
 
@@ -404,11 +405,9 @@ def make_dataset(
     ctx = mp.get_context("spawn")
     with ctx.Pool(workers, initializer=_worker_init, initargs=(name,)) as pool:
         it = pool.imap(_gen_one, jobs, chunksize=8)
-        if progress and progress_enabled():
-            from tqdm import tqdm
-
-            it = tqdm(it, total=len(jobs), desc=f"generating {name}", unit="clip")
-        results = list(it)
+        results = list(
+            track(it, f"generating {name}", total=len(jobs), unit="clip", logger=log, enabled=progress)
+        )
     waves = np.stack([r[2] for r in results]).astype(np.float32)
     labels = np.array([r[0] for r in results], np.int64)
     groups = np.array([r[3] for r in results])

@@ -22,7 +22,7 @@ from audio_nas.errors import DataError
 from audio_nas.features.config import FrontEndConfig
 from audio_nas.features.frontends import make_frontend
 from audio_nas.paths import cache_dir as default_cache_dir
-from audio_nas.paths import progress_enabled
+from audio_nas.progress import track
 
 log = logging.getLogger(__name__)
 FRONTEND_CODE_VERSION = 1
@@ -78,11 +78,8 @@ def extract(
     n = len(waveforms)
     out = np.empty((n, *cfg.output_shape), np.float32) if out is None else out
     starts = range(0, n, BATCH)
-    if progress and progress_enabled():
-        from tqdm import tqdm
-
-        starts = tqdm(starts, desc=f"features {cfg.kind} {cfg.output_shape}", unit="batch")
-    for s in starts:
+    desc = f"features {cfg.kind} {cfg.output_shape} of {n} clips"
+    for s in track(starts, desc, unit="batch", logger=log, enabled=progress):
         out[s : s + BATCH] = fe(waveforms[s : s + BATCH])
     return out
 

@@ -30,6 +30,7 @@ DEFAULT_TRAIN = TrainConfig(epochs=15, batch_size=64, num_threads=1)
 class SearchConfig:
     name: str = "default"
     dataset: str = "synth-kws"
+    on_error: Literal["raise", "skip"] = "raise"  # unreadable audio files: fail naming the file, or skip them
     board: str = "nucleo-l4r5zi"
     strategy: str = "hybrid"
     evaluator: Literal["train", "synthetic"] = "train"

@@ -75,12 +75,13 @@ def should_prune(
     return len(cheaper) >= cfg["min_peers"] and acc < float(np.median(cheaper))
 
 
-def _features(dataset_name: str, frontend):
+def _features(dataset_name: str, frontend, on_error: str = "raise"):
 
-    if dataset_name not in _CACHE:
+    key = f"{dataset_name}|{on_error}"
+    if key not in _CACHE:
         _CACHE.clear()
-        _CACHE[dataset_name] = load_dataset(dataset_name)
-    return compute_features(_CACHE[dataset_name], frontend)
+        _CACHE[key] = load_dataset(dataset_name, on_error=on_error)
+    return compute_features(_CACHE[key], frontend)
 
 
 def synthetic_curve(spec, epochs: int, costs: dict) -> list[float]:
@@ -105,7 +106,8 @@ def synthetic_curve(spec, epochs: int, costs: dict) -> list[float]:
 
 
 def evaluate_trial(payload: dict[str, Any]) -> dict[str, Any]:
-    """payload: spec, evaluator, dataset, train (TrainConfig dict), pruner (dict), peers, cheap (dict)."""
+    """payload: spec, evaluator, dataset, on_error (optional), train (TrainConfig dict), pruner (dict), peers,
+    cheap (dict)."""
     t0 = time.perf_counter()
     try:
         spec = ArchSpec.from_str(payload["spec"])
@@ -133,7 +135,7 @@ def evaluate_trial(payload: dict[str, Any]) -> dict[str, Any]:
                 "duration_s": time.perf_counter() - t0,
             }
 
-        feats = _features(payload["dataset"], spec.frontend)
+        feats = _features(payload["dataset"], spec.frontend, payload.get("on_error", "raise"))
         res = train(
             spec,
             feats,

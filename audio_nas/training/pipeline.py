@@ -40,13 +40,18 @@ def spec_for_dataset(arch: str, dataset: Any) -> Any:
 
 
 def train_and_save(
-    arch: str, dataset_name: str, out_dir: str | Path, cfg: TrainConfig | None = None
+    arch: str,
+    dataset_name: str,
+    out_dir: str | Path,
+    cfg: TrainConfig | None = None,
+    *,
+    on_error: str = "raise",
 ) -> tuple[Any, TrainResult, Path]:
-
-    dataset = load_dataset(dataset_name)
+    """``on_error="skip"`` skips unreadable audio files (counted in one warning) instead of failing."""
+    dataset = load_dataset(dataset_name, on_error=on_error)
     spec = spec_for_dataset(arch, dataset)
     features = compute_features(dataset, spec.frontend)
-    result = train(spec, features, cfg or TrainConfig())
+    result = train(spec, features, cfg or TrainConfig(), progress=True)
     costs = arch_costs(spec)
     metrics = {
         "val_accuracy": result.val_accuracy,

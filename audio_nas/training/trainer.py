@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from audio_nas.errors import TrainingError
 from audio_nas.export.qat import prepare_qat
+from audio_nas.progress import Progress
 from audio_nas.space import build_model
 from audio_nas.training.augment import spec_augment
 from audio_nas.training.config import TrainConfig
@@ -117,8 +118,13 @@ def train(
     on_epoch: EpochCallback | None = None,
     teacher_logits: np.ndarray | None = None,
     model: torch.nn.Module | None = None,
+    progress: bool = False,
 ) -> TrainResult:
-    """Train ``spec`` (or the given ``model`` built from it) on ``features``; see the module doc."""
+    """Train ``spec`` (or the given ``model`` built from it) on ``features``; see the module doc.
+
+    ``progress=True`` shows the epochs (a bar on a terminal, log lines otherwise; ``audio_nas.progress``);
+    off by default because search workers train many models side by side.
+    """
 
     cfg = cfg or TrainConfig()
     _check_input(spec, features)
@@ -167,49 +173,54 @@ def train(
     seen = 0
     t0 = time.perf_counter()
     qat_start = cfg.epochs - cfg.qat_epochs if cfg.qat else None
-    for epoch in range(cfg.epochs):
-        if epoch == qat_start:
-            model = prepare_qat(model).to(device)
-            opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr * 0.1, weight_decay=cfg.weight_decay)
-            sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _s: 1.0)
-            best_acc = -1.0  # the best checkpoint is chosen among quantisation-aware epochs only
-        model.train()
-        order = rng.permutation(len(x_tr))
-        total_loss = 0.0
-        for start in range(0, len(order), cfg.batch_size):
-            idx = torch.from_numpy(order[start : start + cfg.batch_size])
-            xb = spec_augment(xt[idx], cfg.specaugment).to(device)
-            yb = yt[idx].to(device)
-            logits = model(xb)
-            loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
-            if tt is not None and cfg.distill_alpha > 0:
-                kd = _distill_loss(logits, tt[idx].to(device), cfg.distill_temperature)
-                loss = (1 - cfg.distill_alpha) * loss + cfg.distill_alpha * kd
-            if not torch.isfinite(loss):
-                raise TrainingError(
-                    f"loss became {loss.item()} at epoch {epoch + 1}; the candidate diverged "
-                    f"(lower train.lr, now {cfg.lr}, or check the features for NaN)"
-                )
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            opt.step()
-            sched.step()
-            total_loss += loss.item() * len(idx)
-            seen += len(idx)
-        epoch_loss = total_loss / len(order)
-        val_acc = classification_metrics(
-            predict_logits(model, x_va, device=str(device)), y_va, tuple(features.class_names)
-        ).accuracy
-        curve.append(val_acc)
-        losses.append(epoch_loss)
-        log.debug("epoch %d: loss %.4f val_acc %.4f", epoch + 1, epoch_loss, val_acc)
-        if val_acc > best_acc:
-            best_acc, best_epoch = val_acc, epoch
-            best_state = copy.deepcopy(model.state_dict())
-        if on_epoch is not None and on_epoch(epoch, val_acc, epoch_loss) is False:
-            pruned = epoch + 1 < cfg.epochs
-            break
+    bar = Progress(
+        f"training ({len(x_tr)} clips/epoch)", cfg.epochs, unit="epoch", logger=log, enabled=progress
+    )
+    with bar:
+        for epoch in range(cfg.epochs):
+            if epoch == qat_start:
+                model = prepare_qat(model).to(device)
+                opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr * 0.1, weight_decay=cfg.weight_decay)
+                sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _s: 1.0)
+                best_acc = -1.0  # the best checkpoint is chosen among quantisation-aware epochs only
+            model.train()
+            order = rng.permutation(len(x_tr))
+            total_loss = 0.0
+            for start in range(0, len(order), cfg.batch_size):
+                idx = torch.from_numpy(order[start : start + cfg.batch_size])
+                xb = spec_augment(xt[idx], cfg.specaugment).to(device)
+                yb = yt[idx].to(device)
+                logits = model(xb)
+                loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
+                if tt is not None and cfg.distill_alpha > 0:
+                    kd = _distill_loss(logits, tt[idx].to(device), cfg.distill_temperature)
+                    loss = (1 - cfg.distill_alpha) * loss + cfg.distill_alpha * kd
+                if not torch.isfinite(loss):
+                    raise TrainingError(
+                        f"loss became {loss.item()} at epoch {epoch + 1}; the candidate diverged "
+                        f"(lower train.lr, now {cfg.lr}, or check the features for NaN)"
+                    )
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+                opt.step()
+                sched.step()
+                total_loss += loss.item() * len(idx)
+                seen += len(idx)
+            epoch_loss = total_loss / len(order)
+            val_acc = classification_metrics(
+                predict_logits(model, x_va, device=str(device)), y_va, tuple(features.class_names)
+            ).accuracy
+            curve.append(val_acc)
+            losses.append(epoch_loss)
+            log.debug("epoch %d: loss %.4f val_acc %.4f", epoch + 1, epoch_loss, val_acc)
+            bar.update(1, loss=f"{epoch_loss:.3f}", val_acc=f"{val_acc:.3f}")
+            if val_acc > best_acc:
+                best_acc, best_epoch = val_acc, epoch
+                best_state = copy.deepcopy(model.state_dict())
+            if on_epoch is not None and on_epoch(epoch, val_acc, epoch_loss) is False:
+                pruned = epoch + 1 < cfg.epochs
+                break
     train_time_s = time.perf_counter() - t0
 
     assert best_state is not None  # at least one epoch ran
