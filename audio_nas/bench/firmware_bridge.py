@@ -1,5 +1,6 @@
 """Firmware benchmark on the emulated board (QEMU mps2-an386): image size, serial round trip, upload rate,
-front-end cost per frame, and, with TFLM_DIR set, inference on the real firmware against the per-op cycle model.
+front-end cost per frame, and, with TFLM_DIR set, inference on the real firmware against the per-op cycle
+model.
 
 Under ``-icount shift=6`` every retired instruction advances virtual time by 64 ns, so the 25 MHz timer gives
 1.6 ticks per instruction: instructions = ticks / 1.6. That is an instruction count, not Cortex-M4 cycles (no
@@ -86,9 +87,10 @@ def run_bench(quick: bool = False) -> None:
                 [
                     ["ping round trip, median (host wall clock)", f"{statistics.median(rtt):.2f} ms"],
                     [
-                        f"model upload, {len(blob) // 1024} KiB in 256-byte chunks with CRC (QEMU's UART model takes one byte "
-                        "per main-loop turn; 512-byte chunks gave the same rate)",
-                        f"{upload_kib_s:.1f} KiB/s of model ({2 * upload_kib_s:.1f} KiB/s of hex on the wire)",
+                        f"model upload, {len(blob) // 1024} KiB in 256-byte chunks with CRC (QEMU's UART "
+                        "model takes one byte per main-loop turn; 512-byte chunks gave the same rate)",
+                        f"{upload_kib_s:.1f} KiB/s of model "
+                        f"({2 * upload_kib_s:.1f} KiB/s of hex on the wire)",
                     ],
                     [
                         "fixed-point log-mel frame (30 ms window, 512-point FFT, 40 mels)",
@@ -171,11 +173,11 @@ def _inference_rows(images: dict[str, Path], quick: bool) -> list[str]:
     for k in measured:
         header += [f"M instr, {k}", f"instr/MAC, {k}", f"M cycles, model `{model_key[k]}`", "model / instr"]
     text = [
-        "Inference on the firmware (random int8 weights): instructions retired on the emulated board for each TFLM "
-        "kernel build, next to the Nucleo-L4R5ZI cycle model (`energy/cycle_model.py`) under the key calibrated "
-        "for that kind of kernel. The ratio is the cycles per instruction the model implies; its spread across "
-        "architectures says how well the model's relative per-op costs match the real kernels' instruction "
-        "counts.",
+        "Inference on the firmware (random int8 weights): instructions retired on the emulated board for "
+        "each TFLM kernel build, next to the Nucleo-L4R5ZI cycle model (`energy/cycle_model.py`) under the "
+        "key calibrated for that kind of kernel. The ratio is the cycles per instruction the model implies; "
+        "its spread across architectures says how well the model's relative per-op costs match the real "
+        "kernels' instruction counts.",
         "",
         markdown_table(header, rows),
         "",
@@ -183,10 +185,11 @@ def _inference_rows(images: dict[str, Path], quick: bool) -> list[str]:
             len(rows), ", ".join(f"{k} {v:.0f}%" for k, v in spreads.items())
         ),
         "",
-        "The `tflm-reference` key is calibrated on MLPerf Tiny's reference result (181.9 ms), which was built "
-        'with TAGS="cmsis-nn" (mlcommons/tiny, v0.1/reference_submissions/keyword_spotting/setup_example.sh): '
-        "TFLM v2.3.1 with the 2020 CMSIS-NN, not TFLM's portable reference kernels, which compute 4-D offsets "
-        "for every MAC. The `cmsis-nn` key is calibrated on X-CUBE-AI's 63.0 ms.",
+        "The `tflm-reference` key is calibrated on MLPerf Tiny's reference result (181.9 ms), which was "
+        'built with TAGS="cmsis-nn" '
+        "(mlcommons/tiny, v0.1/reference_submissions/keyword_spotting/setup_example.sh): TFLM v2.3.1 with "
+        "the 2020 CMSIS-NN, not TFLM's portable reference kernels, which compute 4-D offsets for every MAC. "
+        "The `cmsis-nn` key is calibrated on X-CUBE-AI's 63.0 ms.",
     ]
     if "CMSIS-NN" in measured and "reference" in measured:
         text.append(
@@ -235,10 +238,10 @@ def _cmsis_campaign(elf: Path, quick: bool) -> list[str]:
     cv = cross_validate_specs(specs, instr, board)
     per_mac = instr / macs
     return [
-        f"Campaign on the CMSIS-NN image: {len(specs)} sampled architectures (feasible on the board, random int8 "
-        f"weights), {took_s:.0f} s on QEMU ({took_s / len(specs):.1f} s each, upload included). Instructions per "
-        f"MAC range {np.percentile(per_mac, 5):.1f}-{np.percentile(per_mac, 95):.1f} (5th-95th percentile), which is "
-        "why MACs alone predict cost poorly.",
+        f"Campaign on the CMSIS-NN image: {len(specs)} sampled architectures (feasible on the board, random "
+        f"int8 weights), {took_s:.0f} s on QEMU ({took_s / len(specs):.1f} s each, upload included). "
+        f"Instructions per MAC range {np.percentile(per_mac, 5):.1f}-{np.percentile(per_mac, 95):.1f} "
+        "(5th-95th percentile), which is why MACs alone predict cost poorly.",
         "",
         markdown_table(
             ["predictor of CMSIS-NN instructions", "MAPE"],
@@ -249,8 +252,8 @@ def _cmsis_campaign(elf: Path, quick: bool) -> list[str]:
             ],
         ),
         "",
-        "The same campaign through the CLI (stored, resumable, then `predictor eval`): `audio-nas device qemu --elf "
-        "build/fw-cmsis/firmware.elf` and `audio-nas measure --board mps2-an386-cmsis --backend device --port "
-        "socket://127.0.0.1:PORT --count 60`.",
+        "The same campaign through the CLI (stored, resumable, then `predictor eval`): `audio-nas device "
+        "qemu --elf build/fw-cmsis/firmware.elf` and `audio-nas measure --board mps2-an386-cmsis --backend "
+        "device --port socket://127.0.0.1:PORT --count 60`.",
         "",
     ]
