@@ -27,7 +27,8 @@ def make(
     path = make_dataset(name, per_class=per_class, seed=seed, out_dir=out, workers=workers)
     meta = json.loads((path / "manifest.json").read_text())
     typer.echo(
-        f"{meta['name']}: {meta['n_clips']} clips, {len(meta['classes'])} classes, splits {meta['split_counts']}"
+        f"{meta['name']}: {meta['n_clips']} clips, {len(meta['classes'])} classes, splits "
+        f"{meta['split_counts']}"
     )
     typer.echo(
         f"content hash {meta['content_hash'][:16]}, generated in {meta['generation_time_s']} s -> {path}"
@@ -42,7 +43,8 @@ def info(name: str = typer.Argument(..., help="A dataset name or KIND:PATH.")) -
     ds = load_dataset(name)
     counts = ds.counts()
     typer.echo(
-        f"{ds.name}: {len(ds)} clips of {ds.clip_ms} ms at {ds.sample_rate_hz} Hz, hash {ds.content_hash[:16]}"
+        f"{ds.name}: {len(ds)} clips of {ds.clip_ms} ms at {ds.sample_rate_hz} Hz, hash "
+        f"{ds.content_hash[:16]}"
     )
     typer.echo(f"{'class':<16}" + "".join(f"{s:>12}" for s in counts))
     for c in ds.class_names:

@@ -100,9 +100,9 @@ def register(app: typer.Typer) -> None:
                 b, active, per_round, pool_specs=pool, seed=seed, backend=backend, store=store, port=port
             ):
                 typer.echo(
-                    f"active round {r.round}: {r.chosen} measured (tree spread {r.mean_relative_spread:.3f}), "
-                    f"error of the prediction made before measuring them: {r.prequential_mape:.1f}% MAPE; "
-                    f"{r.measured_total} in all"
+                    f"active round {r.round}: {r.chosen} measured (tree spread "
+                    f"{r.mean_relative_spread:.3f}), error of the prediction made before measuring them: "
+                    f"{r.prequential_mape:.1f}% MAPE; {r.measured_total} in all"
                 )
         typer.echo(f"{len(store.all(b.name))} measurements for {b.name} in {store_path(b.name)}")
 
@@ -128,9 +128,9 @@ def register(app: typer.Typer) -> None:
                 continue
             day = always_on_energy_per_day_j(e, spec, b, rate_hz)
             typer.echo(
-                f"{name:<10} {e.latency_ms:8.2f} ms {e.energy_uj:9.1f} µJ/inference   per day at {rate_hz}/s: "
-                f"{day['total_j']:.1f} J (inference {day['inference_j']:.1f}, front-end {day['frontend_j']:.1f}, "
-                f"sleep {day['sleep_j']:.1f})"
+                f"{name:<10} {e.latency_ms:8.2f} ms {e.energy_uj:9.1f} µJ/inference   per day at "
+                f"{rate_hz}/s: {day['total_j']:.1f} J (inference {day['inference_j']:.1f}, front-end "
+                f"{day['frontend_j']:.1f}, sleep {day['sleep_j']:.1f})"
             )
 
     app.add_typer(predictor_app, name="predictor")

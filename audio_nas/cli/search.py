@@ -44,8 +44,8 @@ def register(app: typer.Typer) -> None:
         runner = SearchRunner(cfg, run_dir or runs_dir() / cfg.name)
         result = runner.run()
         typer.echo(
-            f"{result.n_finished} trials finished in {result.wall_s:.0f} s; Pareto front {len(result.pareto_ids)} "
-            f"models; hypervolume {result.hypervolume:.4f}"
+            f"{result.n_finished} trials finished in {result.wall_s:.0f} s; Pareto front "
+            f"{len(result.pareto_ids)} models; hypervolume {result.hypervolume:.4f}"
         )
         report = write_report(runner)
         typer.echo(f"report: {report}  (also report.html, pareto.csv, pareto.png in {runner.run_dir})")

@@ -135,7 +135,8 @@ def register(app: typer.Typer) -> None:
                         f"board: recall {r['recall']:.3f}, false alarms/hour {r['false_alarms_per_hour']:.1f}"
                     )
                 typer.echo(
-                    f"{len(res.detections)} detections from the board in {res.audio_s:.0f} s of audio -> {out}"
+                    f"{len(res.detections)} detections from the board in {res.audio_s:.0f} s of audio -> "
+                    f"{out}"
                 )
                 return
             if live is not None:

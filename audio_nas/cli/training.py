@@ -42,7 +42,8 @@ def register(app: typer.Typer) -> None:
         spec, result, path = train_and_save(arch, dataset, out_dir, cfg)
         typer.echo(f"spec:            {spec.to_str()}")
         typer.echo(
-            f"val accuracy:    {result.val_accuracy:.4f} (best epoch {result.best_epoch + 1}/{result.epochs_run})"
+            f"val accuracy:    {result.val_accuracy:.4f} (best epoch "
+            f"{result.best_epoch + 1}/{result.epochs_run})"
         )
         typer.echo(f"test accuracy:   {result.test_accuracy:.4f}")
         worst = sorted(result.per_class_accuracy.items(), key=lambda kv: kv[1])[:3]
