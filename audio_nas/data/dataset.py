@@ -149,6 +149,7 @@ def load_dataset(
     if name_or_path in DATASETS:
         return DATASETS[name_or_path](root, sample_rate_hz=sample_rate_hz, clip_ms=clip_ms, on_error=on_error)
     raise DataError(
-        f"unknown dataset {name_or_path!r}; use one of {', '.join(k for k in DATASETS if not k.endswith('-path'))} "
-        f"(path-based ones as KIND:PATH, e.g. speech-commands:/data/speech_commands_v0.02)"
+        f"unknown dataset {name_or_path!r}; use one of "
+        f"{', '.join(k for k in DATASETS if not k.endswith('-path'))} (path-based ones as KIND:PATH, e.g. "
+        "speech-commands:/data/speech_commands_v0.02)"
     )

@@ -264,7 +264,10 @@ def load_csv(
     on_error: str = "raise",
     class_names: tuple[str, ...] | None = None,
 ) -> AudioDataset:
-    """CSV with path,label[,split|fold]; paths relative to the CSV's folder. fold: 1..K, K-1 = val, K = test."""
+    """CSV with path,label[,split|fold]; paths relative to the CSV's folder.
+
+    fold: 1..K, K-1 = val, K = test.
+    """
     manifest = Path(manifest)
     if not manifest.exists():
         raise DataError(f"manifest {manifest} does not exist")

@@ -1,4 +1,5 @@
-"""Board profiles, latency/energy models (measured, predicted, emulated, analytic) and the energy predictor."""
+"""Board profiles, latency/energy models (measured, predicted, emulated, analytic) and the energy
+predictor."""
 
 from audio_nas.energy.boards import BoardProfile, available_boards, load_board
 from audio_nas.energy.models import SOURCES, EnergyEstimate, always_on_energy_per_day_j, energy_from_cycles

@@ -21,8 +21,9 @@ TensorFlow v2.3.1 with ``TAGS="cmsis-nn"`` (mlcommons/tiny, v0.1/reference_submi
 setup_example.sh, "enable CMSIS-NN"), so 181.9 ms is TFLM *with the 2020 CMSIS-NN kernels*, not TFLM's
 portable reference kernels. Those are far slower: our firmware's reference-kernel build retires 198.6 M
 instructions for DS-CNN on the emulated Cortex-M4 (QEMU icount, docs/benchmarks.md firmware section),
-about 9x the 21.8 M cycles above; built with today's CMSIS-NN it retires 7.7 M, near X-CUBE-AI's 7.56 M cycles. The key keeps its name so that stored profiles and runs stay readable;
-"cmsis-nn" is calibrated on X-CUBE-AI's figure, the best published code for this board.
+about 9x the 21.8 M cycles above; built with today's CMSIS-NN it retires 7.7 M, near X-CUBE-AI's 7.56 M
+cycles. The key keeps its name so that stored profiles and runs stay readable; "cmsis-nn" is calibrated on
+X-CUBE-AI's figure, the best published code for this board.
 """
 
 from __future__ import annotations
