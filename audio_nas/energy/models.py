@@ -67,7 +67,8 @@ class AnalyticModel:
 
 
 class EmulatedModel:
-    """Per-op cycle model on the model's op list: the exported .tflite's ops when given, else the layer plan."""
+    """Per-op cycle model on the model's op list: the exported .tflite's ops when given, else the
+    layer plan."""
 
     source = "emulated"
 
@@ -91,8 +92,8 @@ def always_on_energy_per_day_j(
     ) * SECONDS_PER_DAY
     if busy_s > SECONDS_PER_DAY:
         raise EnergyModelError(
-            f"at {inferences_per_s}/s the core is busy {busy_s / SECONDS_PER_DAY:.0%} of the time: the model cannot "
-            f"run that often on {board.name}; lower the inference rate"
+            f"at {inferences_per_s}/s the core is busy {busy_s / SECONDS_PER_DAY:.0%} of the time: the model "
+            f"cannot run that often on {board.name}; lower the inference rate"
         )
     sleep_j = board.sleep_power_mw * 1e-3 * (SECONDS_PER_DAY - busy_s)
     return {"inference_j": inf_j, "frontend_j": fe_j, "sleep_j": sleep_j, "total_j": inf_j + fe_j + sleep_j}

@@ -1,4 +1,5 @@
-"""TFLite ops (as ``export.parse_tflite_ops`` reads them from a flatbuffer) in the fields the energy models read."""
+"""TFLite ops (as ``export.parse_tflite_ops`` reads them from a flatbuffer) in the fields the energy
+models read."""
 
 from __future__ import annotations
 

@@ -121,7 +121,8 @@ def tflm_arena_bytes(model_bytes: bytes, upper: int = 8 << 20) -> int:
 
 
 def run_tflm(model_bytes: bytes, x_int8: np.ndarray, arena_bytes: int | None = None) -> np.ndarray:
-    """Run each row of ``x_int8`` (shape [N, ...input shape without batch]) through TFLM; int8 outputs [N, K]."""
+    """Run each row of ``x_int8`` (shape [N, ...input shape without batch]) through TFLM; int8
+    outputs [N, K]."""
     check_structure(model_bytes)
     arena = arena_bytes or max(64 << 10, 16 * len(model_bytes))
     status, payload = _run_isolated(model_bytes, arena, [x[None] for x in np.asarray(x_int8, np.int8)])
