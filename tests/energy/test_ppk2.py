@@ -34,7 +34,8 @@ def test_missing_package_names_the_install(monkeypatch):
 
 
 class FakePPK2:
-    """Stands in for ppk2_api.PPK2_API: 4-byte samples, current in the low 16 bits, digital bits in the top byte."""
+    """Stands in for ppk2_api.PPK2_API: 4-byte samples, current in the low 16 bits, digital bits in the
+    top byte."""
 
     def __init__(self, chunks):
         self.chunks, self.calls = list(chunks), []

@@ -96,7 +96,8 @@ def test_cpp_twin_is_bit_exact_with_python(tmp_path):
 def test_cpp_twin_cross_compiles_for_cortex_m4(tmp_path):
     if shutil.which("arm-none-eabi-g++") is None:
         pytest.skip(
-            "arm-none-eabi-g++ is not installed (apt-get install gcc-arm-none-eabi libstdc++-arm-none-eabi-newlib)"
+            "arm-none-eabi-g++ is not installed (apt-get install gcc-arm-none-eabi "
+            "libstdc++-arm-none-eabi-newlib)"
         )
     subprocess.run(
         [
