@@ -13,7 +13,7 @@ import torch
 from audio_nas.errors import ExportError
 from audio_nas.export.c_array import write_c_sources
 from audio_nas.export.graph import SUPPORTED_OPS, lower_model
-from audio_nas.export.quantize import quantize_graph, quantize_input, run_int8
+from audio_nas.export.quantize import quantize_graph, quantize_input, run_int8, weight_bits_of
 from audio_nas.export.tflite_writer import write_tflite
 from audio_nas.export.verify import check_structure, run_tflm, tflm_arena_bytes
 from audio_nas.space import arch_costs, build_model
@@ -38,6 +38,8 @@ class ExportResult:
         "nan"
     )  # fraction of TFLM outputs equal to the simulation on the calibration set
     parity_within_1: float = float("nan")
+    weight_bits: dict[str, int] = field(default_factory=dict)  # op name -> 8 or 4 as written
+    int4_fallbacks: dict[str, str] = field(default_factory=dict)  # asked for int4, kept int8: the reason
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -53,8 +55,13 @@ def export_model(
     *,
     calibration: str = "minmax",
     verify_samples: int = 32,
+    weight_bits: dict[str, int] | None = None,
 ) -> ExportResult:
-    """Quantise ``model`` (built from ``spec``) on ``calib_x`` [N, T, F], write everything to ``out_dir``."""
+    """Quantise ``model`` (built from ``spec``) on ``calib_x`` [N, T, F], write everything to ``out_dir``.
+
+    Weights are int8, or int4 for the layers of ``_w4`` blocks (``weight_bits``: op name -> 4|8 overrides);
+    summary.json lists every op's weight bits and any int4 request that had to stay int8, with the reason.
+    """
     out_dir = Path(out_dir)
     calib_x = np.asarray(calib_x, np.float32)
     if calib_x.ndim != 3 or calib_x.shape[1:] != tuple(spec.input_shape):
@@ -63,7 +70,7 @@ def export_model(
             f"got {calib_x.shape}; compute them with the spec's front-end"
         )
     g = lower_model(model)  # raises ExportError naming an unsupported op before anything is written
-    quantize_graph(g, calib_x, calibration=calibration)
+    quantize_graph(g, calib_x, calibration=calibration, weight_bits=weight_bits)
     model_bytes = write_tflite(g, description=f"audio-nas {spec.to_str()}")
     arena = tflm_arena_bytes(model_bytes)
     xq = quantize_input(g, calib_x[:verify_samples])
@@ -91,6 +98,8 @@ def export_model(
         per_op_macs=[(l.name, l.op, l.macs) for l in costs.layers],
         parity_exact=float((diff == 0).mean()),
         parity_within_1=float((diff <= 1).mean()),
+        weight_bits=weight_bits_of(g),
+        int4_fallbacks=dict(g.int4_fallbacks),
     )
     summary = {
         **res.to_json(),

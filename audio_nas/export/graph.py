@@ -52,6 +52,7 @@ class Tensor:
     scale: np.ndarray | None = None
     zero_point: np.ndarray | None = None
     q: np.ndarray | None = None  # quantised constant
+    bits: int = 8  # weights: 8 (int8) or 4 (int4, written packed two per byte; q holds the int8 values)
 
 
 @dataclass
@@ -69,6 +70,7 @@ class Graph:
     ops: list[Op] = field(default_factory=list)
     input: int = 0
     output: int = 0
+    int4_fallbacks: dict[str, str] = field(default_factory=dict)  # op name -> why it stays int8 (quantize)
 
     def add_tensor(self, name: str, shape, data=None) -> int:
         self.tensors.append(Tensor(name, tuple(int(s) for s in shape), data))
@@ -112,6 +114,7 @@ class Lowering:
                 f"{name}: grouped convolution (groups={cbn.groups}) has no TFLM builtin; use depthwise or dense"
             )
         wi = self.g.add_tensor(f"{name}/weights", wt.shape, wt)
+        self.g.tensors[wi].bits = getattr(cbn, "weight_bits", 8)
         bi = self.g.add_tensor(f"{name}/bias", b.shape, b)
         out = self.g.add_tensor(name, (1, oh, ow, oc))
         self.g.ops.append(
@@ -199,6 +202,7 @@ class Lowering:
         fc: Classifier = m.classifier
         wt = fc.fc.weight.detach().double().numpy()
         wi = self.g.add_tensor("classifier/weights", wt.shape, wt)
+        self.g.tensors[wi].bits = getattr(fc, "weight_bits", 8)
         bi = self.g.add_tensor("classifier/bias", (wt.shape[0],), fc.fc.bias.detach().double().numpy())
         out = self.g.add_tensor("logits", (1, wt.shape[0]))
         self.g.ops.append(Op("FULLY_CONNECTED", [x, wi, bi], [out], {"act": "none"}, "classifier"))

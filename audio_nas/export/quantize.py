@@ -1,7 +1,10 @@
 """int8 quantisation following TFLite/TFLM conventions, and an integer simulation of TFLM's kernels.
 
 - weights: per-channel symmetric int8 in [-127, 127] (conv: channel axis 0, depthwise: axis 3),
-  FULLY_CONNECTED per-tensor symmetric;
+  FULLY_CONNECTED per-tensor symmetric; a weight tensor marked 4-bit (a block's ``_w4``) is quantised the
+  same way to int4 in [-7, 7] (scale = absmax / 7: TFLM's SignedSymmetricPerChannelQuantize clamps int4 to
+  [qmin + 1, qmax] = [-7, 7], the narrow range TFLite's converter also uses) and written packed; the
+  kernels unpack it to int8 before the int8 arithmetic, so ``run_int8`` needs no change for int4;
 - activations: per-tensor asymmetric int8, range from calibration (min/max, or a percentile) widened
   to include 0; RESHAPE and AVERAGE_POOL_2D outputs share their input's parameters (as TFLite requires);
 - biases: int32 with scale input_scale x weight_scale and zero point 0.
@@ -23,6 +26,11 @@ from audio_nas.errors import ExportError
 from audio_nas.export.graph import Graph, conv_nhwc, run_float
 
 INT8_MIN, INT8_MAX = -128, 127
+# Symmetric (narrow-range) weight limits per bit-width: int8 [-127, 127], int4 [-7, 7].
+WEIGHT_QMAX: dict[int, int] = {8: 127, 4: 7}
+# Ops whose TFLM reference (and CMSIS-NN) kernels take int4 weights with int8 activations
+# (kernels/conv_common.cc, depthwise_conv_common.cc, fully_connected.cc: kTfLiteInt4 + a scratch buffer).
+INT4_WEIGHT_OPS: frozenset[str] = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"})
 # A tensor that is (almost) constant gets this minimum range: a tinier output scale makes
 # input_scale * weight_scale / output_scale overflow TFLM's multiplier
 # ("no_integer_overflow_from_quantization").
@@ -141,10 +149,40 @@ def act_qparams(lo: float, hi: float) -> tuple[float, int]:
     return scale, zp
 
 
+def int4_fallbacks(g: Graph) -> dict[str, str]:
+    """Ops whose weights ask for 4 bits but must stay int8 in TFLM: op name -> the reason."""
+    out = {}
+    for op in g.ops:
+        if len(op.inputs) > 1 and g.tensors[op.inputs[1]].bits == 4 and op.kind not in INT4_WEIGHT_OPS:
+            out[op.name] = (
+                f"TFLM has no int4-weight kernel for {op.kind} (only {', '.join(sorted(INT4_WEIGHT_OPS))})"
+            )
+    return out
+
+
+def weight_bits_of(g: Graph) -> dict[str, int]:
+    """Op name -> the bit-width its weights are written with (ops with weights only)."""
+    return {
+        op.name: g.tensors[op.inputs[1]].bits
+        for op in g.ops
+        if op.kind in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+    }
+
+
 def quantize_graph(
-    g: Graph, calib_x: np.ndarray, *, calibration: str = "minmax", percentile: float = 99.99
+    g: Graph,
+    calib_x: np.ndarray,
+    *,
+    calibration: str = "minmax",
+    percentile: float = 99.99,
+    weight_bits: dict[str, int] | None = None,
 ) -> Graph:
-    """Calibrate activation ranges on ``calib_x`` and quantise every tensor in place."""
+    """Calibrate activation ranges on ``calib_x`` and quantise every tensor in place.
+
+    ``weight_bits``: op name -> 4 or 8, overriding what the model's layers ask for (by default a block's
+    ``_w4``); a 4-bit request on an op TFLM cannot run with int4 weights falls back to int8
+    (``int4_fallbacks`` says why; the exporter writes the reasons into summary.json).
+    """
     if calibration not in ("minmax", "percentile"):
         raise ExportError(f"calibration {calibration!r} is unknown; choose minmax or percentile")
     if len(calib_x) == 0:
@@ -172,16 +210,28 @@ def quantize_graph(
                 np.array([-128]),
             )
     for op in g.ops:
+        if weight_bits and op.name in weight_bits and len(op.inputs) > 1:
+            g.tensors[op.inputs[1]].bits = int(weight_bits[op.name])
+    g.int4_fallbacks = int4_fallbacks(g)
+    for name in g.int4_fallbacks:
+        op = next(o for o in g.ops if o.name == name)
+        g.tensors[op.inputs[1]].bits = 8
+    for op in g.ops:
         if op.kind in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
             w, b = g.tensors[op.inputs[1]], g.tensors[op.inputs[2]]
+            if w.bits not in WEIGHT_QMAX:
+                raise ExportError(f"{op.name}: {w.bits}-bit weights are not supported; choose 8 or 4")
+            qmax = WEIGHT_QMAX[w.bits]
             axis = 3 if op.kind == "DEPTHWISE_CONV_2D" else 0
             absmax = np.abs(w.data).max(axis=tuple(i for i in range(w.data.ndim) if i != axis))
             if op.kind == "FULLY_CONNECTED":
                 absmax = np.full_like(absmax, absmax.max())
-            ws = np.where(absmax > 0, absmax / 127.0, 1e-8)
+            ws = np.where(absmax > 0, absmax / qmax, 1e-8)
+            if op.kind == "FULLY_CONNECTED" and w.bits == 4:
+                ws = ws[:1]  # TFLM's int4 FULLY_CONNECTED is per-tensor only: one scale, or Prepare fails
             shape = [1] * w.data.ndim
             shape[axis] = -1
-            w.q = np.clip(np.round(w.data / ws.reshape(shape)), -127, 127).astype(np.int8)
+            w.q = np.clip(np.round(w.data / ws.reshape(shape)), -qmax, qmax).astype(np.int8)
             w.scale, w.zero_point = ws, np.zeros(len(ws), np.int64)
             in_s = g.tensors[op.inputs[0]].scale[0]
             b.scale, b.zero_point = in_s * ws, np.zeros(len(ws), np.int64)

@@ -22,6 +22,29 @@ ACT = {
 BUILTIN = {name: getattr(S.BuiltinOperator, name) for name in SUPPORTED_OPS}
 
 
+def pack_int4(values: np.ndarray) -> np.ndarray:
+    """int4 values (int8 array in [-8, 7], C order) -> bytes, two per byte, the first in the low nibble.
+
+    This is the layout TFLM's ``tensor_utils::UnpackDenseInt4IntoInt8`` reads (element 2i from the low
+    nibble of byte i, 2i+1 from the high nibble, sign-extended; an odd count leaves the last high nibble 0).
+    """
+    v = np.asarray(values, np.int8).ravel()
+    if v.size and (v.min() < -8 or v.max() > 7):
+        raise ExportError(f"int4 values must lie in [-8, 7], got [{v.min()}, {v.max()}]")
+    nib = (v.astype(np.int16) & 0xF).astype(np.uint8)
+    if nib.size % 2:
+        nib = np.append(nib, np.uint8(0))
+    return (nib[0::2] | (nib[1::2] << 4)).astype(np.uint8)
+
+
+def unpack_int4(packed: np.ndarray, count: int) -> np.ndarray:
+    """Inverse of ``pack_int4``: ``count`` sign-extended int4 values as int8."""
+    b = np.asarray(packed, np.uint8)
+    lo = ((b & 0xF).astype(np.int16) ^ 8) - 8
+    hi = ((b >> 4).astype(np.int16) ^ 8) - 8
+    return np.stack([lo, hi], axis=1).ravel()[:count].astype(np.int8)
+
+
 def _qparams(scale, zero_point, dim: int = 0):
     q = S.QuantizationParametersT()
     q.scale = [float(s) for s in np.atleast_1d(scale)]
@@ -102,9 +125,13 @@ def write_tflite(g: Graph, description: str = "audio-nas") -> bytes:
         tt.name = t.name
         tt.shape = list(t.shape)
         if t.q is not None:
-            tt.type = S.TensorType.INT32 if t.q.dtype == np.int32 else S.TensorType.INT8
             buf = S.BufferT()
-            buf.data = np.frombuffer(np.ascontiguousarray(t.q).tobytes(), np.uint8)
+            if t.q.dtype == np.int8 and t.bits == 4:
+                tt.type = S.TensorType.INT4
+                buf.data = pack_int4(t.q)
+            else:
+                tt.type = S.TensorType.INT32 if t.q.dtype == np.int32 else S.TensorType.INT8
+                buf.data = np.frombuffer(np.ascontiguousarray(t.q).tobytes(), np.uint8)
             model.buffers.append(buf)
             tt.buffer = len(model.buffers) - 1
             dim = (

@@ -51,6 +51,11 @@ class AudioNet(nn.Module):
             for r in range(repeats):
                 stride = (1, 1) if isinstance(b, MQASpec) or r > 0 else b.stride
                 module, ch = _make_block(b, ch, stride, one_d)
+                for (
+                    sub
+                ) in module.modules():  # the block's weight bit-width (``_w4``) goes to each of its convs
+                    if isinstance(sub, ConvBnAct):
+                        sub.weight_bits = b.weight_bits
                 blocks.append(module)
         self.blocks = nn.ModuleList(blocks)
         self.head_conv = (
@@ -60,6 +65,7 @@ class AudioNet(nn.Module):
         )
         if spec.head.channels:
             ch = spec.head.channels
+            self.head_conv.weight_bits = spec.head.weight_bits
         if spec.head.pool == "flatten":
             h, w, _ = stage_shapes(spec)[-1]
             self.pool = Flatten()
@@ -67,6 +73,7 @@ class AudioNet(nn.Module):
         else:
             self.pool = GlobalAvgPool()
             self.classifier = Classifier(ch, spec.n_classes)
+        self.classifier.weight_bits = spec.head.weight_bits
 
     def to_nchw(self, x: torch.Tensor) -> torch.Tensor:
         if self.spec.is_1d:

@@ -12,12 +12,16 @@
 - peak_ram_bytes: an analytic lower bound on the activations alone: a tensor lives from the op that writes
   it to the last op that reads it (RESHAPE aliases its input); the peak is the largest sum of live int8
   tensors at any op. TFLM's arena is always larger (fragmentation, no aliasing, the persistent tail).
-- flash: int8 weights + int32 biases + per-channel quantisation params + flatbuffer overhead.
-- ACE (PokeBNN, Zhang et al. 2022): sum over MACs of weight bits x activation bits.
+- flash: weights at each layer's bit-width (int4 packed two per byte, rounded up to a byte per tensor) +
+  int32 biases + per-channel quantisation params + flatbuffer overhead.
+- ACE (PokeBNN, Zhang et al. 2022): sum over layers of MACs x weight bits x activation bits (a layer's
+  ``weight_bits``: 4 in ``_w4`` blocks; BATCH_MATMUL multiplies two int8 activations: 8 x 8).
 - ACEv2 (PikeLPN, 2024): ACE plus the elementwise work int8 inference really does. We count
   each elementwise op of the layer plan (bias add, requantisation multiply/shift/offset,
   clamp, residual rescale) at 32 x 8 bit-operations: a 32-bit fixed-point multiplier times an
-  8-bit-range value, which is how PikeLPN charges requantisation. Constants below.
+  8-bit-range value, which is how PikeLPN charges requantisation. int4 layers add their weights'
+  unpacking, which TFLM does on every inference (``UnpackDenseInt4IntoInt8``: a left shift and an
+  arithmetic right shift of an 8-bit value per weight, 2 x 8 x 8 bit-operations). Constants below.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from audio_nas.space.spec import ArchSpec
 from audio_nas.space.tflm_arena import LAYOUTS, tflm_arena
 
 ELEMENTWISE_BITOPS = 32 * 8  # ACEv2 weight of one elementwise op in int8 inference
+INT4_UNPACK_BITOPS_PER_WEIGHT = 2 * 8 * 8  # ACEv2: two 8-bit shifts per int4 weight, every inference
+WEIGHT_OPS = ("conv2d", "depthwise_conv2d", "fully_connected")
 FLATBUFFER_FIXED_BYTES = 1200  # model header, subgraph, buffers table (measured on exported models)
 FLATBUFFER_PER_OP_BYTES = 160  # operator + tensor tables + options per op
 PER_CHANNEL_QPARAM_BYTES = 12  # float32 scale + int64 zero point per output channel
@@ -102,10 +108,13 @@ def torch_params(layers: list[LayerCost]) -> int:
 
 
 def arch_costs(
-    spec: ArchSpec, *, weight_bits: int = 8, act_bits: int = 8, pointer_bytes: int = 4
+    spec: ArchSpec, *, weight_bits: int | None = None, act_bits: int = 8, pointer_bytes: int = 4
 ) -> ArchCosts:
     """Costs of ``spec`` from its layer plan alone (no torch). ``pointer_bytes`` picks the TFLM build whose
-    arena ``arena_bytes`` reports: 4 = Cortex-M firmware (boards), 8 = the x86-64 host interpreter."""
+    arena ``arena_bytes`` reports: 4 = Cortex-M firmware (boards), 8 = the x86-64 host interpreter.
+
+    ``weight_bits``: None = each layer's own (8, or 4 in ``_w4`` blocks); a number overrides every layer's
+    weights in flash and ACE (a what-if; the arena follows the spec's own bit-widths)."""
     if pointer_bytes not in LAYOUTS:
         raise ValueError(f"pointer_bytes must be one of {sorted(LAYOUTS)}, got {pointer_bytes}")
     layers = plan_layers(spec)
@@ -118,10 +127,16 @@ def arch_costs(
     deployed = sum(layer.params for layer in layers)
     t, f = spec.input_shape
     peak, where = peak_activation_bytes(layers, (1, t, f, 1))
+
+    def wbits(layer: LayerCost) -> int:
+        if layer.op not in WEIGHT_OPS:
+            return 8  # BATCH_MATMUL: two int8 activations
+        return weight_bits if weight_bits is not None else layer.weight_bits
+
     weight_bytes = sum(
-        (layer.params - layer.out_shape[-1]) * weight_bits // 8 + 4 * layer.out_shape[-1]
+        -(-(layer.params - layer.out_shape[-1]) * wbits(layer) // 8) + 4 * layer.out_shape[-1]
         for layer in layers
-        if layer.op in ("conv2d", "depthwise_conv2d", "fully_connected")
+        if layer.op in WEIGHT_OPS
     )
     qparam_bytes = sum(
         PER_CHANNEL_QPARAM_BYTES * layer.out_shape[-1]
@@ -129,8 +144,13 @@ def arch_costs(
         if layer.op in ("conv2d", "depthwise_conv2d")
     )
     flash = FLATBUFFER_FIXED_BYTES + FLATBUFFER_PER_OP_BYTES * len(layers) + weight_bytes + qparam_bytes
-    ace = macs * weight_bits * act_bits
-    ace_v2 = ace + ELEMENTWISE_BITOPS * sum(layer.elementwise_ops for layer in layers)
+    ace = sum(layer.macs * wbits(layer) * act_bits for layer in layers if layer.op in MAC_OPS)
+    unpacked = sum(layer.params - layer.out_shape[-1] for layer in layers if wbits(layer) == 4)
+    ace_v2 = (
+        ace
+        + ELEMENTWISE_BITOPS * sum(layer.elementwise_ops for layer in layers)
+        + INT4_UNPACK_BITOPS_PER_WEIGHT * unpacked
+    )
     return ArchCosts(
         params=params,
         deployed_params=deployed,

@@ -51,6 +51,9 @@ class ConvBnAct(nn.Module):
         )
         self.bn = nn.BatchNorm2d(out_ch)
         self.act = ACT_LAYERS[act]()
+        self.weight_bits = (
+            8  # 4: int4 weights (QAT fake-quantises to [-7, 7], export packs them); set by the builder
+        )
 
     @property
     def is_depthwise(self) -> bool:
@@ -87,6 +90,7 @@ class ConvBnAct(nn.Module):
             macs=macs,
             params=params,
             activation=fused,
+            weight_bits=self.weight_bits,
         )
         if self.act_name == "hswish":
             out = pb.add(f"{name}.hswish", "hard_swish", (out,), (1, oh, ow, oc))
@@ -240,10 +244,19 @@ class Classifier(nn.Module):
     def __init__(self, in_features: int, n_classes: int):
         super().__init__()
         self.fc = nn.Linear(in_features, n_classes)
+        self.weight_bits = 8  # 4: int4 weights, per-tensor (a head token's ``_w4``); set by the builder
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(x)
 
     def plan(self, pb: PlanBuilder, tid: int, name: str) -> int:
         i, o = self.fc.in_features, self.fc.out_features
-        return pb.add(name, "fully_connected", (tid,), (1, o), macs=i * o, params=i * o + o)
+        return pb.add(
+            name,
+            "fully_connected",
+            (tid,),
+            (1, o),
+            macs=i * o,
+            params=i * o + o,
+            weight_bits=self.weight_bits,
+        )

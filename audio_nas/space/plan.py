@@ -55,7 +55,7 @@ class LayerCost:
     groups: int = 1
     macs: int = 0
     params: int = 0  # deployed parameters: weights + biases (BN folded)
-    weight_bits: int = 8
+    weight_bits: int = 8  # of the op's weights (conv, depthwise, fully connected); a block's ``_w4`` sets 4
     act_bits: int = 8
     elementwise_ops: int = 0  # per-output-element work besides MACs (requantisation, activation, add)
     activation: str = "none"  # fused activation
@@ -132,6 +132,7 @@ def _conv(
     stride_hw: tuple[int, int],
     act: str,
     depthwise: bool = False,
+    bits: int = 8,
 ) -> int:
     """One ``layers.ConvBnAct``: CONV_2D or DEPTHWISE_CONV_2D (RELU/RELU6 fused), then HARD_SWISH if any."""
     h, w, c = pb.tensor_shapes[tid][1:]
@@ -149,6 +150,7 @@ def _conv(
         macs=oh * ow * out_ch * per_out,
         params=out_ch * per_out + out_ch,  # BN folded into one bias per output channel
         activation=act if act in ("relu", "relu6") else "none",
+        weight_bits=bits,
     )
     if act == "hswish":
         out = pb.add(f"{name}.hswish", "hard_swish", (out,), (1, oh, ow, out_ch))
@@ -159,15 +161,14 @@ def _uib(pb: PlanBuilder, tid: int, name: str, b: UIBSpec, stride: tuple[int, in
     c = pb.tensor_shapes[tid][3]
     mid = c * b.expand
     k2 = (lambda k: (k, 1)) if one_d else (lambda k: (k, k))
-    y = tid
+    y, w = tid, b.weight_bits
     if b.start_k:  # the stride goes to the start dw only when there is no middle dw (MobileNetV4)
-        y = _conv(
-            pb, y, f"{name}.start_dw", c, k2(b.start_k), stride if not b.mid_k else (1, 1), "none", True
-        )
-    y = _conv(pb, y, f"{name}.expand", mid, (1, 1), (1, 1), b.act)
+        s0 = stride if not b.mid_k else (1, 1)
+        y = _conv(pb, y, f"{name}.start_dw", c, k2(b.start_k), s0, "none", True, bits=w)
+    y = _conv(pb, y, f"{name}.expand", mid, (1, 1), (1, 1), b.act, bits=w)
     if b.mid_k:
-        y = _conv(pb, y, f"{name}.mid_dw", mid, k2(b.mid_k), stride, b.act, True)
-    y = _conv(pb, y, f"{name}.project", b.channels, (1, 1), (1, 1), "none")
+        y = _conv(pb, y, f"{name}.mid_dw", mid, k2(b.mid_k), stride, b.act, True, bits=w)
+    y = _conv(pb, y, f"{name}.project", b.channels, (1, 1), (1, 1), "none", bits=w)
     if tuple(stride) == (1, 1) and c == b.channels:
         y = pb.add(f"{name}.add", "add", (tid, y), pb.tensor_shapes[y])
     return y
@@ -175,14 +176,14 @@ def _uib(pb: PlanBuilder, tid: int, name: str, b: UIBSpec, stride: tuple[int, in
 
 def _mqa(pb: PlanBuilder, tid: int, name: str, b: MQASpec, one_d: bool) -> int:
     _, h, w, c = pb.tensor_shapes[tid]
-    d = b.key_dim
-    q = _conv(pb, tid, f"{name}.query", b.heads * d, (1, 1), (1, 1), "none")
+    d, wb = b.key_dim, b.weight_bits
+    q = _conv(pb, tid, f"{name}.query", b.heads * d, (1, 1), (1, 1), "none", bits=wb)
     kv = tid
     if b.kv_stride > 1:
         k, s = ((3, 1), (b.kv_stride, 1)) if one_d else ((3, 3), (b.kv_stride, b.kv_stride))
-        kv = _conv(pb, tid, f"{name}.kv_down", c, k, s, "none", True)
-    k = _conv(pb, kv, f"{name}.key", d, (1, 1), (1, 1), "none")
-    v = _conv(pb, kv, f"{name}.value", d, (1, 1), (1, 1), "none")
+        kv = _conv(pb, tid, f"{name}.kv_down", c, k, s, "none", True, bits=wb)
+    k = _conv(pb, kv, f"{name}.key", d, (1, 1), (1, 1), "none", bits=wb)
+    v = _conv(pb, kv, f"{name}.value", d, (1, 1), (1, 1), "none", bits=wb)
     m = numel(pb.tensor_shapes[k][1:3])
     n = h * w * b.heads
     q2 = pb.add(f"{name}.q_reshape", "reshape", (q,), (1, n, d))
@@ -192,7 +193,7 @@ def _mqa(pb: PlanBuilder, tid: int, name: str, b: MQASpec, one_d: bool) -> int:
     p = pb.add(f"{name}.softmax", "softmax", (s_,), (1, n, m))
     o = pb.add(f"{name}.pv", "batch_matmul", (p, v2), (1, n, d), macs=n * m * d)
     o = pb.add(f"{name}.o_reshape", "reshape", (o,), (1, h, w, b.heads * d))
-    o = _conv(pb, o, f"{name}.out", c, (1, 1), (1, 1), "none")
+    o = _conv(pb, o, f"{name}.out", c, (1, 1), (1, 1), "none", bits=wb)
     return pb.add(f"{name}.add", "add", (tid, o), (1, h, w, c))
 
 
@@ -223,19 +224,29 @@ def plan_layers(spec: ArchSpec) -> list[LayerCost]:
                 x = _uib(pb, x, name, b, stride, one_d)
             elif isinstance(b, DSSpec):
                 k = (b.kernel, 1) if one_d else (b.kernel, b.kernel)
-                x = _conv(pb, x, f"{name}.dw", pb.tensor_shapes[x][3], k, stride, b.act, True)
-                x = _conv(pb, x, f"{name}.pw", b.channels, (1, 1), (1, 1), b.act)
+                ch = pb.tensor_shapes[x][3]
+                x = _conv(pb, x, f"{name}.dw", ch, k, stride, b.act, True, bits=b.weight_bits)
+                x = _conv(pb, x, f"{name}.pw", b.channels, (1, 1), (1, 1), b.act, bits=b.weight_bits)
             elif isinstance(b, ConvSpec):
-                x = _conv(pb, x, f"{name}.conv", b.channels, b.kernel, stride, b.act)
+                x = _conv(pb, x, f"{name}.conv", b.channels, b.kernel, stride, b.act, bits=b.weight_bits)
             else:
                 raise TypeError(f"unknown block spec {type(b).__name__}")
             i += 1
+    hb = spec.head.weight_bits
     if spec.head.channels:
-        x = _conv(pb, x, "head_conv", spec.head.channels, (1, 1), (1, 1), spec.head.act)
+        x = _conv(pb, x, "head_conv", spec.head.channels, (1, 1), (1, 1), spec.head.act, bits=hb)
     if spec.head.pool == "flatten":
         x = pb.add("pool", "reshape", (x,), (1, numel(pb.tensor_shapes[x][1:])))
     else:
         x = pb.add("pool", "mean", (x,), (1, pb.tensor_shapes[x][3]))
     n_in, n_out = pb.tensor_shapes[x][1], spec.n_classes
-    pb.add("classifier", "fully_connected", (x,), (1, n_out), macs=n_in * n_out, params=n_in * n_out + n_out)
+    pb.add(
+        "classifier",
+        "fully_connected",
+        (x,),
+        (1, n_out),
+        macs=n_in * n_out,
+        params=n_in * n_out + n_out,
+        weight_bits=hb,
+    )
     return pb.layers

@@ -16,8 +16,11 @@ Tokens
   ds_kK_sS_cC_rR_ACT              depthwise KxK + pointwise 1x1 (MobileNetV1 / DS-CNN block)
   conv_kTxF_sS_cC_rR_ACT          plain conv (TFLM micro_speech tiny_conv)
   mqa_hH_dD_kvS                   Mobile MQA: H query heads, one shared K/V head of dim D, K/V stride S
-  head:cC[_ACT]                   optional 1x1 conv before global pooling (c0 = none)
+  head:cC[_ACT][_wB]              optional 1x1 conv before global pooling (c0 = none); _w4: int4 weights for
+                                  the head conv and the classifier (FULLY_CONNECTED, per-tensor)
   nK                              number of classes
+  _wB (any block token)           weight bit-width of the block's conv / depthwise weights: 8 (default, not
+                                  written) or 4 (int4 weights packed two per byte; activations stay int8)
 Strides are ``s2`` (both axes) or ``s2x1`` (time x frequency); kernels ``k3`` or ``k10x4``.
 In a 1D network (``stem:c1d``) block kernels and strides act on time only.
 """
@@ -85,6 +88,21 @@ def _int(fields: dict[str, str], key: str, token: str, default: int | None = Non
         raise SpecError(f"field {key!r} in token {token!r} must be an integer, got {fields[key]!r}") from None
 
 
+WEIGHT_BITS: tuple[int, ...] = (8, 4)  # 8 first: the default, never written in a spec string
+
+
+def _check_bits(bits: int, where: str) -> None:
+    if bits not in WEIGHT_BITS:
+        raise SpecError(
+            f"{where}: weight bits {bits} are not supported; choose one of {WEIGHT_BITS} (e.g. _w4)"
+        )
+
+
+def _fmt_bits(bits: int) -> str:
+    """The ``_wB`` suffix; empty for 8 bits so every int8 spec string (and hash) is unchanged."""
+    return "" if bits == 8 else f"_w{bits}"
+
+
 def _check_act(act: str, where: str) -> None:
     if act not in ACTIVATIONS:
         raise SpecError(f"{where}: activation {act!r} is unknown; choose one of {ACTIVATIONS}")
@@ -130,6 +148,7 @@ class UIBSpec:
     channels: int
     repeats: int = 1
     act: str = "relu"
+    weight_bits: int = 8
 
     def __post_init__(self) -> None:
         for name in ("start_k", "mid_k"):
@@ -154,7 +173,7 @@ class UIBSpec:
     def to_str(self) -> str:
         return (
             f"uib_a{self.start_k}_k{self.mid_k}_e{self.expand}_s{_fmt_pair(self.stride)}"
-            f"_c{self.channels}_r{self.repeats}_{self.act}"
+            f"_c{self.channels}_r{self.repeats}_{self.act}{_fmt_bits(self.weight_bits)}"
         )
 
 
@@ -168,6 +187,7 @@ class DSSpec:
     channels: int
     repeats: int = 1
     act: str = "relu"
+    weight_bits: int = 8
 
     def __post_init__(self) -> None:
         if self.kernel < 1:
@@ -175,7 +195,10 @@ class DSSpec:
         _check_common(self, "ds")
 
     def to_str(self) -> str:
-        return f"ds_k{self.kernel}_s{_fmt_pair(self.stride)}_c{self.channels}_r{self.repeats}_{self.act}"
+        return (
+            f"ds_k{self.kernel}_s{_fmt_pair(self.stride)}_c{self.channels}_r{self.repeats}_{self.act}"
+            f"{_fmt_bits(self.weight_bits)}"
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -188,6 +211,7 @@ class ConvSpec:
     channels: int
     repeats: int = 1
     act: str = "relu"
+    weight_bits: int = 8
 
     def __post_init__(self) -> None:
         if min(self.kernel) < 1:
@@ -197,7 +221,7 @@ class ConvSpec:
     def to_str(self) -> str:
         return (
             f"conv_k{_fmt_pair(self.kernel)}_s{_fmt_pair(self.stride)}_c{self.channels}"
-            f"_r{self.repeats}_{self.act}"
+            f"_r{self.repeats}_{self.act}{_fmt_bits(self.weight_bits)}"
         )
 
 
@@ -209,15 +233,17 @@ class MQASpec:
     heads: int
     key_dim: int
     kv_stride: int = 2
+    weight_bits: int = 8  # the q/k/v/out 1x1 convs and the K/V depthwise; BATCH_MATMUL stays int8 x int8
 
     def __post_init__(self) -> None:
         if self.heads < 1 or self.key_dim < 1:
             raise SpecError(f"mqa.heads and mqa.key_dim must be >= 1, got {self.heads}, {self.key_dim}")
         if self.kv_stride not in (1, 2):
             raise SpecError(f"mqa.kv_stride must be 1 or 2, got {self.kv_stride}")
+        _check_bits(self.weight_bits, "mqa")
 
     def to_str(self) -> str:
-        return f"mqa_h{self.heads}_d{self.key_dim}_kv{self.kv_stride}"
+        return f"mqa_h{self.heads}_d{self.key_dim}_kv{self.kv_stride}{_fmt_bits(self.weight_bits)}"
 
 
 def _check_common(block: UIBSpec | DSSpec | ConvSpec, kind: str) -> None:
@@ -228,6 +254,7 @@ def _check_common(block: UIBSpec | DSSpec | ConvSpec, kind: str) -> None:
     if not (1 <= block.repeats <= 8):
         raise SpecError(f"{kind}.repeats must be in 1..8, got {block.repeats}")
     _check_act(block.act, f"{kind}.act")
+    _check_bits(block.weight_bits, kind)
 
 
 BlockSpec = Union[UIBSpec, DSSpec, ConvSpec, MQASpec]
@@ -241,6 +268,7 @@ class HeadSpec:
     channels: int = 0  # optional 1x1 conv before pooling; 0 = none
     act: str = "relu"
     pool: str = "avg"  # "avg": global average pool (MEAN); "flatten": RESHAPE (micro_speech tiny_conv)
+    weight_bits: int = 8  # head conv and classifier weights
 
     def __post_init__(self) -> None:
         if self.channels < 0:
@@ -248,9 +276,10 @@ class HeadSpec:
         if self.pool not in HEAD_POOLS:
             raise SpecError(f"head.pool {self.pool!r} is unknown; choose one of {HEAD_POOLS}")
         _check_act(self.act, "head.act")
+        _check_bits(self.weight_bits, "head")
 
     def to_str(self) -> str:
-        s = f"head:c{self.channels}" + (f"_{self.act}" if self.channels else "")
+        s = f"head:c{self.channels}" + (f"_{self.act}" if self.channels else "") + _fmt_bits(self.weight_bits)
         return s + ("_flatten" if self.pool == "flatten" else "")
 
 
@@ -438,7 +467,7 @@ def _parse_stem(token: str) -> StemSpec:
 
 
 def _parse_uib(token: str) -> UIBSpec:
-    f = _fields(token, "uib", "a,k,e,s,c,r")
+    f = _fields(token, "uib", "a,k,e,s,c,r,w")
     return UIBSpec(
         start_k=_int(f, "a", token, 0),
         mid_k=_int(f, "k", token, 0),
@@ -447,36 +476,44 @@ def _parse_uib(token: str) -> UIBSpec:
         channels=_int(f, "c", token),
         repeats=_int(f, "r", token, 1),
         act=f.get("act", "relu"),
+        weight_bits=_int(f, "w", token, 8),
     )
 
 
 def _parse_ds(token: str) -> DSSpec:
-    f = _fields(token, "ds", "k,s,c,r")
+    f = _fields(token, "ds", "k,s,c,r,w")
     return DSSpec(
         kernel=_int(f, "k", token),
         stride=_pair(f.get("s", "1"), "stride", token),
         channels=_int(f, "c", token),
         repeats=_int(f, "r", token, 1),
         act=f.get("act", "relu"),
+        weight_bits=_int(f, "w", token, 8),
     )
 
 
 def _parse_conv(token: str) -> ConvSpec:
-    f = _fields(token, "conv", "k,s,c,r")
+    f = _fields(token, "conv", "k,s,c,r,w")
     return ConvSpec(
         kernel=_pair(f.get("k", ""), "kernel", token),
         stride=_pair(f.get("s", "1"), "stride", token),
         channels=_int(f, "c", token),
         repeats=_int(f, "r", token, 1),
         act=f.get("act", "relu"),
+        weight_bits=_int(f, "w", token, 8),
     )
 
 
 def _parse_mqa(token: str) -> MQASpec:
-    f = _fields(token, "mqa", "h,d,kv")
+    f = _fields(token, "mqa", "h,d,kv,w")
     if "act" in f:
         raise SpecError(f"mqa token {token!r} takes no activation")
-    return MQASpec(heads=_int(f, "h", token), key_dim=_int(f, "d", token), kv_stride=_int(f, "kv", token, 2))
+    return MQASpec(
+        heads=_int(f, "h", token),
+        key_dim=_int(f, "d", token),
+        kv_stride=_int(f, "kv", token, 2),
+        weight_bits=_int(f, "w", token, 8),
+    )
 
 
 def _parse_head(token: str) -> HeadSpec:
@@ -484,8 +521,13 @@ def _parse_head(token: str) -> HeadSpec:
     pool = "avg"
     if body.endswith("_flatten"):
         body, pool = body[: -len("_flatten")], "flatten"
-    f = _fields("head_" + body, "head", "c")
-    return HeadSpec(channels=_int(f, "c", token, 0), act=f.get("act", "relu"), pool=pool)
+    f = _fields("head_" + body, "head", "c,w")
+    return HeadSpec(
+        channels=_int(f, "c", token, 0),
+        act=f.get("act", "relu"),
+        pool=pool,
+        weight_bits=_int(f, "w", token, 8),
+    )
 
 
 BLOCK_PARSERS: dict[str, Callable[[str], BlockSpec]] = {

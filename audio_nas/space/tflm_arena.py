@@ -27,6 +27,14 @@ up to 16 bytes. Struct sizes differ between builds, so they come from a ``TflmLa
   no compression, the plain ``MicroAllocator``), reference kernels. Sizes are ``sizeof``/``alignof``
   of the same TFLM structs compiled with ``arm-none-eabi-g++ -mcpu=cortex-m4`` (see docs/benchmarks.md).
   This is the one the board costs use. CMSIS-NN kernels request extra scratch buffers not modelled here.
+
+int4 weights (a block's ``_w4``; see ``_int4_scratch`` at the end of Prepare's replay): the reference CONV_2D,
+DEPTHWISE_CONV_2D and FULLY_CONNECTED kernels unpack int4 weights into an int8 scratch buffer of the filter's
+element count before every Eval (``RequestScratchBufferInArena`` in Prepare). A scratch buffer is planned with
+the activations (alive during its op only), its request sits in the head while the model prepares (the head
+grows to ``ScratchBufferRequest`` x (requests so far + 12) after each op), and one ``ScratchBufferHandle``
+(a pointer) per request is a persistent allocation. An int4 FULLY_CONNECTED is per-tensor (TFLM refuses
+per-channel int4 there), so it allocates no per-channel multiplier arrays.
 """
 
 from __future__ import annotations
@@ -144,6 +152,8 @@ class TfliteOp:
     channels: int = 0  # per-channel quantised output channels (conv, depthwise, fully connected)
     adj_y: bool = False  # BATCH_MATMUL
     rhs_shape: tuple[int, ...] = ()  # BATCH_MATMUL right operand
+    weight_bits: int = 8  # conv / depthwise / fully connected: 4 = int4 weights (an int8 scratch at Eval)
+    weight_count: int = 0  # elements of the weight tensor (the int4 scratch buffer's bytes)
 
 
 @dataclass(frozen=True)
@@ -197,7 +207,18 @@ def tflite_graph(layers: list[LayerCost] | ArchSpec) -> TfliteGraph:
         elif layer.op in ("conv2d", "depthwise_conv2d", "fully_connected"):
             n_consts += 2
             out = new(layer.out_shape)
-            ops.append(TfliteOp(_KINDS[layer.op], layer.name, ins, out, channels=layer.out_shape[-1]))
+            ch = layer.out_shape[-1]
+            ops.append(
+                TfliteOp(
+                    _KINDS[layer.op],
+                    layer.name,
+                    ins,
+                    out,
+                    channels=ch,
+                    weight_bits=layer.weight_bits,
+                    weight_count=layer.params - ch,
+                )
+            )
         elif layer.op == "batch_matmul":
             out = new(layer.out_shape)
             adj_y = layer.name.endswith(".qk")  # Q K^T reads K as stored; P V transposes V in Prepare
@@ -313,6 +334,8 @@ def _prepare(arena: _Arena, op: TfliteOp, rhs_rank: int) -> None:
         arena.persistent(4 * ch)  # and shifts
         t(1), t(ch), t(ch), t(1)  # CalculateOpData: input, filter, bias, output
     elif op.kind == "FULLY_CONNECTED":
+        if op.weight_bits == 4:  # per-tensor: one scale on the weights and the bias
+            ch = 1
         t(1), t(ch), t(ch), t(1)
         if ch > 1:  # per-channel weights (the exporter writes one scale per output)
             arena.persistent(4 * ch)
@@ -328,6 +351,18 @@ def _prepare(arena: _Arena, op: TfliteOp, rhs_rank: int) -> None:
             arena.persistent(4 + 4 * 3)  # a writable copy of the output's dims (ReshapeOutputTensor)
     else:  # AVERAGE_POOL_2D, RESHAPE, HARD_SWISH, SOFTMAX: input and output
         t(1), t(1)
+
+
+def _int4_scratch(arena: _Arena, op: TfliteOp, index: int, scratch: list[tuple[int, int, int]]) -> None:
+    """int4 weights: Prepare requests an int8 scratch buffer of the filter's size (planned with the
+    activations, alive during op ``index`` only); FinishPrepareNodeAllocations then resizes the head's request
+    list to hold every request so far plus kMaxScratchBuffersPerOp more."""
+    if op.weight_bits != 4 or op.kind not in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
+        return
+    scratch.append((_align(op.weight_count, ARENA_ALIGN), index, index))
+    size, align = arena.lay.scratch_request
+    arena.head = max(arena.head, _align(size * (len(scratch) + MAX_SCRATCH_BUFFERS_PER_OP), align))
+    arena.need = max(arena.need, arena.head + arena.tail)
 
 
 @dataclass(frozen=True)
@@ -375,14 +410,18 @@ def tflm_arena(
     for op in g.ops:
         if op.kind in lay.op_data:
             ar.persistent(lay.op_data[op.kind])
-    for op in g.ops:
+    scratch: list[tuple[int, int, int]] = []  # int4 weights' unpacking buffers: (aligned bytes, first, last)
+    for i, op in enumerate(g.ops, start=1):
         _prepare(ar, op, len(op.rhs_shape))
+        _int4_scratch(ar, op, i, scratch)
         ar.reset_temp()
+    if scratch:  # FinishModelAllocation: one ScratchBufferHandle (a pointer) per request, persistent
+        ar.persistent(lay.pointer_bytes * len(scratch), lay.pointer_bytes)
     # CommitStaticMemoryPlan: allocation info (temporary), then the planner takes everything left
     # between it and the tail (16-byte aligned at both ends) and needs 40 bytes per buffer
-    buffers = buffer_lifetimes(g)
+    buffers = buffer_lifetimes(g) + scratch
     ar.temporary(*lay.size_t)  # subgraph offsets
-    ar.temporary(lay.allocation_info[0] * g.n_tensors, lay.allocation_info[1])
+    ar.temporary(lay.allocation_info[0] * (g.n_tensors + len(scratch)), lay.allocation_info[1])
     planning = (
         _align(ar.temp, ARENA_ALIGN) + PLANNER_BYTES_PER_BUFFER * len(buffers) + _align(ar.tail, ARENA_ALIGN)
     )
