@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from audio_nas.cli.options import OnError, on_error_option, on_error_value
+
 data_app = typer.Typer(help="Generate and inspect datasets.", no_args_is_help=True)
 
 
@@ -36,11 +38,14 @@ def make(
 
 
 @data_app.command("info")
-def info(name: str = typer.Argument(..., help="A dataset name or KIND:PATH.")) -> None:
+def info(
+    name: str = typer.Argument(..., help="A dataset name or KIND:PATH."),
+    on_error: OnError = on_error_option(),
+) -> None:
     """Class counts per split and the content hash."""
     from audio_nas.data import load_dataset
 
-    ds = load_dataset(name)
+    ds = load_dataset(name, on_error=on_error_value(on_error))
     counts = ds.counts()
     typer.echo(
         f"{ds.name}: {len(ds)} clips of {ds.clip_ms} ms at {ds.sample_rate_hz} Hz, hash "

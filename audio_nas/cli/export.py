@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from audio_nas.cli.options import OnError, on_error_option, on_error_value
+
 
 def register(app: typer.Typer) -> None:
     @app.command("export")
@@ -21,6 +23,9 @@ def register(app: typer.Typer) -> None:
         evaluate: bool = typer.Option(
             False, "--evaluate", help="Also compare float and TFLM int8 accuracy on the test split."
         ),
+        on_error: OnError = on_error_option(
+            extra_help=" Applies to the dataset the checkpoint was trained on (calibration, --evaluate)."
+        ),
     ) -> None:
         """Quantise to int8, write model.tflite + model_data.cc/.h + ops.h + summary.json, verify on TFLM."""
         from audio_nas.data import load_dataset
@@ -30,7 +35,7 @@ def register(app: typer.Typer) -> None:
 
         spec, model, meta = load_checkpoint(checkpoint)
         dataset = meta.get("metrics", {}).get("dataset", "synth-kws")
-        feats = compute_features(load_dataset(dataset), spec.frontend)
+        feats = compute_features(load_dataset(dataset, on_error=on_error_value(on_error)), spec.frontend)
         calib = feats.subset("train").x[:calib_samples]
         r = export_model(spec, model, calib, out, calibration=calibration)
         rows = [

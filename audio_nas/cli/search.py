@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from audio_nas.cli.options import OnError, on_error_option, on_error_value
+
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "search" / "configs" / "default.yaml"
 
 
@@ -19,6 +21,7 @@ def register(app: typer.Typer) -> None:
         address: str = typer.Option(None, "--address", help="Ray cluster address (with --executor ray)."),
         budget: int = typer.Option(None, "--budget", help="Number of trials (overrides n_trials)."),
         run_dir: Path = typer.Option(None, "--run-dir", help="Run directory (default runs/<name>)."),
+        on_error: OnError = on_error_option(None, " Default: the config's on_error (raise)."),
     ) -> None:
         """Run (or resume) a hardware-aware search and write the report, plots and Pareto models."""
         from audio_nas.config import from_dict, load_yaml, to_dict
@@ -35,6 +38,7 @@ def register(app: typer.Typer) -> None:
                 "executor": executor,
                 "ray_address": address,
                 "n_trials": budget,
+                "on_error": on_error_value(on_error),
             }.items()
             if v is not None
         }

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from audio_nas.cli.options import OnError, on_error_option, on_error_value
+
 
 def _view(class_names, jsonl):
     """A rich live view on a terminal; plain lines otherwise (CI, pipes)."""
@@ -78,6 +80,7 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option(
             None, "--device", help="Run inference on a board: serial port or socket:// URL."
         ),
+        on_error: OnError = on_error_option(),
     ) -> None:
         """Always-on detection with a live view; detections are written to JSONL."""
         from audio_nas.data import load_dataset
@@ -95,10 +98,10 @@ def register(app: typer.Typer) -> None:
                 raise StreamingError("give --model DIR (an exported model) or --demo")
             from audio_nas.streaming.demo import pick_model
 
-            model, why = pick_model(dataset)
+            model, why = pick_model(dataset, on_error=on_error_value(on_error))
             typer.echo(f"model: {model} ({why})")
         m = TflmModel(model)
-        ds = load_dataset(dataset)
+        ds = load_dataset(dataset, on_error=on_error_value(on_error))
         sr = m.spec.frontend.sample_rate_hz
         chunk = int(0.1 * sr)
         events = None

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from audio_nas.cli.options import OnError, on_error_option, on_error_value
+
 
 def register(app: typer.Typer) -> None:
     @app.command("train")
@@ -24,6 +26,7 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(None, "--seed", help="Override the seed."),
         qat: bool = typer.Option(False, "--qat", help="Quantisation-aware fine-tuning in the last epochs."),
         device: str = typer.Option(None, "--device", help="cpu, cuda or auto."),
+        on_error: OnError = on_error_option(),
     ) -> None:
         """Train one architecture, evaluate it on the test split and save a checkpoint."""
         from audio_nas.config import from_dict, load_yaml, to_dict
@@ -39,7 +42,7 @@ def register(app: typer.Typer) -> None:
             overrides["qat"] = True
         cfg = from_dict(TrainConfig, {**to_dict(base), **overrides})
         out_dir = out or runs_dir() / "train" / arch.replace("/", "_")[:60]
-        spec, result, path = train_and_save(arch, dataset, out_dir, cfg)
+        spec, result, path = train_and_save(arch, dataset, out_dir, cfg, on_error=on_error_value(on_error))
         typer.echo(f"spec:            {spec.to_str()}")
         typer.echo(
             f"val accuracy:    {result.val_accuracy:.4f} (best epoch "

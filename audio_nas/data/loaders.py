@@ -53,7 +53,12 @@ def _build(
         groups.append(group)
     errors.report()
     if not waves:
-        raise DataError(f"{name}: no readable audio files found; check the path and the layout")
+        skipped = (
+            f" ({len(errors.skipped)} bad file(s) skipped; first: {errors.skipped[0]})"
+            if errors.skipped
+            else ""
+        )
+        raise DataError(f"{name}: no readable audio files found{skipped}; check the path and the layout")
     w = np.stack(waves).astype(np.float32)
     lab, spl = np.array(labels, np.int64), np.array(splits, np.uint8)
     return AudioDataset(

@@ -24,8 +24,10 @@ def _newest(paths: list[Path]) -> Path | None:
     return max(paths, key=lambda p: p.stat().st_mtime) if paths else None
 
 
-def pick_model(dataset_name: str = "synth-kws", epochs: int = 10) -> tuple[Path, str]:
-    """Returns (exported model dir, why it was chosen)."""
+def pick_model(
+    dataset_name: str = "synth-kws", epochs: int = 10, *, on_error: str = "raise"
+) -> tuple[Path, str]:
+    """Returns (exported model dir, why it was chosen). ``on_error`` is for the dataset loads (raise|skip)."""
 
     root = runs_dir()
     exported = [p.parent for p in root.glob("*/pareto/trial-*/summary.json")]
@@ -55,17 +57,22 @@ def pick_model(dataset_name: str = "synth-kws", epochs: int = 10) -> tuple[Path,
     if ckpt is None:
         log.info("no model found: training %s for %d epochs first", DEFAULT_ARCH, epochs)
         _, _, ckpt = train_and_save(
-            DEFAULT_ARCH, dataset_name, root / "train" / DEFAULT_ARCH, TrainConfig(epochs=epochs)
+            DEFAULT_ARCH,
+            dataset_name,
+            root / "train" / DEFAULT_ARCH,
+            TrainConfig(epochs=epochs),
+            on_error=on_error,
         )
-    return exported_checkpoint(ckpt, dataset_name), reason
+    return exported_checkpoint(ckpt, dataset_name, on_error=on_error), reason
 
 
-def exported_checkpoint(ckpt: Path, dataset_name: str = "synth-kws") -> Path:
+def exported_checkpoint(ckpt: Path, dataset_name: str = "synth-kws", *, on_error: str = "raise") -> Path:
     """``ckpt/exported`` (model.tflite + summary.json), exported now when missing; calibrated on 200 training
     clips of the dataset the checkpoint was trained on."""
     out = Path(ckpt) / "exported"
     if not (out / "summary.json").exists():
         spec, model, meta = load_checkpoint(ckpt)
-        feats = compute_features(load_dataset(meta["metrics"].get("dataset", dataset_name)), spec.frontend)
+        name = meta["metrics"].get("dataset", dataset_name)
+        feats = compute_features(load_dataset(name, on_error=on_error), spec.frontend)
         export_model(spec, model, np.asarray(feats.subset("train").x[:200]), out)
     return out
