@@ -9,6 +9,7 @@ the analytic activation peak and the Cortex-M figure are from the host arena.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import Counter
 
@@ -17,7 +18,7 @@ import numpy as np
 from audio_nas.bench.report import markdown_table, write_section
 from audio_nas.export import export_random, tflm_arena_bytes
 from audio_nas.space import PRESETS, ArchSpec, MQASpec, arch_costs, resolve_arch, sample_spec
-from audio_nas.space.tflm_arena import tflm_arena
+from audio_nas.space.tflm_arena import CORTEX_M_LAYOUT, HOST_LAYOUT, TflmLayout, tflm_arena
 
 HAND_SPECS = (
     "fe:pcen_w30_h20_m40|stem:c2d_k3_s2_c16_relu|conv_k3_s2_c24_r2_relu6|head:c0_flatten|n12",
@@ -54,10 +55,9 @@ def _time_per_spec(specs: list[ArchSpec], fn, repeats: int = 3) -> float:
     return best * 1e3
 
 
-def run_bench(quick: bool = False) -> None:
-    specs = bench_specs(40 if quick else 300)
-    rows, diffs, coverage = [], Counter(), Counter()
-    t_tflm = 0.0
+def measure(specs: list[ArchSpec]) -> tuple[list[tuple], float]:
+    """(spec, TFLM host arena, host-layout costs, board-layout costs) per spec, and the seconds TFLM took."""
+    rows, t_tflm = [], 0.0
     for spec in specs:
         host = arch_costs(spec, pointer_bytes=8)
         board = arch_costs(spec, pointer_bytes=4)
@@ -65,9 +65,38 @@ def run_bench(quick: bool = False) -> None:
         t = time.perf_counter()
         want = tflm_arena_bytes(model, upper=max(8 << 20, 2 * host.arena_bytes))
         t_tflm += time.perf_counter() - t
-        diffs[host.arena_bytes - want] += 1
-        coverage.update(_features(spec))
         rows.append((spec, want, host, board))
+    return rows, t_tflm
+
+
+def _layout_rows() -> list[list[object]]:
+    def fmt(v: object) -> str:
+        return f"{v[0]} / {v[1]}" if isinstance(v, tuple) else str(v)
+
+    out = []
+    for f in dataclasses.fields(TflmLayout):
+        if f.name in ("name", "builtin_params", "op_data", "allocator_objects"):
+            continue
+        out.append([f.name, fmt(getattr(HOST_LAYOUT, f.name)), fmt(getattr(CORTEX_M_LAYOUT, f.name))])
+    out.append(
+        [
+            "allocator objects",
+            " + ".join(fmt(v) for v in HOST_LAYOUT.allocator_objects),
+            " + ".join(fmt(v) for v in CORTEX_M_LAYOUT.allocator_objects),
+        ]
+    )
+    for key in ("builtin_params", "op_data"):
+        h, m = getattr(HOST_LAYOUT, key), getattr(CORTEX_M_LAYOUT, key)
+        for op in sorted(set(h) | set(m)):
+            out.append([f"{key} {op}", fmt(h.get(op, "-")), fmt(m.get(op, "-"))])
+    return out
+
+
+def run_bench(quick: bool = False) -> None:
+    specs = bench_specs(40 if quick else 300)
+    rows, t_tflm = measure(specs)
+    diffs = Counter(host.arena_bytes - want for _, want, host, _ in rows)
+    coverage = Counter(f for spec, *_ in rows for f in _features(spec))
     n = len(rows)
     exact = sum(1 for _, want, host, _ in rows if host.arena_bytes == want)
     worst = max(abs(host.arena_bytes - want) / want for _, want, host, _ in rows)
@@ -121,6 +150,13 @@ def run_bench(quick: bool = False) -> None:
             ["preset", "TFLM host arena", "spec-level, host", "spec-level, Cortex-M", "analytic peak"],
             examples,
         )
+        + "\n\nStruct sizes in the arena, bytes (size / alignment): x86-64 host wheel vs Cortex-M "
+        "firmware build. Cortex-M: `sizeof`/`alignof` from `arm-none-eabi-g++ -mcpu=cortex-m4 -mthumb "
+        "-mfloat-abi=hard` with the firmware's defines (`TF_LITE_STATIC_MEMORY`; short enums, as "
+        "arm-none-eabi defaults) on the pinned TFLM source; host: the same probe with x86-64 g++ and "
+        "`USE_TFLM_COMPRESSION` (the wheel's build), whose sizes reproduce every host arena above once the "
+        "wheel's allocator objects are given 16 bytes more than the source says.\n\n"
+        + markdown_table(["struct", "host", "Cortex-M"], _layout_rows())
         + "\n\nCoverage (specs containing each):\n\n"
         + markdown_table(["feature", "specs"], cov_rows)
     )
