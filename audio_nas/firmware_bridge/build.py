@@ -1,5 +1,6 @@
 """Build and flash the firmware (firmware/): CMake + arm-none-eabi-gcc for QEMU's mps2-an386, PlatformIO for
-the Arduino Nano 33 BLE Sense and the Raspberry Pi Pico. ``make firmware BOARD=...`` / ``make flash`` call these.
+the Arduino Nano 33 BLE Sense and the Raspberry Pi Pico. ``make firmware BOARD=...`` / ``make flash`` call
+these.
 
 Generated headers (the fixed-point front-end tables and the TFLM op resolver) come from the same Python code
 the host uses, so the firmware's front-end is bit-exact with audio_nas.features.fixed_point.
@@ -58,7 +59,8 @@ def build_firmware(
     """Configure and build the mps2-an386 image; returns the ELF path. Incremental when build_dir exists.
 
     ``tflm_dir``: a TFLM tree (create_tflm_tree.py output) for inference; ``fetch_tflm``: let CMake fetch the
-    pinned revision (internet); ``model_dir``: an `audio-nas export` directory compiled in (ops exactly its own).
+    pinned revision (internet); ``model_dir``: an `audio-nas export` directory compiled in (ops exactly
+    its own).
     """
     tools = [t for t in ("cmake", "arm-none-eabi-g++") if shutil.which(t) is None]
     if tools:
@@ -117,7 +119,8 @@ def build_board(
     fetch_tflm: bool = False,
     quiet: bool = False,
 ) -> Path:
-    """``make firmware BOARD=...``: returns the image path (ELF for mps2-an386, the PlatformIO build dir otherwise)."""
+    """``make firmware BOARD=...``: returns the image path (ELF for mps2-an386, the PlatformIO build dir
+    otherwise)."""
     if board in CMAKE_BOARDS:
         return build_firmware(
             Path(build_dir) / f"firmware-{board}", tflm_dir=tflm_dir, fetch_tflm=fetch_tflm, quiet=quiet
@@ -130,7 +133,8 @@ def build_board(
 
 
 def flash_board(board: str, port: str | None) -> str:
-    """``make flash BOARD=... PORT=...``: uploads the image; for mps2-an386 says how to start the emulated board."""
+    """``make flash BOARD=... PORT=...``: uploads the image; for mps2-an386 says how to start the emulated
+    board."""
     if board in CMAKE_BOARDS:
         return (
             "mps2-an386 is emulated: nothing to flash. Start it with `audio-nas device qemu` and use the "

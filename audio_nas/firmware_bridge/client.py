@@ -215,7 +215,8 @@ class DeviceClient:
     def stream_frames(
         self, frames_int8: np.ndarray, hop_ms: float
     ) -> tuple[list[list[float]], list[tuple[int, float, float]]]:
-        """Send int8 feature frames [n, bins]; returns (scores per inference, detections (class, score, time_s))."""
+        """Send int8 feature frames [n, bins];
+        returns (scores per inference, detections (class, score, time_s))."""
         scores, dets = [], []
         per_cmd = max(1, 500 // frames_int8.shape[1])  # stay well under the 1200-byte command limit
         for i in range(0, len(frames_int8), per_cmd):

@@ -165,10 +165,13 @@ class EmulatedDevice:
         self.interp = runtime.Interpreter.from_bytes(self.model, arena_size=arena or need + 1024)
         self.last_cycles = self.cycle_model(self.model)
         i, o = self.interp.get_input_details(0), self.interp.get_output_details(0)
-        fmt = lambda d: (
-            "x".join(map(str, d["shape"])) + f"-{d['quantization_parameters']['scales'][0]:.8g}-"
-            f"{d['quantization_parameters']['zero_points'][0]}"
-        )  # noqa: E731
+
+        def fmt(d) -> str:
+            return (
+                "x".join(map(str, d["shape"])) + f"-{d['quantization_parameters']['scales'][0]:.8g}-"
+                f"{d['quantization_parameters']['zero_points'][0]}"
+            )
+
         self._in_shape = tuple(i["shape"])
         self._out_q = o["quantization_parameters"]
         return [f"m-arena-used-{need}", f"m-input-{fmt(i)}", f"m-output-{fmt(o)}"]
@@ -205,7 +208,10 @@ class EmulatedDevice:
         return [self._results_line()]
 
     def _stream(self, args):
-        """stream start features [STRIDE_FRAMES] [THRESHOLD_PERMILLE] [IGNORE=i,j] | stream <hex frames> | stream stop"""
+        """stream start features [STRIDE_FRAMES] [THRESHOLD_PERMILLE] [IGNORE=i,j]
+        | stream <hex frames>
+        | stream stop
+        """
 
         if args[0] == "start":
             if args[1] != "features":
