@@ -391,7 +391,8 @@ def make_dataset(
         if {k: meta.get(k) for k in want} == want:
             return out
         raise DataError(
-            f"{out} holds {meta.get('name')} with per_class={meta.get('per_class')}, seed={meta.get('seed')}, "
+            f"{out} holds {meta.get('name')} with per_class={meta.get('per_class')}, "
+            f"seed={meta.get('seed')}, "
             f"generator v{meta.get('generator_version')}; asked for per_class={per_class}, seed={seed}. "
             f"Choose another --out or delete that directory"
         )
@@ -460,8 +461,9 @@ def load_generated(path: Path, sample_rate_hz: int = SAMPLE_RATE_HZ) -> AudioDat
     h = content_hash(waves, labels, split, classes)
     if h != meta["content_hash"]:
         raise DataError(
-            f"{path}: content hash {h[:12]} does not match manifest.json ({meta['content_hash'][:12]}): files were "
-            f"changed; delete the directory and regenerate with `audio-nas data make {meta['name']}`"
+            f"{path}: content hash {h[:12]} does not match manifest.json ({meta['content_hash'][:12]}): "
+            f"files were changed; delete the directory and regenerate with "
+            f"`audio-nas data make {meta['name']}`"
         )
     if sample_rate_hz != SAMPLE_RATE_HZ:
         waves = np.stack([soxr.resample(w, SAMPLE_RATE_HZ, sample_rate_hz) for w in waves]).astype(np.float32)

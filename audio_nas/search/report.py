@@ -154,10 +154,11 @@ def write_report(runner: SearchRunner, export: bool | None = None) -> Path:
     lines = [
         f"# audio-nas search report: {cfg.name}",
         "",
-        f"- dataset `{cfg.dataset}`, board `{runner.board.name}` ({runner.board.core}, {runner.board.clock_hz / 1e6:.0f} MHz, "
-        f"{runner.board.sram_bytes // 1024} KB SRAM), strategy `{cfg.strategy}`, evaluator `{cfg.evaluator}`, seed {cfg.seed}",
-        f"- trials: {counts}; hypervolume {hv[-1] if hv else 0:.4f} (reference {cfg.hv_reference}, objectives "
-        f"(1 - val acc, log10 µJ, log10 bytes))",
+        f"- dataset `{cfg.dataset}`, board `{runner.board.name}` ({runner.board.core}, "
+        f"{runner.board.clock_hz / 1e6:.0f} MHz, {runner.board.sram_bytes // 1024} KB SRAM), "
+        f"strategy `{cfg.strategy}`, evaluator `{cfg.evaluator}`, seed {cfg.seed}",
+        f"- trials: {counts}; hypervolume {hv[-1] if hv else 0:.4f} (reference {cfg.hv_reference}, "
+        f"objectives (1 - val acc, log10 µJ, log10 bytes))",
         f"- early stopping saved {saved_epochs} of {saved_epochs + total_epochs} epochs "
         f"({100 * saved_epochs / max(1, saved_epochs + total_epochs):.0f}%)",
         f"- energy source: `{cfg.energy_source}` (see docs/benchmarks.md for its calibration)",
@@ -166,14 +167,16 @@ def write_report(runner: SearchRunner, export: bool | None = None) -> Path:
         "",
         "## Pareto front",
         "",
-        "| trial | origin | val acc | test acc | energy µJ | latency ms | RAM B | flash B | params | TFLM arena B | spec |",
+        "| trial | origin | val acc | test acc | energy µJ | latency ms | RAM B | flash B | params "
+        "| TFLM arena B | spec |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for t in sorted(front, key=lambda t: t.energy_uj):
         arena = exported.get(t.id, {}).get("arena_bytes", "")
         lines.append(
             f"| {t.id} | {t.origin} | {t.accuracy:.3f} | {t.test_accuracy:.3f} | {t.energy_uj:.0f} | "
-            f"{t.latency_ms:.1f} | {t.peak_ram_bytes} | {t.flash_bytes} | {t.params} | {arena} | `{_cell(t.spec)}` |"
+            f"{t.latency_ms:.1f} | {t.peak_ram_bytes} | {t.flash_bytes} | {t.params} | {arena} | "
+            f"`{_cell(t.spec)}` |"
         )
     lines += [
         "",
@@ -203,8 +206,9 @@ def _md_table_html(md: str) -> str:
     """A small self-contained HTML rendering of the report (tables, bullets, image, headings)."""
     out = [
         "<!doctype html><meta charset='utf-8'><title>audio-nas report</title>",
-        "<style>body{font-family:sans-serif;max-width:1400px;margin:auto}td,th{border:1px solid #ccc;padding:3px 6px;"
-        "font-size:12px}table{border-collapse:collapse}code{font-size:11px}</style>",
+        "<style>body{font-family:sans-serif;max-width:1400px;margin:auto}"
+        "td,th{border:1px solid #ccc;padding:3px 6px;font-size:12px}"
+        "table{border-collapse:collapse}code{font-size:11px}</style>",
     ]
     in_table = False
     for line in md.splitlines():

@@ -2,8 +2,8 @@
 
 AdamW + linear warm-up + cosine decay, SpecAugment, label smoothing, optional
 knowledge distillation from a teacher's logits and optional quantisation-aware
-fine-tuning in the last ``qat_epochs`` epochs (``audio_nas.export.qat``). Deterministic for a given seed (torch's global
-generator is seeded from ``TrainConfig.seed``; batches are drawn from a separate
+fine-tuning in the last ``qat_epochs`` epochs (``audio_nas.export.qat``). Deterministic for a
+given seed (torch's global generator is seeded from ``TrainConfig.seed``; batches are drawn from a separate
 numpy Generator). After every epoch ``on_epoch(epoch, val_accuracy, train_loss)``
 is called; returning ``False`` stops the run (the search's pruner hooks in here)
 and the result is marked ``pruned``.
