@@ -29,7 +29,7 @@ from audio_nas.errors import DeviceError, EnergyModelError
 from audio_nas.export import export_random_with_input, parse_tflite_ops, tflm_arena_bytes
 from audio_nas.firmware_bridge.client import DeviceClient
 from audio_nas.firmware_bridge.ppk2 import energy_per_inference_uj
-from audio_nas.paths import progress_enabled
+from audio_nas.progress import Progress
 from audio_nas.search.store import TrialStore
 from audio_nas.space import ArchSpec, arch_costs, sample_spec
 
@@ -157,18 +157,12 @@ def run_campaign(
         and not store.has(s.spec_hash, board.name, "emulated")
     ]
     log.info("campaign on %s: %d of %d specs already measured", board.name, count - len(todo), count)
-    it = todo
-    bar = None
-    if progress_enabled():
-        from tqdm import tqdm
-
-        it = bar = tqdm(todo, desc=f"measuring on {board.name} ({backend})", unit="model")
     lat = []
-    for spec in it:
-        m = _measure_and_store(spec, board, backend, seed, port, store, max_errors, monitor)
-        lat.append(m.latency_ms)
-        if bar is not None:
-            bar.set_postfix(median_ms=f"{np.median(lat):.1f}")
+    with Progress(f"measuring on {board.name} ({backend})", len(todo), unit="model", logger=log) as bar:
+        for spec in todo:
+            m = _measure_and_store(spec, board, backend, seed, port, store, max_errors, monitor)
+            lat.append(m.latency_ms)
+            bar.update(1, median_ms=f"{np.median(lat):.1f}")
     return store
 
 

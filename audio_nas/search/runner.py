@@ -20,7 +20,8 @@ from audio_nas.config import to_dict
 from audio_nas.data import load_dataset
 from audio_nas.energy import load_board
 from audio_nas.errors import SearchError
-from audio_nas.paths import progress_enabled, runs_dir
+from audio_nas.paths import runs_dir
+from audio_nas.progress import Progress
 from audio_nas.search.config import SearchConfig
 from audio_nas.search.evaluate import cheap_objectives, evaluate_trial
 from audio_nas.search.executors import make_executor
@@ -46,7 +47,7 @@ def _space_for(cfg: SearchConfig):
     if cfg.evaluator == "synthetic":
         return SearchSpace()
 
-    ds = load_dataset(cfg.dataset)  # generates the embedded dataset on first use
+    ds = load_dataset(cfg.dataset, on_error=cfg.on_error)  # generates the embedded dataset on first use
     return SearchSpace(n_classes=len(ds.class_names), sample_rate_hz=ds.sample_rate_hz, clip_ms=ds.clip_ms)
 
 
@@ -96,6 +97,7 @@ class SearchRunner:
             "spec": t.spec,
             "evaluator": self.cfg.evaluator,
             "dataset": self.cfg.dataset,
+            "on_error": self.cfg.on_error,
             "train": to_dict(self.cfg.train),
             "pruner": to_dict(self.cfg.pruner),
             "peers": self._peers(),
@@ -123,13 +125,9 @@ class SearchRunner:
         t0 = time.time()
         executor = make_executor(cfg.executor, cfg.workers, cfg.ray_address)
         in_flight: dict[int, object] = {}
-        bar = None
-        if progress_enabled():
-            from tqdm import tqdm
-
-            bar = tqdm(
-                total=cfg.n_trials, initial=store.count(FINISHED), desc=f"search {cfg.name}", unit="trial"
-            )
+        bar = Progress(
+            f"search {cfg.name}", cfg.n_trials, unit="trial", initial=store.count(FINISHED), logger=log
+        )
         try:
             while True:
                 finished = store.count(FINISHED)
@@ -152,6 +150,7 @@ class SearchRunner:
                         self.strategy.tell(ArchSpec.from_str(t.spec), None)
                         self._save_state()
                         finished += 1
+                        bar.update(1, infeasible=store.count(("infeasible",)))
                         continue
                     store.mark_running(t.id, cfg.executor)
                     in_flight[t.id] = executor.submit(evaluate_trial, self._payload(t))
@@ -175,18 +174,20 @@ class SearchRunner:
                     self._save_state()
                     if state == "failed":
                         log.warning("trial %d failed: %s", tid, res.get("error", "").splitlines()[0])
-                    if bar is not None:
-                        front, Ff = self.front()
-                        bar.update(1)
-                        best = max((t.accuracy for t in front), default=float("nan"))
-                        bar.set_postfix(
-                            front=len(front),
-                            best_acc=f"{best:.3f}",
-                            hv=f"{hypervolume(Ff, cfg.hv_reference):.3f}",
-                        )
+                    front, Ff = self.front()
+                    best = max((t.accuracy for t in front), default=float("nan"))
+                    bar.update(
+                        1,
+                        front=len(front),
+                        best_acc=f"{best:.3f}",
+                        hv=f"{hypervolume(Ff, cfg.hv_reference):.4f}",
+                        running=len(in_flight),
+                    )
+        except BaseException:
+            bar.close("stopped")
+            raise
         finally:
-            if bar is not None:
-                bar.close()
+            bar.close()
             executor.shutdown()
         front, Ff = self.front()
         return SearchResult(
