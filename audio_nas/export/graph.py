@@ -111,7 +111,8 @@ class Lowering:
             kind, wt = "CONV_2D", w.transpose(0, 2, 3, 1)  # [O, kh, kw, I]
         else:
             raise ExportError(
-                f"{name}: grouped convolution (groups={cbn.groups}) has no TFLM builtin; use depthwise or dense"
+                f"{name}: grouped convolution (groups={cbn.groups}) has no TFLM builtin; "
+                "use depthwise or dense"
             )
         wi = self.g.add_tensor(f"{name}/weights", wt.shape, wt)
         self.g.tensors[wi].bits = getattr(cbn, "weight_bits", 8)

@@ -115,7 +115,8 @@ def hard_swish_int8(
 
     Written out here because the float approximation differs by 1 LSB on a fraction of values, and those
     differences grow through the following layers (a hard-swish model's outputs agreed within 1 LSB on only
-    82% of test clips before this). Scales are float32 on the device, so the parameters are computed in float32.
+    82% of test clips before this). Scales are float32 on the device, so the parameters are computed in
+    float32.
     """
     f32 = np.float32
     hires_input_scale = f32(1.0 / 128.0) * f32(input_scale)

@@ -120,7 +120,7 @@ def write_tflite(g: Graph, description: str = "audio-nas") -> bytes:
     sub = S.SubGraphT()
     sub.name = "main"
     sub.tensors = []
-    for i, t in enumerate(g.tensors):
+    for t in g.tensors:
         tt = S.TensorT()
         tt.name = t.name
         tt.shape = list(t.shape)
