@@ -32,7 +32,7 @@ import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar, Union
+from typing import ClassVar
 
 from audio_nas.errors import ConfigError, SpecError
 from audio_nas.features.config import FRONTEND_KINDS, FrontEndConfig
@@ -68,8 +68,8 @@ def _fields(token: str, head: str, allowed: str) -> dict[str, str]:
         m = re.fullmatch(r"([a-z]+)([0-9x.\-]+)", part)
         if not m or m.group(1) not in allowed.split(","):
             raise SpecError(
-                f"unknown field {part!r} in {head} token {token!r}; fields: {allowed.replace(',', ', ')} and an "
-                f"activation ({', '.join(ACTIVATIONS)})"
+                f"unknown field {part!r} in {head} token {token!r}; fields: {allowed.replace(',', ', ')} and "
+                f"an activation ({', '.join(ACTIVATIONS)})"
             )
         if m.group(1) in out:
             raise SpecError(f"field {m.group(1)!r} given twice in token {token!r}")
@@ -257,7 +257,7 @@ def _check_common(block: UIBSpec | DSSpec | ConvSpec, kind: str) -> None:
     _check_bits(block.weight_bits, kind)
 
 
-BlockSpec = Union[UIBSpec, DSSpec, ConvSpec, MQASpec]
+BlockSpec = UIBSpec | DSSpec | ConvSpec | MQASpec
 
 
 HEAD_POOLS: tuple[str, ...] = ("avg", "flatten")
@@ -307,8 +307,8 @@ class ArchSpec:
                 kernel = getattr(b, "kernel", (1, 1))
                 if stride[1] != 1 or (isinstance(kernel, tuple) and kernel[1] != 1):
                     raise SpecError(
-                        f"blocks[{i}] ({b.to_str()}): in a 1D network (stem:c1d) strides and kernels act on time "
-                        f"only; use s2x1 / kNx1"
+                        f"blocks[{i}] ({b.to_str()}): in a 1D network (stem:c1d) strides and kernels act on "
+                        "time only; use s2x1 / kNx1"
                     )
         if self.blocks and isinstance(self.blocks[0], MQASpec):
             pass  # allowed: the stem gives it channels
@@ -374,8 +374,8 @@ def validate_shapes(spec: ArchSpec) -> None:
     t, f = spec.input_shape
     if spec.stem.kernel[0] > t or (not spec.is_1d and spec.stem.kernel[1] > f):
         raise SpecError(
-            f"stem kernel {spec.stem.kernel} is larger than the input {t}x{f} (frames x bins) of the front-end; "
-            f"use a smaller kernel or more frames/bins"
+            f"stem kernel {spec.stem.kernel} is larger than the input {t}x{f} (frames x bins) of the "
+            "front-end; use a smaller kernel or more frames/bins"
         )
     if spec.stem.stride[0] > t or (not spec.is_1d and spec.stem.stride[1] > f):
         raise SpecError(f"stem stride {spec.stem.stride} does not fit the input {t}x{f}")
@@ -542,7 +542,8 @@ def parse_spec(text: str) -> ArchSpec:
     """Parse a spec string; every error names the token and field at fault."""
     if not isinstance(text, str) or not text.strip():
         raise SpecError(
-            "empty spec string; expected e.g. 'fe:logmel_w30_h20_m40|stem:c2d_k3_s2_c16_relu|ds_k3_s1_c32_r2_relu|head:c0|n12'"
+            "empty spec string; expected e.g. "
+            "'fe:logmel_w30_h20_m40|stem:c2d_k3_s2_c16_relu|ds_k3_s1_c32_r2_relu|head:c0|n12'"
         )
     tokens = [t.strip() for t in text.strip().split("|") if t.strip()]
     fe = stem = head = None
