@@ -1,4 +1,5 @@
-"""Posterior smoothing and detection: the recognizer the host stream, the emulated board and the firmware share.
+"""Posterior smoothing and detection: the recognizer the host stream, the emulated board and the
+firmware share.
 
 Pure numpy, no model or front-end: the emulated board (``firmware_bridge.emulator``) imports it too.
 """
@@ -31,10 +32,11 @@ class Recognizer:
     """Average posteriors over ``average_window_s``; detect when a foreground class's average exceeds
     ``threshold``; suppress further detections for ``refractory_s``.
 
-    The 0.3 s window is measured, not guessed: on the 5-min synthetic stream (seed 1, 100 ms stride) the trained
-    DS-CNN went from recall 0.42 / 60 FA/h / FRR 0.94 at 1 FA/h with a 0.6 s window to 0.48 / 12 FA/h / 0.51
-    with 0.3 s, because a long average makes right-label detections arrive after the matching tolerance
-    (``audio-nas bench streaming``). The firmware's Recognizer (firmware/src/app/recognizer.h) has the same defaults.
+    The 0.3 s window is measured, not guessed: on the 5-min synthetic stream (seed 1, 100 ms stride) the
+    trained DS-CNN went from recall 0.42 / 60 FA/h / FRR 0.94 at 1 FA/h with a 0.6 s window to
+    0.48 / 12 FA/h / 0.51 with 0.3 s, because a long average makes right-label detections arrive after the
+    matching tolerance (``audio-nas bench streaming``). The firmware's Recognizer
+    (firmware/src/app/recognizer.h) has the same defaults.
     """
 
     class_names: tuple[str, ...]

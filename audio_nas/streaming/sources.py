@@ -23,7 +23,8 @@ class Event:
 def synthetic_stream(
     dataset, minutes: float, *, seed: int = 0, gap_s: tuple[float, float] = (1.5, 4.0), split: str = "test"
 ) -> tuple[np.ndarray, list[Event]]:
-    """Keyword (or event) clips from ``split`` placed over a background bed made of the split's background clips.
+    """Keyword (or event) clips from ``split`` placed over a background bed made of the split's background
+    clips.
 
     Ground truth: each placed clip's foreground class with its span (onset = where its energy starts).
     """
@@ -104,8 +105,8 @@ def mic_source(sample_rate_hz: int, chunk: int, seconds: float | None = None) ->
         stream.start()
     except Exception as exc:  # sd.PortAudioError and friends
         raise StreamingError(
-            f"cannot open the microphone ({exc}); check that one is connected and not used by another program, "
-            f"or use --wav FILE / --synthetic MINUTES"
+            f"cannot open the microphone ({exc}); check that one is connected and not used by another "
+            "program, or use --wav FILE / --synthetic MINUTES"
         ) from None
     got = 0
     try:
