@@ -1,16 +1,16 @@
-"""The real firmware image on an emulated Cortex-M4 (QEMU mps2-an386), driven by the Python bridge over a socket.
+"""The real firmware image on an emulated Cortex-M4 (QEMU mps2-an386), driven by the Python bridge (socket).
 
-Builds firmware/ with CMake + arm-none-eabi-gcc once per session, then runs it in qemu-system-arm and talks to it
-with DeviceClient exactly as to a board on a serial port. Tests that need TFLM run when TFLM_DIR points at a TFLM
-tree (tflite-micro's create_tflm_tree.py output) and are skipped otherwise.
+Builds firmware/ with CMake + arm-none-eabi-gcc once per session, then runs it in qemu-system-arm and talks to
+it with DeviceClient exactly as to a board on a serial port. Tests that need TFLM run when TFLM_DIR names a
+TFLM tree (tflite-micro's create_tflm_tree.py output) and are skipped otherwise.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,8 +20,10 @@ from audio_nas.firmware_bridge.build import tflm_build_dir
 from audio_nas.firmware_bridge.client import DeviceClient
 from audio_nas.firmware_bridge.qemu import QemuBoard, build_firmware, missing_tools
 
-pytestmark = [pytest.mark.xdist_group("qemu"),
-              pytest.mark.skipif(bool(missing_tools()), reason=f"needs {', '.join(missing_tools())} (see .ci/run)")]
+pytestmark = [
+    pytest.mark.xdist_group("qemu"),
+    pytest.mark.skipif(bool(missing_tools()), reason=f"needs {', '.join(missing_tools())} (see .ci/run)"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +73,11 @@ def test_model_upload_with_crc_and_its_errors(client):
     assert r.errors and r.errors[0].startswith("e-[crc mismatch: expected 00000000 got ")
     assert client.checked("model", "info").value("m-model-source-") == "none"
     # oversized, bad offset, malformed
-    assert client.command("model", "load", 50_000_000, "00000000").errors[0].startswith("e-[model too large: 50000000 >")
+    assert (
+        client.command("model", "load", 50_000_000, "00000000")
+        .errors[0]
+        .startswith("e-[model too large: 50000000 >")
+    )
     client.checked("model", "load", 4, f"{zlib.crc32(b'abcd'):08x}")
     assert client.command("model", 2, "6364").errors == ("e-[bad offset: got 2, expected 0]",)
     assert client.command("model", 0, "6x").errors == ("e-[bad argument: model]",)
@@ -101,7 +107,11 @@ def test_firmware_front_end_is_bit_exact_with_python(client):
     rng = np.random.default_rng(3)
     n = np.arange(t.window_samples)
     audio = (3000 * np.sin(2 * np.pi * 440 * n / 16000) + rng.normal(0, 500, n.size)).astype(np.int16)
-    assert client.command("frontend").errors[0].startswith(f"e-[frontend needs {t.window_samples} samples, got 0")
+    assert (
+        client.command("frontend")
+        .errors[0]
+        .startswith(f"e-[frontend needs {t.window_samples} samples, got 0")
+    )
     client.load_input(audio.astype("<i2").tobytes())
     r = client.checked("frontend")
     got = [int(v) for v in r.value("m-frame-[").rstrip("]").split(",")]
@@ -126,8 +136,11 @@ def test_missing_image_and_tools_get_clear_errors(tmp_path):
 TFLM_DIR = os.environ.get("TFLM_DIR")
 
 
-@pytest.mark.skipif(not TFLM_DIR, reason="TFLM_DIR is not set: the TFLM firmware tests need a TFLM tree "
-                    "(python3 tflite-micro/tensorflow/lite/micro/tools/project_generation/create_tflm_tree.py DIR)")
+@pytest.mark.skipif(
+    not TFLM_DIR,
+    reason="TFLM_DIR is not set: the TFLM firmware tests need a TFLM tree "
+    "(python3 tflite-micro/tensorflow/lite/micro/tools/project_generation/create_tflm_tree.py DIR)",
+)
 def test_tflm_uploaded_model_runs_on_the_emulated_board_bit_exact(tmp_path):
     from tflite_micro.python.tflite_micro import runtime
 
@@ -151,7 +164,11 @@ def test_tflm_uploaded_model_runs_on_the_emulated_board_bit_exact(tmp_path):
         assert int(c.stats().value("m-cycles-last-")) > 0
         # a CRC-valid upload that is not a flatbuffer is refused by the verifier; the board keeps serving
         c.upload_model(b"\x00" * 64)
-        assert c.command("model", "activate", 0).errors[0].startswith("e-[model invalid: not a TFLite flatbuffer")
+        assert (
+            c.command("model", "activate", 0)
+            .errors[0]
+            .startswith("e-[model invalid: not a TFLite flatbuffer")
+        )
         c.upload_model(model)
         assert c.command("model", "activate", 500).errors[0].startswith("e-[arena too small: 500 B given")
 
@@ -192,10 +209,12 @@ def test_tflm_streaming_on_the_firmware_matches_the_python_emulated_board():
         c.stream_start(stride_frames=3, threshold=0.2, ignore=(0, 1))
         results.append(c.stream_frames(frames, 20.0))
         assert c.stream_stop() == len(results[1][0])
-        # audio mode: int16 samples through the firmware's fixed-point front-end (20 mels in this model: mismatch)
+        # audio mode: int16 samples through the firmware's fixed-point front-end (a 20-mel model: mismatch)
         r = c.command("stream", "start", "audio")
         assert r.errors and r.errors[0].startswith("e-[front-end mismatch: model wants 20 bins")
     (py_scores, py_dets), (fw_scores, fw_dets) = results
     assert len(fw_scores) == len(py_scores) == 1 + (70 - xq.shape[1]) // 3
-    np.testing.assert_allclose(fw_scores, py_scores, atol=2e-4)  # float32 softmax on the board, float64 in Python
+    np.testing.assert_allclose(
+        fw_scores, py_scores, atol=2e-4
+    )  # float32 softmax on the board, float64 in Python
     assert fw_dets == py_dets
