@@ -10,11 +10,12 @@ PORT   ?=
 CONFIG ?= audio_nas/search/configs/default.yaml
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: help venv test test-fast search demo bench firmware flash data clean
+.PHONY: help venv lint test test-fast search demo bench firmware flash data clean
 
 help:
 	@echo "make search   - run the default hardware-aware search on synth-kws (creates .venv and data)"
-	@echo "make test     - run the whole test suite (creates .venv)"
+	@echo "make test     - lint, then run the whole test suite (creates .venv)"
+	@echo "make lint     - ruff check, ruff format --check, import-linter (layers in pyproject.toml)"
 	@echo "make demo     - streaming demo on a 2-minute synthetic stream (MIC=1 listens to the microphone)"
 	@echo "make bench    - run the benchmarks, write docs/benchmarks.md"
 	@echo "make firmware - build the firmware (BOARD=mps2-an386|nano33ble|pico, TFLM_DIR=<TFLM tree> for inference)"
@@ -28,7 +29,12 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(VENV)/bin/ruff check audio_nas tests
+	$(VENV)/bin/ruff format --check audio_nas tests
+	$(VENV)/bin/lint-imports
+
+test: lint
 	$(PY) -m pytest -q -n 2 --dist loadgroup tests
 
 test-fast: $(STAMP)
