@@ -6,10 +6,10 @@
     generating synth-kws: 120/3600 clips (3%), 2.10 clips/s, ETA 27m37s
 
 one when the step starts, then at least every ``interval_s`` seconds while it runs (a heartbeat
-thread writes the line even when one item takes longer than the interval, e.g. a search trial),
-and a final ``done`` line with the total time. The interval defaults to
-``$AUDIO_NAS_PROGRESS_INTERVAL_S`` or 30 s. The CLI configures logging at INFO on stderr, so
-``make search > log 2>&1`` shows where the run is.
+thread writes the line even when one item takes longer than the interval, e.g. a search trial;
+heartbeat lines come at most once a second), and a final ``done`` line with the total time.
+The interval defaults to ``$AUDIO_NAS_PROGRESS_INTERVAL_S`` or 30 s. The CLI configures
+logging at INFO on stderr, so ``make search > log 2>&1`` shows where the run is.
 
     with Progress("features logmel", total=len(batches), unit="batch", logger=log) as p:
         for b in batches:
@@ -33,6 +33,7 @@ from audio_nas.paths import progress_enabled
 
 T = TypeVar("T")
 DEFAULT_INTERVAL_S = 30.0
+HEARTBEAT_MIN_S = 1.0
 _log = logging.getLogger(__name__)
 
 
@@ -48,6 +49,13 @@ def default_interval_s() -> float:
         _log.warning("AUDIO_NAS_PROGRESS_INTERVAL_S=%r is not a positive number; using 30 s", raw)
         return DEFAULT_INTERVAL_S
     return value
+
+
+_PLURALS = {"batch": "batches"}
+
+
+def _plural(unit: str) -> str:
+    return _PLURALS.get(unit, unit if unit.endswith("s") else unit + "s")
 
 
 def format_duration(seconds: float) -> str:
@@ -149,7 +157,7 @@ class Progress:
         elapsed = self.clock() - self.t0
         done = self.n - self.initial
         rate = done / elapsed if elapsed > 0 else 0.0
-        units = self.unit if self.unit.endswith("s") else self.unit + "s"
+        units = _plural(self.unit)
         count = f"{self.n}/{self.total}" if self.total is not None else f"{self.n}"
         if self.total:
             count += f" {units} ({100 * self.n / self.total:.0f}%)"
@@ -176,11 +184,15 @@ class Progress:
         self.log.info("%s", self.line(state))
 
     def _beat(self) -> None:
-        while not self._stop.wait(min(self.interval_s, 1.0) if self.interval_s > 1.0 else self.interval_s):
+        # heartbeat lines (no update for a while) come at most once per HEARTBEAT_MIN_S, however small
+        # the interval: a tiny interval means "a line at every update", not a busy thread
+        wake_s = min(max(self.interval_s, 0.1), 1.0)
+        every_s = max(self.interval_s, HEARTBEAT_MIN_S)
+        while not self._stop.wait(wake_s):
             with self._lock:
                 if self.closed:
                     return
-                if self.clock() - self._last_line >= self.interval_s:
+                if self.clock() - self._last_line >= every_s:
                     self._emit()
 
 

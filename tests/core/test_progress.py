@@ -52,15 +52,24 @@ def test_no_line_before_interval(caplog):
 
 
 def test_heartbeat_logs_while_one_item_takes_long(caplog):
-    """A search trial can take minutes: the line still comes every interval."""
+    """A search trial can take minutes: the line still comes every interval, without an update."""
     caplog.set_level(logging.INFO, logger="audio_nas.progress")
-    with Progress("search", total=3, unit="trial", interval_s=0.05, terminal=False) as p:
-        time.sleep(0.4)
+    clock = FakeClock()
+    with Progress("search", total=3, unit="trial", interval_s=30, terminal=False, clock=clock) as p:
+        clock.t += 31
+        deadline = time.monotonic() + 5
+        while len(_lines(caplog)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _lines(caplog)[1] == "search: 0/3 trials (0%), 0 trials/s, 31s elapsed"
         p.update(1)
-    lines = _lines(caplog)
-    assert len(lines) >= 4, lines
-    assert any("0/3 trials" in ln and "elapsed" in ln for ln in lines[1:-1])
-    assert lines[-1].startswith("search: done, 1/3 trials")
+    assert _lines(caplog)[-1].startswith("search: done, 1/3 trials")
+
+
+def test_tiny_interval_does_not_spin_the_heartbeat(caplog):
+    caplog.set_level(logging.INFO, logger="audio_nas.progress")
+    with Progress("fast", total=2, interval_s=1e-9, terminal=False):
+        time.sleep(0.5)
+    assert len(_lines(caplog)) == 2  # started, done: no heartbeat line within the first second
 
 
 def test_track_wraps_an_iterable_and_logs_stopped_on_error(caplog):
