@@ -167,6 +167,17 @@ def test_cli_data_info_on_error_option(tmp_path):
     assert wrong.exit_code == 2
 
 
+def test_search_config_on_error_key():
+    from audio_nas.config import from_dict
+    from audio_nas.errors import ConfigError
+    from audio_nas.search import SearchConfig
+
+    assert SearchConfig().on_error == "raise"
+    assert from_dict(SearchConfig, {"on_error": "skip"}).on_error == "skip"
+    with pytest.raises(ConfigError, match="on_error"):
+        from_dict(SearchConfig, {"on_error": "ignore"})
+
+
 @pytest.mark.parametrize("command", [["data", "info"], ["train"], ["search"], ["export"], ["stream"]])
 def test_every_dataset_command_offers_on_error(command):
     from audio_nas.cli import app
