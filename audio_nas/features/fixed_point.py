@@ -45,6 +45,7 @@ class FixedTables:
     twiddle_im: np.ndarray  # int16 [n_fft/2]
     mel_q15: np.ndarray  # int32 [n_mels, n_fft/2+1]
     log_lut: np.ndarray  # int16 [256]
+    sample_rate_hz: int = 16_000  # the audio mode times frames with hop_samples / sample_rate_hz
 
 
 def make_tables(cfg: FrontEndConfig) -> FixedTables:
@@ -84,6 +85,7 @@ def make_tables(cfg: FrontEndConfig) -> FixedTables:
         tw_im,
         np.round(fb * (Q15 - 1)).astype(np.int32),
         lut,
+        cfg.sample_rate_hz,
     )
 
 
@@ -171,7 +173,7 @@ def write_c_header(t: FixedTables, path: str | Path, name: str = "kFrontend") ->
         f"static constexpr int {name}WindowSamples = {t.window_samples};\n"
         + f"static const audio_nas::FixedFrontendTables {name}Tables = {{{t.window_samples}, "
         f"{t.hop_samples}, {t.n_fft}, {t.n_mels}, {name}Hann, {name}TwRe, {name}TwIm, {name}Mel, "
-        f"{name}LogLut}};\n"
+        f"{name}LogLut, {t.sample_rate_hz}}};\n"
     )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

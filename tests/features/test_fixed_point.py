@@ -120,3 +120,10 @@ def test_cpp_twin_cross_compiles_for_cortex_m4(tmp_path):
         check=True,
     )
     assert (tmp_path / "f.o").stat().st_size > 0
+
+
+def test_header_carries_the_sample_rate(tmp_path):
+    # the firmware's audio mode times frames with hop_samples / sample_rate_hz from these tables
+    cfg = FrontEndConfig(sample_rate_hz=8000, n_fft=256, window_ms=30, hop_ms=20)
+    text = write_c_header(make_tables(cfg), tmp_path / "t.h").read_text()
+    assert "kFrontendLogLut, 8000};" in text

@@ -18,8 +18,8 @@ struct FixedFrontendTables {
   const int32_t* mel_q15;     // [n_mels * (n_fft / 2 + 1)]
   const int16_t* log_lut;     // [256]
   // The audio's sample rate: the streaming audio mode times frames with hop_samples / sample_rate_hz. The table
-  // generator (audio_nas.features.fixed_point.write_c_header) does not write it yet, so it defaults to
-  // FrontEndConfig's 16 kHz; a generator that writes it overrides the default.
+  // generator (audio_nas.features.fixed_point.write_c_header) writes it; tables written by hand may leave it at
+  // FrontEndConfig's default 16 kHz.
   int sample_rate_hz = 16000;
 };
 
