@@ -7,6 +7,16 @@ range tracked by an exponential moving average of min/max, always including 0). 
 fake-quantised too. Rounding is half away from zero, as TFLite's quantiser and TFLM's requantisation
 round, not torch's half-to-even; gradients pass straight through (STE). The module structure is
 unchanged, so ``export_model`` lowers a QAT model exactly like a float one.
+
+int4 weights (``weight_bits == 4`` on a ``ConvBnAct`` or the ``Classifier``, set by the builder from a
+``_w4`` token) are fake-quantised to [-7, 7], per output channel for convs and per tensor for the
+classifier, exactly as ``quantize.quantize_graph`` will quantise them. Scales are min/max (absmax / qmax of
+the current folded weights), not learned (LSQ): with min/max the fake-quantised weights the network trains
+with are the integers the exporter writes, bit for bit, with no extra state to carry into the flatbuffer,
+and the straight-through estimator still lets the weights move to where 15 levels serve them best. A
+learned clipping scale can do better at 4 bits when a channel has one outlier weight; that would need the
+exporter to take the learned scales, and is left as future work. Distillation from the float model uses the
+trainer's ``teacher_logits`` / ``distill_alpha`` unchanged.
 """
 
 from __future__ import annotations
@@ -15,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from audio_nas.space.layers import ConvBnAct
+from audio_nas.space.layers import Classifier, ConvBnAct
 
 EMA = 0.99
 
@@ -26,10 +36,18 @@ def round_half_away(x: torch.Tensor) -> torch.Tensor:
     return x + (r - x).detach()
 
 
-def fake_quant_weights(w: torch.Tensor) -> torch.Tensor:
-    """Per-output-channel symmetric int8 (axis 0), as the exporter quantises conv weights."""
-    scale = w.detach().abs().amax(dim=tuple(range(1, w.ndim)), keepdim=True).clamp_min(1e-8) / 127.0
-    return torch.clamp(round_half_away(w / scale), -127, 127) * scale
+WEIGHT_QMAX = {8: 127, 4: 7}  # symmetric narrow range, as export.quantize.WEIGHT_QMAX
+
+
+def fake_quant_weights(w: torch.Tensor, bits: int = 8, per_tensor: bool = False) -> torch.Tensor:
+    """Per-output-channel (axis 0) or per-tensor symmetric int8 / int4, as the exporter quantises weights."""
+    qmax = WEIGHT_QMAX[bits]
+    if per_tensor:
+        absmax = w.detach().abs().amax()
+    else:
+        absmax = w.detach().abs().amax(dim=tuple(range(1, w.ndim)), keepdim=True)
+    scale = absmax.clamp_min(1e-8) / qmax
+    return torch.clamp(round_half_away(w / scale), -qmax, qmax) * scale
 
 
 class ActObserver(nn.Module):
@@ -63,8 +81,15 @@ def _qat_conv_forward(self: ConvBnAct, x: torch.Tensor) -> torch.Tensor:
     pt, pb, pl, pr = self.pads(x.shape[2], x.shape[3])
     if pt or pb or pl or pr:
         x = F.pad(x, (pl, pr, pt, pb))
-    y = F.conv2d(x, fake_quant_weights(w), b, self.stride_hw, groups=self.groups)
+    y = F.conv2d(
+        x, fake_quant_weights(w, getattr(self, "weight_bits", 8)), b, self.stride_hw, groups=self.groups
+    )
     return self.qat_out(self.act(y))
+
+
+def _qat_int4_classifier_forward(self: Classifier, x: torch.Tensor) -> torch.Tensor:
+    """An int4 classifier: per-tensor fake-quantised weights (TFLM's int4 FULLY_CONNECTED is per-tensor)."""
+    return F.linear(x, fake_quant_weights(self.fc.weight, 4, per_tensor=True), self.fc.bias)
 
 
 class _QATInput(nn.Module):
@@ -84,6 +109,8 @@ def prepare_qat(model: nn.Module) -> nn.Module:
             m.bn.eval()  # frozen statistics: the fold must match what export folds
             m.bn.requires_grad_(True)
             m.forward = _qat_conv_forward.__get__(m, ConvBnAct)
+        if isinstance(m, Classifier) and getattr(m, "weight_bits", 8) == 4:
+            m.forward = _qat_int4_classifier_forward.__get__(m, Classifier)
     if not hasattr(model, "qat_input"):
         model.qat_input = _QATInput(model)
         original = model.forward

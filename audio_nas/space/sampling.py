@@ -12,10 +12,17 @@ rounds each coordinate to the nearest choice and repairs what would be invalid
 so any vector decodes to a valid spec and ``decode(encode(s)) == s`` for every
 spec the space can sample. PSO, the Bayesian surrogates and the energy predictor
 all work on this vector.
+
+Mixed precision (``SearchSpace.weight_bits_choices``, default ``(8,)``): with more than one choice the
+vector gains one weight-bits gene per block slot and one for the head (conv + classifier), appended after the
+head coordinate, so the default space's encoding, its dimension and every sampled spec stay as they were.
+Sampling, mutation (a bits gene of an active slot is one more dimension to edit) and crossover (a slot's
+bits travel with its slot) treat them like the other genes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,6 +69,17 @@ class SearchSpace:
     n_classes: int = 12
     sample_rate_hz: int = 16_000
     clip_ms: int = 1000
+    weight_bits_choices: tuple[int, ...] = (8,)  # (4, 8): a weight bit-width gene per block and the head
+
+    def __post_init__(self) -> None:
+        if not self.weight_bits_choices or not set(self.weight_bits_choices) <= {4, 8}:
+            raise SpecError(
+                f"weight_bits_choices must be a non-empty subset of (4, 8), got {self.weight_bits_choices}"
+            )
+
+    @property
+    def mixed_precision(self) -> bool:
+        return len(self.weight_bits_choices) > 1
 
 
 DEFAULT_SPACE = SearchSpace()
@@ -71,7 +89,20 @@ FE_DIM, STEM_DIM, SLOT_DIM, HEAD_DIM = 5, 5, 10, 1
 
 
 def encoding_dim(space: SearchSpace = DEFAULT_SPACE) -> int:
+    return _bits_base(space) + (space.max_blocks + 1 if space.mixed_precision else 0)
+
+
+def _bits_base(space: SearchSpace) -> int:
+    """Index of the first weight-bits gene (slot 0's; then slots 1.., then the head's)."""
     return FE_DIM + STEM_DIM + space.max_blocks * SLOT_DIM + HEAD_DIM
+
+
+def _bits_of(v: np.ndarray, i: int, sp: SearchSpace) -> int:
+    """Weight bits of block slot ``i`` (``i == max_blocks``: the head) from the vector."""
+    if not sp.mixed_precision:
+        return sp.weight_bits_choices[0]
+    n = len(sp.weight_bits_choices)
+    return sp.weight_bits_choices[_idx(v[_bits_base(sp) + i], n)]
 
 
 ENCODING_DIM = encoding_dim()
@@ -125,6 +156,17 @@ def encode(spec: ArchSpec, space: SearchSpace = DEFAULT_SPACE) -> np.ndarray:
     v[o] = _norm(_index(sp.head_channels, spec.head.channels, "head.channels"), len(sp.head_channels))
     if spec.head.channels and spec.head.act != "relu" or spec.head.pool != "avg":
         raise SpecError("head: the space uses a ReLU head conv and average pooling only")
+    bits = [b.weight_bits for b in spec.blocks] + [spec.head.weight_bits]
+    if sp.mixed_precision:
+        n = len(sp.weight_bits_choices)
+        for i, wb in enumerate(bits[:-1]):
+            v[_bits_base(sp) + i] = _norm(_index(sp.weight_bits_choices, wb, "block.weight_bits"), n)
+        v[_bits_base(sp) + sp.max_blocks] = _norm(
+            _index(sp.weight_bits_choices, bits[-1], "head.weight_bits"), n
+        )
+    else:
+        for wb in bits:
+            _index(sp.weight_bits_choices, wb, "weight_bits")
     return v
 
 
@@ -195,11 +237,11 @@ def decode(vec: np.ndarray, space: SearchSpace = DEFAULT_SPACE) -> ArchSpec:
         if i > 0 and slot[0] < 0.5:
             continue
         b, h, w = _decode_block(slot, sp, one_d, h, w)
-        blocks.append(b)
+        wb = _bits_of(v, i, sp)
+        blocks.append(b if wb == 8 else dataclasses.replace(b, weight_bits=wb))
     head_c = sp.head_channels[_idx(v[FE_DIM + STEM_DIM + sp.max_blocks * SLOT_DIM], len(sp.head_channels))]
-    return ArchSpec(
-        frontend=fe, stem=stem, blocks=tuple(blocks), head=HeadSpec(channels=head_c), n_classes=sp.n_classes
-    )
+    head = HeadSpec(channels=head_c, weight_bits=_bits_of(v, sp.max_blocks, sp))
+    return ArchSpec(frontend=fe, stem=stem, blocks=tuple(blocks), head=head, n_classes=sp.n_classes)
 
 
 def _decode_block(
@@ -283,6 +325,14 @@ def _active_dims(vec: np.ndarray, space: SearchSpace) -> list[int]:
         else:
             dims.append(base)  # the active flag itself
     dims.append(FE_DIM + STEM_DIM + space.max_blocks * SLOT_DIM)
+    if space.mixed_precision:
+        base = _bits_base(space)
+        dims += [
+            base + i
+            for i in range(space.max_blocks)
+            if i == 0 or vec[FE_DIM + STEM_DIM + i * SLOT_DIM] >= 0.5
+        ]
+        dims.append(base + space.max_blocks)
     return dims
 
 
@@ -309,16 +359,20 @@ def crossover(
 ) -> ArchSpec:
     """Uniform crossover of whole groups: front-end, stem, each block slot and head come from a or b."""
     va, vb = encode(a, space), encode(b, space)
-    groups = [(0, FE_DIM), (FE_DIM, FE_DIM + STEM_DIM)]
+    # index groups: a block slot's weight-bits gene travels with its slot, the head's with the head
+    bb = _bits_base(space)
+    mp = space.mixed_precision
+    groups = [list(range(0, FE_DIM)), list(range(FE_DIM, FE_DIM + STEM_DIM))]
     groups += [
-        (FE_DIM + STEM_DIM + i * SLOT_DIM, FE_DIM + STEM_DIM + (i + 1) * SLOT_DIM)
+        list(range(FE_DIM + STEM_DIM + i * SLOT_DIM, FE_DIM + STEM_DIM + (i + 1) * SLOT_DIM))
+        + ([bb + i] if mp else [])
         for i in range(space.max_blocks)
     ]
-    groups.append((encoding_dim(space) - HEAD_DIM, encoding_dim(space)))
+    groups.append([bb - HEAD_DIM] + ([bb + space.max_blocks] if mp else []))
     child = va.copy()
-    for lo, hi in groups:
+    for idx in groups:
         if rng.random() < 0.5:
-            child[lo:hi] = vb[lo:hi]
+            child[idx] = vb[idx]
     return decode(child, space)
 
 
@@ -335,6 +389,8 @@ def _n_choices(d: int, sp: SearchSpace) -> int:
         return fe[d]
     if d < FE_DIM + STEM_DIM:
         return stem[d - FE_DIM]
+    if d >= _bits_base(sp):
+        return len(sp.weight_bits_choices)
     if d >= FE_DIM + STEM_DIM + sp.max_blocks * SLOT_DIM:
         return len(sp.head_channels)
     slot = [
