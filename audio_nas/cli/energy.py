@@ -10,41 +10,60 @@ predictor_app = typer.Typer(help="Fit and evaluate the random-forest energy pred
 @predictor_app.command("fit")
 def fit(
     board: str = typer.Option("nucleo-l4r5zi", "--board", help="Board profile name or YAML path."),
+    source: str = typer.Option(
+        "measured",
+        "--source",
+        help="Rows to fit on: measured (the firmware on the board: a real board, or QEMU instruction counts "
+        "on an emulated board), or emulated-device (the Python emulated device: plumbing tests only). "
+        "Cycle-model rows (emulated) are refused.",
+    ),
+    folds: int = typer.Option(5, "--folds", help="k of the held-out evaluation stored with the predictor."),
 ) -> None:
-    """Fit on every stored measurement of the board and save next to the measurements."""
+    """Fit on the board's rows of one source, evaluate it held out against the emulated source, and save both
+    next to the measurements (the search uses the forest only where it wins)."""
     from audio_nas.energy import load_board
-    from audio_nas.energy.campaign import store_path
-    from audio_nas.energy.measurements import MeasurementStore
-    from audio_nas.energy.predictor import RandomForestEnergyPredictor
-    from audio_nas.space import ArchSpec
+    from audio_nas.energy.measurements import MeasurementStore, store_path
+    from audio_nas.energy.predictor import fit_from_store, predictor_path
 
     b = load_board(board)
-    store = MeasurementStore(store_path(b.name))
-    ms = store.all(b.name)
-    p = RandomForestEnergyPredictor(b).fit(
-        [ArchSpec.from_str(m.spec) for m in ms], [m.latency_ms for m in ms], store.content_hash(b.name)
+    p = fit_from_store(MeasurementStore(store_path(b.name)), b, source, folds=folds)
+    path = p.save(predictor_path(b))
+    typer.echo(
+        f"fitted on {p.meta['rows']} {source!r} rows of {b.name} ({p.meta['source_kind']}; energy: "
+        f"{p.meta['energy_target']}; hash {p.fitted_on}) -> {path}"
     )
-    path = p.save(store_path(b.name).with_name("predictor"))
-    typer.echo(f"fitted on {len(ms)} measurements (hash {p.fitted_on}) -> {path}")
+    h = p.meta.get("heldout")
+    if h:
+        typer.echo(_heldout_line(h))
+        if h["better"] != "predicted":
+            typer.echo(f"the forest loses here: searches on {b.name} should use `energy_source: emulated`")
+
+
+def _heldout_line(h: dict) -> str:
+    return (
+        f"{h['n']} rows, {h['folds']}-fold held-out latency MAPE: random forest {h['rf_mape']:.1f}% (its "
+        f"{h['interval']:.0%} interval covers {h['rf_interval_coverage']:.0%}), emulated source "
+        f"{h['emulated_mape']:.1f}%, cycle model {h['cycle_model_mape']:.1f}%, MACs-linear "
+        f"{h['macs_linear_mape']:.1f}%, analytic {h['analytic_mape']:.1f}% (one factor fitted on the "
+        f"training folds for emulated/cycle/analytic); better: {h['better']}"
+    )
 
 
 @predictor_app.command("eval")
 def evaluate(
     board: str = typer.Option("nucleo-l4r5zi", "--board", help="Board profile name or YAML path."),
+    source: str = typer.Option("measured", "--source", help="Rows to evaluate on (see `predictor fit`)."),
     folds: int = typer.Option(5, "--folds", help="k of the k-fold cross-validation."),
 ) -> None:
-    """k-fold MAPE of the forest against a MACs-linear fit and the analytic model."""
+    """k-fold held-out MAPE of the forest against the emulated source, the cycle model, MACs-linear and
+    analytic, on the board's rows of one source."""
     from audio_nas.energy import load_board
-    from audio_nas.energy.campaign import store_path
-    from audio_nas.energy.measurements import MeasurementStore
+    from audio_nas.energy.measurements import MeasurementStore, store_path
     from audio_nas.energy.predictor import cross_validate
 
     b = load_board(board)
-    r = cross_validate(MeasurementStore(store_path(b.name)).all(b.name), b, folds)
-    typer.echo(
-        f"{r['n']} measurements, {folds}-fold latency MAPE: random forest {r['rf_mape']:.1f}%, "
-        f"MACs-linear {r['macs_linear_mape']:.1f}%, analytic {r['analytic_mape']:.1f}%"
-    )
+    ms = MeasurementStore(store_path(b.name)).all(b.name, source)
+    typer.echo(_heldout_line(cross_validate(ms, b, folds)))
 
 
 def register(app: typer.Typer) -> None:
@@ -60,8 +79,9 @@ def register(app: typer.Typer) -> None:
         active: int = typer.Option(
             0,
             "--active",
-            help="Rounds of active learning after the first COUNT: each round "
-            "refits the predictor and measures the candidates it is least sure about.",
+            help="Rounds of active learning after the first COUNT (device backend only: the forest "
+            "learns from measurements): each round refits the predictor and measures the candidates it is "
+            "least sure about.",
         ),
         per_round: int = typer.Option(10, "--per-round", help="Architectures measured per active round."),
         pool_run: str = typer.Option(
@@ -82,13 +102,14 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Measure N sampled architectures; results are stored as they arrive and the run resumes."""
         from audio_nas.energy import load_board
-        from audio_nas.energy.campaign import run_active_campaign, run_campaign, search_pool, store_path
+        from audio_nas.energy.measurements import store_path
+        from audio_nas.firmware_bridge.campaign import run_active_campaign, run_campaign, search_pool
 
         b = load_board(board)
         mon = None
         if monitor:
-            from audio_nas.energy.ppk2 import MONITORS
             from audio_nas.errors import EnergyModelError
+            from audio_nas.firmware_bridge.ppk2 import MONITORS
 
             if monitor not in MONITORS:
                 raise EnergyModelError(f"unknown monitor {monitor!r}; choose one of {', '.join(MONITORS)}")

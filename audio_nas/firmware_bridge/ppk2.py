@@ -7,6 +7,11 @@ the board profile's power figure: E = V x sum(I over marked samples) / sample ra
 Driver: the Nordic Power Profiler Kit II through ``ppk2-api`` (optional: ``pip install 'audio-nas[ppk2]'``),
 100 kHz current samples in µA and 8 digital channels. Anything with ``start()``/``stop() -> PowerTrace``
 satisfies ``PowerMonitor`` and can be used instead.
+
+Order: ``start()`` powers the board (source-meter mode) and starts sampling; the campaign calls it BEFORE
+the host opens the board's serial port, since a board powered by the PPK2 has no firmware (and, with native
+USB, no port) until then. The first power-on waits ``boot_wait_s`` for the board to boot; ``stop()`` stops
+sampling and leaves the board powered, so it is not reset between measurements.
 """
 
 from __future__ import annotations
@@ -86,8 +91,11 @@ class Ppk2Monitor:
         port: str | None = None,
         voltage_mv: int = 3300,
         api_factory: Callable[[str | None], Any] = _default_api_factory,
+        boot_wait_s: float = 1.0,
     ):
         self.voltage_mv = voltage_mv
+        self.boot_wait_s = boot_wait_s
+        self.powered = False
         self.api = api_factory(port)
         self._samples: list[float] = []
         self._bits: list[int] = []
@@ -104,11 +112,20 @@ class Ppk2Monitor:
             else:
                 time.sleep(0.001)
 
-    def start(self) -> None:
+    def power_on(self) -> None:
+        """Source-meter mode at ``voltage_mv`` and the board's supply on; the first time, wait for it to
+        boot."""
+        if self.powered:
+            return
         self.api.get_modifiers()
         self.api.use_source_meter()
         self.api.set_source_voltage(self.voltage_mv)
         self.api.toggle_DUT_power("ON")
+        self.powered = True
+        time.sleep(self.boot_wait_s)
+
+    def start(self) -> None:
+        self.power_on()
         self._samples, self._bits = [], []
         self._stop.clear()
         self.api.start_measuring()

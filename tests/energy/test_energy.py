@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from audio_nas.energy import (
@@ -13,8 +12,7 @@ from audio_nas.energy import (
     make_energy_model,
 )
 from audio_nas.energy.cycle_model import CALIBRATION, calibrate
-from audio_nas.energy.measurements import Measurement, MeasurementStore
-from audio_nas.energy.predictor import RandomForestEnergyPredictor, cross_validate
+from audio_nas.energy.measurements import MeasurementStore
 from audio_nas.errors import DeviceError, EnergyModelError
 from audio_nas.firmware_bridge.campaign import campaign_specs, run_campaign
 from audio_nas.space import ArchSpec, resolve_arch
@@ -122,7 +120,8 @@ def test_device_backend_goes_through_the_bridge_and_fails_clearly(tmp_path):
     with EmulatedDevice("mps2-an386") as dev:
         run_campaign(b, 2, backend="device", store=store, port=f"socket://127.0.0.1:{dev.port}")
     ms = store.all()
-    assert len(ms) == 2 and all(m.source == "emulated" and m.cycles > 0 and m.repeats == 5 for m in ms)
+    # the Python emulated device serves the cycle model: its rows say so, and are no measurement
+    assert len(ms) == 2 and all(m.source == "emulated-device" and m.cycles > 0 and m.repeats == 5 for m in ms)
     # the bridge path gives what the in-process emulated backend gives (same cycle model)
     direct = __import__("audio_nas.firmware_bridge.campaign", fromlist=["x"]).measure_emulated
     assert ms[0].latency_ms == pytest.approx(direct(ArchSpec.from_str(ms[0].spec), b).latency_ms, rel=1e-6)
@@ -141,40 +140,37 @@ def test_device_backend_goes_through_the_bridge_and_fails_clearly(tmp_path):
         )
 
 
-def _synthetic_measurements(n=60):
-    """Latencies from the cycle model (the emulated source) for n sampled specs, without exporting."""
-    b = load_board("nucleo-l4r5zi")
-    em = make_energy_model("emulated")
-    out = []
-    for s in campaign_specs(n, 7, b):
-        e = em.estimate(s, b)
-        out.append(Measurement(s.to_str(), b.name, "emulated", e.latency_ms, e.energy_uj, e.cycles, None, 1))
-    return b, out
+def test_each_backend_resumes_only_its_own_rows(tmp_path, monkeypatch):
+    """Cycle-model rows never make a device campaign skip a spec, and every backend resumes its own rows."""
+    import audio_nas.firmware_bridge.campaign as camp
+    import audio_nas.firmware_bridge.emulator as emulator
+    from audio_nas.firmware_bridge.emulator import EmulatedDevice
 
+    b = load_board("mps2-an386")
+    store = MeasurementStore(tmp_path / "m.sqlite")
+    calls = {"emulated": 0, "device": 0}
+    for name in calls:
+        real = camp.BACKENDS[name]
 
-def test_predictor_fits_predicts_with_uncertainty_and_saves_with_hash(tmp_path):
-    b, ms = _synthetic_measurements(60)
-    specs = [ArchSpec.from_str(m.spec) for m in ms]
-    y = np.array([m.latency_ms for m in ms])
-    p = RandomForestEnergyPredictor(b, n_estimators=60).fit(specs[:50], y[:50], "abc")
-    lat, sd = p.predict_latency(specs[50:])
-    assert np.all(sd > 0) and np.mean(np.abs(lat - y[50:]) / y[50:]) < 0.3
-    e, esd = p.predict(specs[50:])
-    np.testing.assert_allclose(e, lat * b.active_power_mw)
-    assert len(p.most_uncertain(specs[50:], 3)) == 3
-    path = p.save(tmp_path / "pred")
-    q = RandomForestEnergyPredictor.load(path, b, expect_hash="abc")
-    np.testing.assert_allclose(q.predict_latency(specs[50:])[0], lat)
-    with pytest.raises(EnergyModelError, match="other measurements"):
-        RandomForestEnergyPredictor.load(path, b, expect_hash="zzz")
-    with pytest.raises(EnergyModelError, match="at least 5"):
-        RandomForestEnergyPredictor(b).fit(specs[:3], y[:3])
+        def counted(*a, _real=real, _name=name, **k):
+            calls[_name] += 1
+            return _real(*a, **k)
 
-
-def test_forest_beats_macs_linear_on_a_campaign():
-    b, ms = _synthetic_measurements(60)
-    r = cross_validate(ms, b, folds=4)
-    assert r["rf_mape"] < r["macs_linear_mape"]
+        monkeypatch.setitem(camp.BACKENDS, name, counted)
+    run_campaign(b, 2, store=store)
+    with EmulatedDevice("mps2-an386") as dev:
+        url = f"socket://127.0.0.1:{dev.port}"
+        run_campaign(b, 2, backend="device", store=store, port=url)  # the Python device: "emulated-device"
+        with monkeypatch.context() as m:
+            m.setattr(emulator, "FIRMWARE_VERSION", "0.9-board")  # answers like the firmware on a board
+            run_campaign(b, 2, backend="device", store=store, port=url)
+            assert calls == {"emulated": 2, "device": 4}
+            run_campaign(b, 2, backend="device", store=store, port=url)  # resumes: nothing to do
+        run_campaign(b, 2, backend="device", store=store, port=url)
+    run_campaign(b, 2, store=store)
+    assert calls == {"emulated": 2, "device": 4}
+    assert store.sources(b.name) == {"emulated": 2, "emulated-device": 2, "measured": 2}
+    assert {m.spec for m in store.all(b.name, "measured")} == {s.to_str() for s in campaign_specs(2, 0, b)}
 
 
 def test_registry_names_sources():

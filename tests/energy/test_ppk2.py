@@ -57,7 +57,7 @@ class FakePPK2:
 def test_driver_collects_a_trace_from_the_api():
     words = np.array([500 | (0 << 24)] * 50 + [2000 | (1 << 24)] * 100 + [500] * 50, "<u4")
     fake = FakePPK2([words[:120].tobytes(), words[120:].tobytes()])
-    mon = Ppk2Monitor(voltage_mv=1800, api_factory=lambda port: fake)
+    mon = Ppk2Monitor(voltage_mv=1800, api_factory=lambda port: fake, boot_wait_s=0)
     mon.start()
     import time
 
@@ -77,6 +77,46 @@ def test_driver_collects_a_trace_from_the_api():
     assert len(trace.current_ua) == 200 and trace.digital.sum() == 100
     # 2 mA x 1.8 V x 100 samples / 100 kHz = 3.6 µJ
     assert energy_per_inference_uj(trace, 0, 1) == pytest.approx(3.6)
+    mon.start()  # the board stays powered between measurements: no second power-on (no reset)
+    mon.stop()
+    assert [c[0] for c in fake.calls].count("toggle_DUT_power") == 1
+
+
+def test_the_monitor_powers_the_board_before_the_host_opens_its_port(tmp_path, monkeypatch):
+    """A board powered by the PPK2 has no firmware (or, with native USB, no port) until the PPK2 powers it."""
+    import audio_nas.firmware_bridge.campaign as camp
+    from audio_nas.energy import load_board
+    from audio_nas.energy.measurements import MeasurementStore
+    from audio_nas.firmware_bridge.emulator import EmulatedDevice
+
+    events = []
+
+    class SwitchedMonitor:  # a fake PPK2 whose start() is the board's power switch
+        def start(self):
+            events.append("power on")
+
+        def stop(self):
+            events.append("stop")
+            return PowerTrace(np.full(10, 1000.0), np.ones(10, np.uint8), 3300.0)
+
+    class RecordingClient(camp.DeviceClient):
+        def __init__(self, url, **kw):
+            assert events and events[-1] == "power on", f"port opened before the board was powered: {events}"
+            events.append("open")
+            super().__init__(url, **kw)
+
+    monkeypatch.setattr(camp, "DeviceClient", RecordingClient)
+    with EmulatedDevice("mps2-an386") as dev:
+        camp.run_campaign(
+            load_board("mps2-an386"),
+            1,
+            backend="device",
+            port=f"socket://127.0.0.1:{dev.port}",
+            monitor=SwitchedMonitor(),
+            store=MeasurementStore(tmp_path / "m.sqlite"),
+        )
+    # the source probe, then the measurement: each opens the port only after the power is on
+    assert events == ["power on", "open", "stop", "power on", "open", "stop"]
 
 
 def test_campaign_takes_energy_from_the_monitor(tmp_path):
@@ -108,7 +148,8 @@ def test_campaign_takes_energy_from_the_monitor(tmp_path):
             store=MeasurementStore(tmp_path / "m.sqlite"),
         )
     (m,) = store.all(board.name)
-    assert mon.started == 1 and m.energy_uj == pytest.approx(16.5)
+    # started twice: to ask the device what it is (so the campaign resumes its own rows), then to measure
+    assert mon.started == 2 and m.energy_uj == pytest.approx(16.5) and m.energy_from == "monitor"
     with pytest.raises(EnergyModelError, match="needs the device backend"):
         run_campaign(
             board, 1, backend="emulated", monitor=mon, store=MeasurementStore(tmp_path / "m2.sqlite")
