@@ -2,9 +2,10 @@
 
 from audio_nas.space.builder import AudioNet, build_model
 from audio_nas.space.costs import ArchCosts, arch_costs
-from audio_nas.space.plan import LayerCost
+from audio_nas.space.plan import LayerCost, plan_layers
 from audio_nas.space.presets import BASELINES, PRESETS, resolve_arch
 from audio_nas.space.spec import ArchSpec, ConvSpec, DSSpec, HeadSpec, MQASpec, StemSpec, UIBSpec
+from audio_nas.space.tflm_arena import TflmArena, tflm_arena
 
 __all__ = [
     "ArchSpec",
@@ -15,6 +16,9 @@ __all__ = [
     "MQASpec",
     "HeadSpec",
     "LayerCost",
+    "plan_layers",
+    "TflmArena",
+    "tflm_arena",
     "AudioNet",
     "build_model",
     "ArchCosts",
