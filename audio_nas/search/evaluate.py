@@ -30,6 +30,7 @@ import numpy as np
 from audio_nas.config import from_dict
 from audio_nas.data import load_dataset
 from audio_nas.energy import make_energy_model
+from audio_nas.energy.boards import board_memory
 from audio_nas.features import compute_features
 from audio_nas.space import ArchSpec, arch_costs
 from audio_nas.training import train
@@ -41,28 +42,32 @@ _ENERGY_MODELS: dict[str, Any] = {}  # one per source per process (the predictor
 
 
 def cheap_objectives(spec, board, energy_source: str = "emulated") -> dict[str, Any]:
-    """Costs known before training and whether the spec fits the board."""
+    """Costs known before training and whether the spec fits the board.
+
+    RAM and flash are the board's totals (``energy.boards.board_memory``): the model's share (TFLM arena +
+    input staging + front-end; flatbuffer + front-end tables) plus the firmware's (statics, stack, platform
+    reserve, TFLM runtime) from the board profile. ``peak_ram_bytes`` / ``flash_bytes`` (the RAM objective and
+    the stored columns) hold the totals; ``model_*`` the model's share.
+    """
 
     c = arch_costs(spec)
     model = _ENERGY_MODELS.get(energy_source) or _ENERGY_MODELS.setdefault(
         energy_source, make_energy_model(energy_source)
     )
     est = model.estimate(spec, board, layers=c.layers)
-    ram = c.peak_ram_bytes + c.frontend_ram_bytes
-    reasons = []
-    if ram > board.sram_bytes:
-        reasons.append(f"needs {ram} B RAM > {board.sram_bytes} B SRAM of {board.name}")
-    if c.flash_bytes > board.flash_bytes:
-        reasons.append(f"needs {c.flash_bytes} B flash > {board.flash_bytes} B of {board.name}")
+    mem = board_memory(spec, board, c)
     return {
         "energy_uj": est.energy_uj,
         "energy_source": est.source,
         "latency_ms": est.latency_ms,
-        "peak_ram_bytes": ram,
-        "flash_bytes": c.flash_bytes,
+        "peak_ram_bytes": mem.total_ram_bytes,
+        "flash_bytes": mem.total_flash_bytes,
+        "model_ram_bytes": mem.model_ram_bytes,
+        "model_flash_bytes": mem.model_flash_bytes,
+        "firmware_memory_known": mem.firmware_known,
         "params": c.params,
         "macs": c.macs,
-        "infeasible": "; ".join(reasons) or None,
+        "infeasible": mem.infeasible(board),
     }
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from audio_nas.config import to_dict
+from audio_nas.energy.boards import board_memory
 from audio_nas.errors import ExportError
 from audio_nas.export import export_model
 from audio_nas.export.graph import lower_model
@@ -71,6 +72,7 @@ def write_report(runner: SearchRunner, export: bool | None = None) -> Path:
     front, _ = runner.front()
     baselines = evaluate_baselines(runner)
 
+    memory = {t.id: board_memory(ArchSpec.from_str(t.spec), runner.board) for t in front}
     with open(run_dir / "pareto.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(
@@ -82,8 +84,12 @@ def write_report(runner: SearchRunner, export: bool | None = None) -> Path:
                 "energy_uj",
                 "energy_source",
                 "latency_ms",
-                "peak_ram_bytes",
-                "flash_bytes",
+                "model_ram_bytes",
+                "total_ram_bytes",
+                "ram_source",
+                "model_flash_bytes",
+                "total_flash_bytes",
+                "flash_source",
                 "params",
                 "macs",
                 "spec",
@@ -99,8 +105,12 @@ def write_report(runner: SearchRunner, export: bool | None = None) -> Path:
                     f"{t.energy_uj:.1f}",
                     t.energy_source,
                     f"{t.latency_ms:.2f}",
-                    t.peak_ram_bytes,
-                    t.flash_bytes,
+                    memory[t.id].model_ram_bytes,
+                    memory[t.id].total_ram_bytes,
+                    memory[t.id].ram_source,
+                    memory[t.id].model_flash_bytes,
+                    memory[t.id].total_flash_bytes,
+                    memory[t.id].flash_source,
                     t.params,
                     t.macs,
                     t.spec,
@@ -118,7 +128,7 @@ def write_report(runner: SearchRunner, export: bool | None = None) -> Path:
     fig, axes = plt.subplots(1, 3, figsize=(17, 5))
     for ax, key, label in [
         (axes[0], "energy_uj", "energy per inference (µJ)"),
-        (axes[1], "peak_ram_bytes", "peak RAM (bytes)"),
+        (axes[1], "peak_ram_bytes", "board RAM (bytes): model + firmware"),
     ]:
         ax.scatter(
             [getattr(t, key) for t in done], [t.accuracy for t in done], s=12, c="#999", label="trials"
@@ -162,27 +172,30 @@ def write_report(runner: SearchRunner, export: bool | None = None) -> Path:
         f"- early stopping saved {saved_epochs} of {saved_epochs + total_epochs} epochs "
         f"({100 * saved_epochs / max(1, saved_epochs + total_epochs):.0f}%)",
         f"- energy source: `{cfg.energy_source}` (see docs/benchmarks.md for its calibration)",
+        f"- RAM and flash: the model's share and the board total (model + firmware); RAM "
+        f"{_memory_note(memory, 'ram_source')}; flash {_memory_note(memory, 'flash_source')}",
         "",
         "![pareto](pareto.png)",
         "",
         "## Pareto front",
         "",
-        "| trial | origin | val acc | test acc | energy µJ | latency ms | RAM B | flash B | params "
-        "| TFLM arena B | spec |",
+        "| trial | origin | val acc | test acc | energy µJ | latency ms | RAM B (model / total) "
+        "| flash B (model / total) | params | TFLM arena B | spec |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for t in sorted(front, key=lambda t: t.energy_uj):
         arena = exported.get(t.id, {}).get("arena_bytes", "")
         lines.append(
             f"| {t.id} | {t.origin} | {t.accuracy:.3f} | {t.test_accuracy:.3f} | {t.energy_uj:.0f} | "
-            f"{t.latency_ms:.1f} | {t.peak_ram_bytes} | {t.flash_bytes} | {t.params} | {arena} | "
+            f"{t.latency_ms:.1f} | {memory[t.id].model_ram_bytes} / {memory[t.id].total_ram_bytes} | "
+            f"{memory[t.id].model_flash_bytes} / {memory[t.id].total_flash_bytes} | {t.params} | {arena} | "
             f"`{_cell(t.spec)}` |"
         )
     lines += [
         "",
         "## Baselines (same recipe, same energy model)",
         "",
-        "| baseline | val acc | test acc | energy µJ | RAM B | params | MACs |",
+        "| baseline | val acc | test acc | energy µJ | RAM B (total) | params | MACs |",
         "|---|---|---|---|---|---|---|",
     ]
     for name, b in baselines.items():
@@ -195,6 +208,12 @@ def write_report(runner: SearchRunner, export: bool | None = None) -> Path:
     (run_dir / "report.md").write_text(md)
     (run_dir / "report.html").write_text(_md_table_html(md))
     return run_dir / "report.md"
+
+
+def _memory_note(memory: dict, key: str) -> str:
+    """The source line of the front's memory figures (the same for every trial of one board)."""
+    notes = sorted({getattr(m, key) for m in memory.values()})
+    return "; ".join(notes) if notes else "(no Pareto trials)"
 
 
 def _cell(text: str) -> str:
