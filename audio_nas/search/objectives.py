@@ -1,6 +1,8 @@
 """Objectives, Pareto fronts and hypervolume.
 
-All objectives are minimised in the vector ``(1 - accuracy, log10 energy_uj, log10 peak_ram_bytes)``.
+All objectives are minimised in the vector ``(1 - accuracy, log10 energy_uj, log10 peak_ram_bytes)``, where
+``peak_ram_bytes`` is the board's total RAM for the model (``energy.boards.board_memory``: the model's share
++ the firmware's; ``search.evaluate.cheap_objectives``).
 Logs because energy and memory span orders of magnitude and the research compares them by ratio.
 Hypervolume uses pymoo's indicator with the reference point from the config, by default
 (1.0, 5.0, 6.0): accuracy 0, 100 mJ per inference, 1 MB of RAM — worse than any useful always-on
