@@ -1,7 +1,8 @@
 """Latency/energy sources behind one interface; every value carries where it came from.
 
 Sources, best first: measured (a board over the bridge) > predicted (random forest fitted on
-measurements) > emulated (per-op cycle model on the exported/planned ops) > analytic (MACs-linear).
+measurements) > emulated (per-op instruction model fitted on measured TFLM + CMSIS-NN counts, on the
+exported/planned ops, x the board's cycles per instruction) > analytic (MACs-linear).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from typing import Any, Protocol
 
 from audio_nas.energy.boards import BoardProfile
 from audio_nas.energy.cycle_model import CORE_FACTOR, model_cycles
+from audio_nas.energy.op_model import model_cycles as op_model_cycles
+from audio_nas.energy.op_model import ops_from_plan
 from audio_nas.errors import EnergyModelError
 from audio_nas.features.cost import frontend_cost
 from audio_nas.space import arch_costs
@@ -67,15 +70,24 @@ class AnalyticModel:
 
 
 class EmulatedModel:
-    """Per-op cycle model on the model's op list: the exported .tflite's ops when given, else the
-    layer plan."""
+    """Per-op model on the model's op list (the exported .tflite's ops when given, else the layer plan).
+
+    Boards running CMSIS-NN (and the Nucleo-L4R5ZI's MLPerf Tiny stack, TFLM + 2020 CMSIS-NN): instructions
+    from the per-op model FITTED on measured TFLM + CMSIS-NN counts (``energy.op_model``), times the board's
+    cycles per instruction (calibrated on the one published point, emulated, or assumed from the core), plus
+    a flash term. The emulated board running TFLM's portable reference kernels (``mps2-an386``) keeps the
+    hand-set reference-kernel cycle model (``energy.cycle_model``): nothing was measured per op for it.
+    """
 
     source = "emulated"
 
     def estimate(self, spec, board, *, layers=None):
         if layers is None:
             layers = arch_costs(spec).layers
-        cycles, _ = model_cycles(layers, board.kernels, board.core)
+        if board.kernels == "tflm-reference" and board.emulated:
+            cycles, _ = model_cycles(layers, board.kernels, board.core)
+        else:
+            cycles, _ = op_model_cycles(ops_from_plan(layers), board)
         return energy_from_cycles(cycles, board, self.source)
 
 

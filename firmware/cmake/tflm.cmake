@@ -37,17 +37,21 @@ endif()
 target_compile_options(tflm PRIVATE ${CPU_FLAGS} -O2 -w -ffunction-sections -fdata-sections
   $<$<COMPILE_LANGUAGE:CXX>:-fno-exceptions -fno-rtti -fno-threadsafe-statics -fno-use-cxa-atexit>)
 
-# The op resolver: exactly the compiled-in model's ops (MODEL_DIR from `audio-nas export`), else every op the
-# exporter can emit, so any uploaded model runs.
+if(NOT TFLM_APP_TARGET)
+  set(TFLM_APP_TARGET firmware.elf)
+endif()
+# The op resolver of the application target (TFLM_APP_TARGET: firmware.elf, or firmware/tools/op_profiler's):
+# exactly the compiled-in model's ops (MODEL_DIR from `audio-nas export`), else every op the exporter can emit,
+# so any uploaded model runs.
 if(MODEL_DIR)
-  target_include_directories(firmware.elf PRIVATE ${MODEL_DIR})
-  target_sources(firmware.elf PRIVATE ${MODEL_DIR}/model_data.cc)
-  target_compile_definitions(firmware.elf PRIVATE AUDIO_NAS_BUILTIN_MODEL=1)
+  target_include_directories(${TFLM_APP_TARGET} PRIVATE ${MODEL_DIR})
+  target_sources(${TFLM_APP_TARGET} PRIVATE ${MODEL_DIR}/model_data.cc)
+  target_compile_definitions(${TFLM_APP_TARGET} PRIVATE AUDIO_NAS_BUILTIN_MODEL=1)
 else()
   add_custom_command(
     OUTPUT ${GEN_DIR}/ops.h
     COMMAND ${AUDIO_NAS_PYTHON} -W ignore::RuntimeWarning -m audio_nas.export.c_array --all-ops ${GEN_DIR}/ops.h
-    DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/../audio_nas/export/c_array.py
+    DEPENDS ${CMAKE_CURRENT_LIST_DIR}/../../audio_nas/export/c_array.py
     COMMENT "op resolver for every op audio-nas exports (audio_nas.export.c_array)")
-  target_sources(firmware.elf PRIVATE ${GEN_DIR}/ops.h)
+  target_sources(${TFLM_APP_TARGET} PRIVATE ${GEN_DIR}/ops.h)
 endif()
