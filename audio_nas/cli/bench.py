@@ -19,6 +19,7 @@ BENCH_AREAS: tuple[str, ...] = (
     "features",
     "training",
     "export",
+    "quant",
     "firmware_bridge",
     "energy",
     "search",
