@@ -1,49 +1,76 @@
 """What a search hands back: pareto.csv, plots with the baselines on the same axes, report.md/.html,
-and the Pareto models trained in full and exported to TFLM when the export package is present."""
+and the Pareto models retrained in full and exported to TFLM."""
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import html
+import json
 import logging
 from pathlib import Path
 
 import numpy as np
 
-from audio_nas.config import to_dict
+from audio_nas.config import from_dict, to_dict
 from audio_nas.energy.boards import board_memory
 from audio_nas.errors import ExportError
 from audio_nas.export import export_model
 from audio_nas.export.graph import lower_model
 from audio_nas.progress import Progress
 from audio_nas.search.evaluate import _features, cheap_objectives, evaluate_trial
+from audio_nas.search.executors import make_executor
 from audio_nas.search.objectives import hypervolume_curve
 from audio_nas.search.runner import SearchRunner, trial_objectives
 from audio_nas.space import ArchSpec, build_model, resolve_arch
 from audio_nas.training import save_checkpoint, train
+from audio_nas.training.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
 
 def evaluate_baselines(runner: SearchRunner) -> dict[str, dict]:
-    """Each baseline preset with the same evaluator and recipe, once per run directory (in the store)."""
+    """Each baseline preset with the same evaluator and recipe, once per run directory (in the store).
+
+    With ``workers`` > 1 the baselines train in parallel in the search's executor (each with the recipe's
+    ``num_threads``): trained one after another in this process, they left all but one core idle.
+    """
 
     todo = [name for name in runner.cfg.baselines if runner.store.get_baseline(name) is None]
-    with Progress("baselines", len(todo), unit="model", logger=log, enabled=bool(todo)) as bar:
-        for name in todo:
-            bar.set_postfix(now=name)
-            res = _evaluate_baseline(runner, name)
+    if not todo:
+        return {name: runner.store.get_baseline(name) for name in runner.cfg.baselines}
+    payloads = {name: _baseline_payload(runner, name) for name in todo}
+    with Progress("baselines", len(todo), unit="model", logger=log) as bar:
+        for name, res in _run_all(runner, evaluate_trial, payloads):
+            cheap = payloads[name]["cheap"]
+            runner.store.set_baseline(name, {**cheap, **res, "spec": payloads[name]["spec"]})
             acc = res.get("accuracy")
             bar.update(1, **{f"{name} acc": "failed" if acc is None else f"{acc:.3f}"})
     return {name: runner.store.get_baseline(name) for name in runner.cfg.baselines}
 
 
-def _evaluate_baseline(runner: SearchRunner, name: str) -> dict:
-    import dataclasses
+def _run_all(runner: SearchRunner, fn, payloads: dict[str, dict]):
+    """Yield ``(key, fn(payload))`` as they finish: in the search's executor when it has more than one
+    worker and the work is training, else here one after another (a pool costs seconds to start)."""
+    workers = min(runner.cfg.workers, len(payloads))
+    if workers <= 1 or runner.cfg.evaluator != "train":
+        for key, payload in payloads.items():
+            log.info("evaluating %s", key)
+            yield key, fn(payload)
+        return
+    executor = make_executor(runner.cfg.executor, workers, runner.cfg.ray_address)
+    try:
+        pending = {executor.submit(fn, payload): key for key, payload in payloads.items()}
+        while pending:
+            for handle in executor.wait_any(list(pending)):
+                yield pending.pop(handle), executor.result(handle)
+    finally:
+        executor.shutdown()
 
+
+def _baseline_payload(runner: SearchRunner, name: str) -> dict:
     spec = dataclasses.replace(resolve_arch(name), n_classes=runner.space.n_classes)
-    cheap = cheap_objectives(spec, runner.board, runner.cfg.energy_source)
-    payload = {
+    return {
         "spec": spec.to_str(),
         "evaluator": runner.cfg.evaluator,
         "dataset": runner.cfg.dataset,
@@ -51,13 +78,8 @@ def _evaluate_baseline(runner: SearchRunner, name: str) -> dict:
         "train": to_dict(runner.cfg.train),
         "pruner": {"kind": "none", "warmup_epochs": 1, "min_peers": 1},
         "peers": [],
-        "cheap": cheap,
+        "cheap": cheap_objectives(spec, runner.board, runner.cfg.energy_source),
     }
-    log.info("evaluating baseline %s", name)
-    res = evaluate_trial(payload)
-    cached = {**cheap, **res, "spec": spec.to_str()}
-    runner.store.set_baseline(name, cached)
-    return cached
 
 
 def write_report(runner: SearchRunner, export: bool | None = None) -> Path:
@@ -262,40 +284,51 @@ def _md_table_html(md: str) -> str:
 
 
 def export_front(runner: SearchRunner, front) -> dict[int, dict]:
-    """Retrain each Pareto model with the full recipe and export it to TFLM."""
+    """Retrain each Pareto model with the full recipe and export it to TFLM (in parallel, as baselines)."""
     if runner.cfg.evaluator != "train":
         return {}
-
-    out = {}
-    todo = [
-        t for t in front if not (runner.run_dir / "pareto" / f"trial-{t.id:04d}" / "summary.json").exists()
-    ]
+    out: dict[int, dict] = {}
+    payloads = {}
+    for t in front:
+        target = runner.run_dir / "pareto" / f"trial-{t.id:04d}"
+        if (target / "summary.json").exists():
+            out[t.id] = json.loads((target / "summary.json").read_text())
+            continue
+        try:
+            lower_model(build_model(ArchSpec.from_str(t.spec)))  # refuses unsupported ops before any training
+        except ExportError as exc:
+            log.warning("trial %d is not exported: %s", t.id, exc)
+            out[t.id] = {"arena_bytes": f"not exported: {str(exc).split(';')[0]}"}
+            continue
+        payloads[f"trial {t.id}"] = {
+            "trial_id": t.id,
+            "spec": t.spec,
+            "target": str(target),
+            "dataset": runner.cfg.dataset,
+            "on_error": runner.cfg.on_error,
+            "train": to_dict(runner.cfg.train),
+        }
     bar = Progress(
-        "Pareto models: retrain + TFLM export", len(todo), unit="model", logger=log, enabled=bool(todo)
+        "Pareto models: retrain + TFLM export",
+        len(payloads),
+        unit="model",
+        logger=log,
+        enabled=bool(payloads),
     )
     with bar:
-        for t in front:
-            out[t.id] = _export_one(runner, t, bar)
+        for key, res in _run_all(runner, retrain_and_export, payloads):
+            out[payloads[key]["trial_id"]] = res
+            bar.update(1, **({"test_acc": f"{res['test_accuracy']:.3f}"} if "test_accuracy" in res else {}))
     return out
 
 
-def _export_one(runner: SearchRunner, t, bar: Progress) -> dict:
-    """Retrain one Pareto model and export it; its summary when it was exported before."""
-    target = runner.run_dir / "pareto" / f"trial-{t.id:04d}"
-    if (target / "summary.json").exists():
-        import json
-
-        return json.loads((target / "summary.json").read_text())
-    bar.set_postfix(now=f"trial {t.id}")
-    spec = ArchSpec.from_str(t.spec)
-    try:
-        lower_model(build_model(spec))  # refuses unsupported ops before any training
-    except ExportError as exc:
-        log.warning("trial %d is not exported: %s", t.id, exc)
-        bar.update(1)
-        return {"arena_bytes": f"not exported: {str(exc).split(';')[0]}"}
-    feats = _features(runner.cfg.dataset, spec.frontend, runner.cfg.on_error)
-    res = train(spec, feats, runner.cfg.train)
+def retrain_and_export(payload: dict) -> dict:
+    """Worker: retrain one Pareto model with the full recipe, save its checkpoint and export it to TFLM."""
+    spec = ArchSpec.from_str(payload["spec"])
+    target = Path(payload["target"])
+    train_cfg = from_dict(TrainConfig, payload["train"])
+    feats = _features(payload["dataset"], spec.frontend, payload["on_error"])
+    res = train(spec, feats, train_cfg)
     save_checkpoint(
         target / "checkpoint",
         spec,
@@ -305,5 +338,8 @@ def _export_one(runner: SearchRunner, t, bar: Progress) -> dict:
     )
     calib = np.asarray(feats.subset("train").x[:200])
     result = export_model(spec, res.model, calib, target)
-    bar.update(1, test_acc=f"{res.test_accuracy:.3f}")
-    return {"arena_bytes": result.arena_bytes, "flash_bytes": result.flash_bytes}
+    return {
+        "arena_bytes": result.arena_bytes,
+        "flash_bytes": result.flash_bytes,
+        "test_accuracy": res.test_accuracy,
+    }
