@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from audio_nas.bench.op_model import run_bench as op_model_bench
 from audio_nas.bench.report import markdown_table, write_section
 
 
@@ -65,6 +66,7 @@ def run_bench(quick: bool = False) -> None:
         "audio-nas bench energy" + (" --quick" if quick else ""),
         body,
     )
+    op_model_bench(quick)  # the per-op instruction model's held-out errors and calibration, its own section
 
 
 def measured_heldout(folds: int = 5, seed: int = 0) -> dict:
