@@ -12,8 +12,9 @@ from typing import Any, Protocol
 
 from audio_nas.energy.boards import BoardProfile
 from audio_nas.energy.cycle_model import CORE_FACTOR, model_cycles
+from audio_nas.energy.op_model import OpShape, ops_from_plan
 from audio_nas.energy.op_model import model_cycles as op_model_cycles
-from audio_nas.energy.op_model import ops_from_plan
+from audio_nas.energy.op_records import TFLITE_TO_OP, OpRecord
 from audio_nas.errors import EnergyModelError
 from audio_nas.features.cost import frontend_cost
 from audio_nas.space import arch_costs
@@ -70,7 +71,8 @@ class AnalyticModel:
 
 
 class EmulatedModel:
-    """Per-op model on the model's op list (the exported .tflite's ops when given, else the layer plan).
+    """Per-op model on the model's op list (the exported .tflite's ops when given, as
+    ``op_model.ops_from_tflite`` or ``op_records.OpRecord`` records; else the layer plan).
 
     Boards running CMSIS-NN (and the Nucleo-L4R5ZI's MLPerf Tiny stack, TFLM + 2020 CMSIS-NN): instructions
     from the per-op model FITTED on measured TFLM + CMSIS-NN counts (``energy.op_model``), times the board's
@@ -85,7 +87,13 @@ class EmulatedModel:
         if layers is None:
             layers = arch_costs(spec).layers
         if board.kernels == "tflm-reference" and board.emulated:
-            cycles, _ = model_cycles(layers, board.kernels, board.core)
+            records = [
+                OpRecord(f"op{i}", TFLITE_TO_OP[x.op], x.in_shape, x.out_shape, x.kernel, x.macs)
+                if isinstance(x, OpShape)
+                else x
+                for i, x in enumerate(layers)
+            ]
+            cycles, _ = model_cycles(records, board.kernels, board.core)
         else:
             cycles, _ = op_model_cycles(ops_from_plan(layers), board)
         return energy_from_cycles(cycles, board, self.source)

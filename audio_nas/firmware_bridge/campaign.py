@@ -26,13 +26,12 @@ from pathlib import Path
 import numpy as np
 
 from audio_nas.energy.boards import BoardProfile
-from audio_nas.energy.cycle_model import model_cycles
 from audio_nas.energy.measurements import Measurement, MeasurementStore, store_path
-from audio_nas.energy.models import energy_from_cycles
-from audio_nas.energy.op_records import ops_from_tflite
+from audio_nas.energy.models import EmulatedModel, energy_from_cycles
+from audio_nas.energy.op_model import ops_from_tflite as op_shapes_from_tflite
 from audio_nas.energy.predictor import RandomForestEnergyPredictor, check_fit_rows, energy_targets, mape
 from audio_nas.errors import DeviceError, EnergyModelError
-from audio_nas.export import export_random_with_input, parse_tflite_ops, tflm_arena_bytes
+from audio_nas.export import export_random_with_input, tflm_arena_bytes
 from audio_nas.firmware_bridge.client import DeviceClient
 from audio_nas.firmware_bridge.ppk2 import energy_per_inference_uj
 from audio_nas.progress import Progress
@@ -60,8 +59,8 @@ def campaign_specs(count: int, seed: int, board: BoardProfile) -> list:
 def measure_emulated(spec, board: BoardProfile, seed: int = 0, port: str | None = None) -> Measurement:
     tflite, _ = export_random_with_input(spec, seed)
     arena = tflm_arena_bytes(tflite)
-    cycles, _ = model_cycles(ops_from_tflite(parse_tflite_ops(tflite)), board.kernels, board.core)
-    est = energy_from_cycles(cycles, board, "emulated")
+    est = EmulatedModel().estimate(spec, board, layers=op_shapes_from_tflite(tflite))
+    cycles = est.cycles
     return Measurement(spec.to_str(), board.name, "emulated", est.latency_ms, est.energy_uj, cycles, arena, 1)
 
 

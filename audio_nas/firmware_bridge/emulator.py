@@ -18,10 +18,9 @@ from collections.abc import Callable
 import numpy as np
 
 from audio_nas.energy import load_board
-from audio_nas.energy.cycle_model import model_cycles
-from audio_nas.energy.op_records import ops_from_tflite
+from audio_nas.energy.models import EmulatedModel
+from audio_nas.energy.op_model import ops_from_tflite as op_shapes_from_tflite
 from audio_nas.errors import VerificationError
-from audio_nas.export import parse_tflite_ops
 from audio_nas.export.verify import check_structure, tflm_arena_bytes
 from audio_nas.firmware_bridge.framing import CommandAssembler, crc32
 from audio_nas.streaming.recognizer import Recognizer
@@ -67,8 +66,8 @@ class EmulatedDevice:
         self.commands = 0
 
     def _default_cycles(self, model: bytes) -> float:
-
-        return model_cycles(ops_from_tflite(parse_tflite_ops(model)), self.board.kernels, self.board.core)[0]
+        # the emulated energy source's model (energy.models.EmulatedModel) on the uploaded model's ops
+        return EmulatedModel().estimate(None, self.board, layers=op_shapes_from_tflite(model)).cycles
 
     # ------------------------------------------------------------------ commands
     def handle(self, cmd: str) -> list[str]:
