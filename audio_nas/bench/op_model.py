@@ -14,6 +14,7 @@ from audio_nas.energy.op_model import (
     OpModel,
     OpTable,
     board_timing,
+    extrapolation_evaluation,
     heldout_evaluation,
     ops_from_plan,
     table_paths,
@@ -70,6 +71,7 @@ def op_model_section() -> str:
         ]
         for p, v in res["per_kernel_path"].items()
     ]
+    ext = extrapolation_evaluation(table, 0.2)
     model = OpModel.load()
     ds = resolve_arch("ds_cnn_s")
     ds_ops = ops_from_plan(arch_costs(ds).layers)
@@ -103,7 +105,17 @@ def op_model_section() -> str:
         f"Held-out error of a whole Invoke, {FOLDS}-fold split by ARCHITECTURE (seed {SEED}; every op of a "
         f"held-out model is unseen by the fit), absolute percentage error per architecture:\n\n"
         + markdown_table(["held-out architectures", "n", "median", "IQR", "mean", "90th pct", "max"], rows)
-        + "\n\nPer kernel path (held-out ops; weighted = sum |error| / sum measured; share = of all measured "
+        + f"\n\nExtrapolation to bigger models: fitted on the {ext['train']} architectures with the smallest "
+        f"measured totals (up to {ext['train_max_instructions'] / 1e6:.1f} M instructions), the "
+        f"{ext['test']} "
+        f"largest ({ext['test_min_instructions'] / 1e6:.1f}-{ext['test_max_instructions'] / 1e6:.0f} M) are "
+        f"predicted with median {ext['model_ape']['median']:.2f}% (90th pct {ext['model_ape']['p90']:.2f}%, "
+        f"max {ext['model_ape']['max']:.1f}%).\n\n"
+        "The plan rows equal the .tflite rows because the spec's layer plan, lowered as the exporter "
+        "lowers it (`op_model.ops_from_plan`), gives exactly the exported op list for all of them. The "
+        "same table also scores the random forest and the hand-set cycle model on the same folds "
+        "(section above).\n\n"
+        "Per kernel path (held-out ops; weighted = sum |error| / sum measured; share = of all measured "
         "instructions). SOFTMAX and HARD_SWISH costs depend on the data (CMSIS-NN's softmax skips the exp of "
         "entries below `diff_min`; TFLM's hard-swish branches per element), which no shape term sees; the "
         "inputs here are one fixed pseudo-random tensor through random weights.\n\n"

@@ -1,4 +1,9 @@
-"""Per-op cycle model of int8 inference on Cortex-M cores, for TFLM reference or CMSIS-NN kernels.
+"""Hand-set per-op cycle model of int8 inference on Cortex-M cores, for TFLM reference or CMSIS-NN kernels.
+
+Superseded for CMSIS-NN (and for the Nucleo-L4R5ZI's TFLM + 2020 CMSIS-NN stack) by the per-op instruction
+model FITTED on measured counts, ``energy/op_model.py``, which the ``emulated`` source uses. This model is
+kept for the emulated board running TFLM's portable reference kernels (``mps2-an386``: nothing was measured
+per op there), for the analytic source's core factors, and as the baseline the benchmarks compare against.
 
 cycles(op) = OP_OVERHEAD + macs x cycles_per_mac(op, kernels, shape) + outputs x per-output cost
              + inputs x per-input cost (elementwise ops)

@@ -718,6 +718,26 @@ def heldout_evaluation(table: OpTable, folds: int = 5, seed: int = 0, plan_specs
     return out
 
 
+def extrapolation_evaluation(table: OpTable, test_fraction: float = 0.2) -> dict:
+    """Fit on the architectures with the smallest measured totals, predict the largest ``test_fraction``:
+    how the model extrapolates to models bigger than any it was fitted on."""
+    models = sorted(table.models, key=lambda m: m["total"])
+    n_test = max(1, round(test_fraction * len(models)))
+    train, test = models[:-n_test], models[-n_test:]
+    model = fit(table.subset({m["arch"] for m in train}))
+    ape = np.array(
+        [abs(model.predict_model(table.ops_of(m["arch"])) - m["total"]) / m["total"] * 100 for m in test]
+    )
+    return {
+        "train": len(train),
+        "test": len(test),
+        "train_max_instructions": train[-1]["total"],
+        "test_min_instructions": test[0]["total"],
+        "test_max_instructions": test[-1]["total"],
+        "model_ape": _quantiles(ape),
+    }
+
+
 # ---------------------------------------------------------------------------------------------------------
 # boards: instructions -> cycles -> latency, energy
 # ---------------------------------------------------------------------------------------------------------
