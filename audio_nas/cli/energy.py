@@ -106,6 +106,13 @@ def register(app: typer.Typer) -> None:
         from audio_nas.firmware_bridge.campaign import run_active_campaign, run_campaign, search_pool
 
         b = load_board(board)
+        if active and backend != "device":
+            from audio_nas.errors import EnergyModelError
+
+            raise EnergyModelError(
+                "--active fits the forest on measurements; the emulated backend is the cycle model. "
+                "Measure a board: --backend device --port P"
+            )
         mon = None
         if monitor:
             from audio_nas.errors import EnergyModelError
