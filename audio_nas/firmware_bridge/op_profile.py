@@ -294,6 +294,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out-dir", default=None, help="table directory (default datasets/op-counts)")
     ap.add_argument("--tflm-revision", default=None, help="recorded in the manifest")
     ap.add_argument("--cmsis-nn-revision", default=None, help="recorded in the manifest")
+    ap.add_argument(
+        "--note",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="more facts for the manifest (e.g. how the TFLM tree was made); repeatable",
+    )
     args = ap.parse_args(argv)
     work = Path(args.work_dir) if args.work_dir else runs_dir() / "op-profile"
     elf = build_profiler(args.tflm_dir, args.build_dir or work / "build")
@@ -311,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
                 "command": cmd,
                 "count": args.count,
                 "misaligned": args.misaligned,
+                **dict(n.split("=", 1) for n in args.note),
                 "seed": args.seed,
             },
         ):
