@@ -10,8 +10,12 @@ the analytic activation peak and the Cortex-M figure are from the host arena.
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import tempfile
 import time
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 
@@ -67,6 +71,63 @@ def measure(specs: list[ArchSpec]) -> tuple[list[tuple], float]:
         t_tflm += time.perf_counter() - t
         rows.append((spec, want, host, board))
     return rows, t_tflm
+
+
+QEMU_ARGS = ("-M", "mps2-an386", "-nographic", "-monitor", "none", "-icount", "shift=6,sleep=off")
+
+
+def qemu_arena_used(elf: str | Path, model: bytes, timeout_s: float = 300.0) -> int:
+    """``arena_used_bytes()`` of TFLM on the emulated Cortex-M4, from the op profiler image
+    (firmware/tools/op_profiler, which prints ``arena_used N`` after AllocateTensors)."""
+    with tempfile.TemporaryDirectory(prefix="arena-qemu-") as tmp:
+        path, out = Path(tmp) / "model.tflite", Path(tmp) / "out.txt"
+        path.write_bytes(model)
+        cmd = ["qemu-system-arm", *QEMU_ARGS, "-semihosting-config", "enable=on,target=native"]
+        cmd += ["-kernel", str(elf), "-append", f"{path} {out}"]
+        subprocess.run(cmd, capture_output=True, timeout=timeout_s, check=False)
+        for line in out.read_text().splitlines() if out.exists() else []:
+            if line.startswith("arena_used "):
+                return int(line.split()[1])
+    raise RuntimeError(f"{elf} printed no arena_used line for this model")
+
+
+def _qemu_rows(elf: str, specs: list[ArchSpec], count: int) -> list[list[object]]:
+    """Small specs (<= 1.5 M MACs: reference kernels are slow under QEMU) on the emulated Cortex-M4."""
+    rows = []
+    for spec in specs:
+        if len(rows) == count:
+            break
+        if arch_costs(spec).macs > 1.5e6:
+            continue
+        used = qemu_arena_used(elf, export_random(spec))
+        model = tflm_arena(spec, pointer_bytes=4)
+        rows.append(
+            [
+                used,
+                model.used_bytes,
+                used - model.used_bytes,
+                "`" + spec.to_str()[:70].replace("|", "\\|") + "…`",
+            ]
+        )
+    return rows
+
+
+def _qemu_md(elf: str | None, specs: list[ArchSpec], count: int) -> str:
+    if not elf:
+        return (
+            "\n\nThe Cortex-M figure is not measured in this run: set `AUDIO_NAS_ARENA_ELF` to the op "
+            "profiler image (firmware/tools/op_profiler) built against a reference-kernel TFLM tree to "
+            "compare it with TFLM on the emulated Cortex-M4."
+        )
+    rows = _qemu_rows(elf, specs, count)
+    exact = sum(1 for r in rows if r[2] == 0)
+    return (
+        "\n\nCortex-M4 (QEMU mps2-an386), TFLM built from the pinned source with reference kernels and "
+        f"the firmware's flags (`{Path(elf).name}`, the op profiler image of firmware/tools/op_profiler): "
+        "`arena_used_bytes()` after AllocateTensors against `tflm_arena(spec, pointer_bytes=4).used_bytes` "
+        f"(head + tail), {len(rows)} specs of at most 1.5 M MACs: {exact} exact.\n\n"
+        + markdown_table(["TFLM on Cortex-M4 B", "spec-level B", "difference", "spec"], rows)
+    )
 
 
 def _layout_rows() -> list[list[object]]:
@@ -130,6 +191,7 @@ def run_bench(quick: bool = False) -> None:
     ]
     diff_rows = [[f"{d:+d}", c] for d, c in sorted(diffs.items())]
     cov_rows = [[k, v] for k, v in sorted(coverage.items())]
+    qemu_md = _qemu_md(os.environ.get("AUDIO_NAS_ARENA_ELF"), specs, 10 if quick else 40)
     examples = [
         [name, want, host.arena_bytes, board.arena_bytes, host.peak_ram_bytes]
         for name, (spec, want, host, board) in zip(PRESETS, rows)
@@ -141,10 +203,11 @@ def run_bench(quick: bool = False) -> None:
         "spec alone (layer plan -> TFLite ops -> GreedyMemoryPlanner head + persistent tail, "
         "`audio_nas/space/tflm_arena.py`). The board figure (`pointer_bytes=4`, the default) uses the "
         "Cortex-M struct sizes of the same TFLM source compiled with `arm-none-eabi-g++ -mcpu=cortex-m4` "
-        "(reference kernels); it is not measured here.\n\n"
+        "(reference kernels).\n\n"
         + markdown_table(["", "value"], summary)
         + "\n\nspec-level minus TFLM (bytes), by number of specs:\n\n"
         + markdown_table(["difference", "specs"], diff_rows)
+        + qemu_md
         + "\n\nPresets (bytes):\n\n"
         + markdown_table(
             ["preset", "TFLM host arena", "spec-level, host", "spec-level, Cortex-M", "analytic peak"],

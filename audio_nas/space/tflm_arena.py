@@ -25,8 +25,10 @@ up to 16 bytes. Struct sizes differ between builds, so they come from a ``TflmLa
   ``audio-nas bench arena``).
 - ``CORTEX_M_LAYOUT``: the firmware's build for Cortex-M (4-byte pointers, arm-none-eabi's short enums,
   no compression, the plain ``MicroAllocator``), reference kernels. Sizes are ``sizeof``/``alignof``
-  of the same TFLM structs compiled with ``arm-none-eabi-g++ -mcpu=cortex-m4`` (see docs/benchmarks.md).
-  This is the one the board costs use. CMSIS-NN kernels request extra scratch buffers not modelled here.
+  of the same TFLM structs compiled with ``arm-none-eabi-g++ -mcpu=cortex-m4`` (see docs/benchmarks.md),
+  and ``used_bytes`` equals ``arena_used_bytes()`` of TFLM built that way and run on the emulated
+  Cortex-M4 (QEMU mps2-an386; ``AUDIO_NAS_ARENA_ELF=... audio-nas bench arena``). This is the one the
+  board costs use. CMSIS-NN kernels have other OpData and request scratch buffers: not modelled here.
 
 int4 weights (a block's ``_w4``; see ``_int4_scratch`` at the end of Prepare's replay): the reference CONV_2D,
 DEPTHWISE_CONV_2D and FULLY_CONNECTED kernels unpack int4 weights into an int8 scratch buffer of the filter's
