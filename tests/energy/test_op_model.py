@@ -24,11 +24,13 @@ from audio_nas.energy.op_model import (
     fit_committed,
     heldout_evaluation,
     kernel_path,
+    op_row,
     ops_from_plan,
     ops_from_tflite,
     table_paths,
 )
-from audio_nas.errors import EnergyModelError
+from audio_nas.errors import DeviceError, EnergyModelError
+from audio_nas.firmware_bridge.op_profile import parse_profile, write_table
 from audio_nas.space import arch_costs, resolve_arch
 
 pytestmark = pytest.mark.xdist_group("energy")
@@ -166,3 +168,38 @@ def test_op_profiler_on_qemu_counts_every_op():
     assert abs(prof["invoke_ticks"] - prof["invoke_ticks_repeat"]) <= 1  # deterministic under -icount
     op_sum = sum(t - prof["empty_event_ticks"] for _, _, t in prof["ops"])
     assert 0 < prof["invoke_ticks"] - op_sum < 0.01 * prof["invoke_ticks"]
+
+
+def test_profile_output_becomes_a_loadable_table(tmp_path):
+    """The driver's pieces without QEMU: profiler text -> results.jsonl record -> CSV tables -> OpTable."""
+    text = (
+        "op_profiler 1\nkernels cmsis-nn\ntflm abc\nmodel_bytes 100\narena_used 2000\n"
+        "invoke_ticks 1600 1601\nprofiled_invoke_ticks 1700\nempty_event_ticks 10\nops 2\n"
+        "op 0 FULLY_CONNECTED 810\nop 1 SOFTMAX 650\nend\n"
+    )
+    prof = parse_profile(text)
+    assert prof["invoke_ticks"] == 1600 and prof["ops"][1] == (1, "SOFTMAX", 650)
+    with pytest.raises(DeviceError, match="incomplete"):
+        parse_profile(text.replace("end\n", ""))
+    ops = [
+        OpShape("FULLY_CONNECTED", (1, 16), (1, 4), weight_shape=(4, 16), macs=64, weight_bytes=80),
+        OpShape("SOFTMAX", (1, 4), (1, 4)),
+    ]
+    rec = {
+        "arch": "a1",
+        "source": "sampled",
+        "spec": "x",
+        "model_bytes": 100,
+        "profile": prof,
+        "op_rows": [op_row("a1", i, o, t, k) for (i, t, k), o in zip(prof["ops"], ops, strict=True)],
+    }
+    results = tmp_path / "results.jsonl"
+    results.write_text(json.dumps(rec) + "\n")
+    paths = write_table(results, tmp_path / "table", {"tflm_revision": "abc"})
+    first = [p.read_bytes() for p in paths[:2]]
+    write_table(results, tmp_path / "table", {"tflm_revision": "abc"})
+    assert [p.read_bytes() for p in paths[:2]] == first  # deterministic gzip
+    t = OpTable.load(tmp_path / "table")
+    assert t.ops == ops
+    assert t.instructions.tolist() == [(810 - 10) * 40 / 64, (650 - 10) * 40 / 64]
+    assert t.models[0]["total"] == 1600 * 40 / 64
