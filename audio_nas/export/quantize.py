@@ -145,7 +145,8 @@ def act_qparams(lo: float, hi: float) -> tuple[float, int]:
     lo, hi = min(lo, 0.0), max(hi, 0.0)
     if hi - lo < MIN_ACT_RANGE:
         hi = lo + MIN_ACT_RANGE
-    scale = (hi - lo) / 255.0
+    # float32 like the flatbuffer (TFLM derives every multiplier from the stored float32 scales)
+    scale = float(np.float32((hi - lo) / 255.0))
     zp = int(np.clip(round(INT8_MIN - lo / scale), INT8_MIN, INT8_MAX))
     return scale, zp
 
@@ -227,7 +228,7 @@ def quantize_graph(
             absmax = np.abs(w.data).max(axis=tuple(i for i in range(w.data.ndim) if i != axis))
             if op.kind == "FULLY_CONNECTED":
                 absmax = np.full_like(absmax, absmax.max())
-            ws = np.where(absmax > 0, absmax / qmax, 1e-8)
+            ws = np.where(absmax > 0, absmax / qmax, 1e-8).astype(np.float32).astype(np.float64)
             if op.kind == "FULLY_CONNECTED" and w.bits == 4:
                 ws = ws[:1]  # TFLM's int4 FULLY_CONNECTED is per-tensor only: one scale, or Prepare fails
             shape = [1] * w.data.ndim
@@ -244,8 +245,9 @@ def _clamp(y: np.ndarray, act: str, s: float, z: int) -> np.ndarray:
     lo, hi = INT8_MIN, INT8_MAX
     if act in ("relu", "relu6"):
         lo = max(lo, z)
-    if act == "relu6":
-        hi = min(hi, z + int(round(6.0 / s)))
+    if act == "relu6":  # CalculateActivationRangeQuantized: TfLiteRound(6.0f / scale) in float32
+        q = np.float32(6.0) / np.float32(s)
+        hi = min(hi, z + int(np.sign(q) * np.floor(np.abs(q) + np.float32(0.5))))
     return np.clip(y, lo, hi)
 
 
