@@ -49,9 +49,10 @@ def run_bench(quick: bool = False) -> None:
         campaign_s = time.perf_counter() - t0
     heldout_md = measured_heldout_section(folds=5, seed=0, active_seeds=2 if quick else 5)
     body = (
-        "Calibration of the per-op cycle model (emulated source) on MLPerf Tiny v0.5 KWS DS-CNN, "
-        "Nucleo-L4R5ZI. Both figures are fitted points (one scale per kernel library), so they check the "
-        "fit, not a prediction.\n\n"
+        "The emulated source on MLPerf Tiny v0.5 KWS DS-CNN, Nucleo-L4R5ZI. The tflm-reference row is its "
+        "calibration point (fitted, so it checks the fit, not a prediction); the cmsis-nn row (today's "
+        "CMSIS-NN at the Cortex-M4 CPI `energy.op_model` assumes) is a prediction, compared with X-CUBE-AI's "
+        "published figure, another inference engine.\n\n"
         + markdown_table(
             ["kernels", "published ms", "model ms", "error", "published µJ", "model µJ", "error"], cal
         )
