@@ -141,9 +141,11 @@ def _instructions(elf: Path, models: list[tuple[bytes, np.ndarray]]) -> list[tup
 
 def _inference_rows(images: dict[str, Path], quick: bool) -> list[str]:
     from audio_nas.energy import load_board
-    from audio_nas.energy.campaign import _export_random_weights, campaign_specs, ops_from_tflite
     from audio_nas.energy.cycle_model import model_cycles
+    from audio_nas.energy.op_records import ops_from_tflite
+    from audio_nas.export import export_random_with_input as _export_random_weights
     from audio_nas.export.api import parse_tflite_ops
+    from audio_nas.firmware_bridge.campaign import campaign_specs
     from audio_nas.space import arch_costs, resolve_arch
 
     board = load_board("nucleo-l4r5zi")
@@ -214,10 +216,12 @@ def _cmsis_campaign(elf: Path, quick: bool) -> list[str]:
     """Sampled architectures on the CMSIS-NN image: how well do the cycle model, MACs and the random forest
     predict the instructions the real kernels retire?"""
     from audio_nas.energy import load_board
-    from audio_nas.energy.campaign import _export_random_weights, campaign_specs, ops_from_tflite
     from audio_nas.energy.cycle_model import model_cycles
+    from audio_nas.energy.op_records import ops_from_tflite
     from audio_nas.energy.predictor import cross_validate_specs, mape
+    from audio_nas.export import export_random_with_input as _export_random_weights
     from audio_nas.export.api import parse_tflite_ops
+    from audio_nas.firmware_bridge.campaign import campaign_specs
     from audio_nas.space import arch_costs
 
     board = load_board("mps2-an386-cmsis")
