@@ -46,6 +46,12 @@ def _heldout_line(h: dict) -> str:
         f"{h['emulated_mape']:.1f}%, cycle model {h['cycle_model_mape']:.1f}%, MACs-linear "
         f"{h['macs_linear_mape']:.1f}%, analytic {h['analytic_mape']:.1f}% (one factor fitted on the "
         f"training folds for emulated/cycle/analytic); better: {h['better']}"
+        + (
+            f"; {h['emulated_in_sample_rows']} of these rows are in the per-op model's fitting data, so the "
+            f"emulated figure is not held out for them"
+            if h.get("emulated_in_sample_rows")
+            else ""
+        )
     )
 
 

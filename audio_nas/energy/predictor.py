@@ -49,6 +49,7 @@ from audio_nas.energy.measurements import (
     store_path,
 )
 from audio_nas.energy.models import AnalyticModel, EmulatedModel, EnergyEstimate
+from audio_nas.energy.op_model import read_csv_gz, table_paths
 from audio_nas.errors import EnergyModelError
 from audio_nas.space import ArchSpec, arch_costs
 
@@ -355,8 +356,21 @@ def cross_validate(
     }
     r = cross_validate_specs(specs, y, board, folds, seed, references=refs)
     r["source"] = measurements[0].source
+    r["emulated_in_sample_rows"] = _op_model_overlap(specs, board)
     r["better"] = "predicted" if r["rf_mape"] < min(r["emulated_mape"], r["cycle_model_mape"]) else "emulated"
     return r
+
+
+def _op_model_overlap(specs: list, board: BoardProfile) -> int:
+    """How many of ``specs`` are in the measured table the shipped per-op model was fitted on (for those the
+    emulated source is not held out); 0 where the board's emulated source does not use the per-op model."""
+    if board.kernels == "tflm-reference" and board.emulated:  # the hand-set reference-kernel cycle model
+        return 0
+    _, models_path, _ = table_paths()
+    if not models_path.exists():
+        return 0
+    fitted = {r["spec"] for r in read_csv_gz(models_path)}
+    return sum(s.to_str() in fitted for s in specs)
 
 
 def cross_validate_specs(

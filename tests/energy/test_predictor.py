@@ -103,6 +103,7 @@ def test_heldout_evaluation_on_measured_rows_refuses_cycle_model_rows():
     assert r["n"] == 60 and r["source"] == "measured" and r["interval"] == 0.9
     assert 0 < r["rf_mape"] < 100 and 0 <= r["rf_interval_coverage"] <= 1
     assert {"emulated_mape", "cycle_model_mape", "macs_linear_mape", "analytic_mape"} <= set(r)
+    assert r["emulated_in_sample_rows"] == 60  # the shipped per-op model was fitted on these very archs
     best_other = min(r["emulated_mape"], r["cycle_model_mape"])
     assert r["better"] == ("predicted" if r["rf_mape"] < best_other else "emulated")
     # the cycle model's own outputs are no measurements: a forest fitted on them learns the cycle model
