@@ -179,3 +179,19 @@ def test_qat_fake_quantiser_is_the_exporters_int4_quantiser():
     model.eval()
     assert model.blocks[0].dw.weight_bits == 4 and model.stem.weight_bits == 8
     assert torch.isfinite(model(torch.from_numpy(x))).all()
+
+
+def test_int4_model_uploads_and_runs_on_the_emulated_board():
+    """The bridge's upload path (chunked, CRC-checked) takes an int4 model unchanged."""
+    from audio_nas.firmware_bridge.client import DeviceClient
+    from audio_nas.firmware_bridge.emulator import EmulatedDevice
+
+    spec = ArchSpec.from_str(PER_OP["FULLY_CONNECTED"][0].replace("_relu|head", "_relu_w4|head"))
+    x = realish_features(spec, n=4)
+    g = quantize_graph(lower_model(trained_like(spec)), x)
+    xq = quantize_input(g, x)
+    expected = run_int8(g, xq[:1])[0]
+    with EmulatedDevice("mps2-an386") as dev, DeviceClient(f"socket://127.0.0.1:{dev.port}") as c:
+        m = c.measure(write_tflite(g), xq[0], repeats=1)
+    t = g.tensors[g.output]
+    np.testing.assert_allclose(m.outputs, (expected - t.zero_point[0]) * t.scale[0], atol=1e-5)
