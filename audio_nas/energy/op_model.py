@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import io
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -547,8 +548,6 @@ def write_csv_gz(path: Path, columns: Sequence[str], rows: Iterable[dict]) -> No
     """Deterministic gzip (mtime 0), so the same rows give the same bytes."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as gz:
-        import io
-
         text = io.TextIOWrapper(gz, encoding="utf-8", newline="")
         w = csv.DictWriter(text, fieldnames=list(columns), lineterminator="\n")
         w.writeheader()
