@@ -1,7 +1,8 @@
 """Durable measurement store (SQLite WAL): one row per (spec, board, source), written as it arrives.
 
 A row's ``source`` says what produced it (``ROW_SOURCES``); only ``measured`` rows are measurements:
-  emulated         the in-process campaign backend: the exported ops through the cycle model (an estimate)
+  emulated         the in-process campaign backend: the exported ops through the emulated source's model
+                   (the per-op model, or the hand-set cycle model for reference kernels): an estimate
   emulated-device  the Python emulated device (``audio-nas device emulate``) over the bridge: the same cycle
                    model served through the protocol (an estimate; it tests the bridge, it measures nothing)
   measured         the firmware on a board over the bridge: a real board's timer, or, on an emulated board
@@ -33,8 +34,8 @@ CREATE TABLE IF NOT EXISTS measurements (
 
 
 ROW_SOURCES: dict[str, str] = {
-    "emulated": "cycle model on the exported ops (in-process backend; an estimate, not a measurement)",
-    "emulated-device": "the Python emulated device over the bridge (the cycle model again; no measurement)",
+    "emulated": "the emulated source's model on the exported ops (in-process backend; not a measurement)",
+    "emulated-device": "the Python emulated device over the bridge (the same model again; no measurement)",
     "measured": "the firmware on the board (a real board's timer, or QEMU's instruction counts on an "
     "emulated board)",
 }

@@ -2,9 +2,9 @@
 
 What it learns from: measurements only (``energy.measurements.MEASURED_SOURCES``: the firmware on a real
 board, or QEMU instruction counts on an emulated board), one source at a time, recorded in its metadata.
-Never the cycle model's own outputs (rows of source "emulated"): a forest fitted on them learns the cycle
+Never the emulated source's own outputs (rows of source "emulated"): a forest fitted on them learns that
 model, and its error against them says nothing about a board. Rows of the Python emulated device
-("emulated-device", the cycle model served over the bridge) are accepted only when asked for by name
+("emulated-device", the same model served over the bridge) are accepted only when asked for by name
 (plumbing tests), with a warning.
 
 Features come from the ArchSpec's analytic view (MACs per op type, parameters, activation sizes,
@@ -113,9 +113,9 @@ def check_fit_rows(measurements: list[Measurement], board: BoardProfile) -> str:
     (source,) = sources
     if source not in FIT_SOURCES:
         raise EnergyModelError(
-            f"rows of source {source!r} ({ROW_SOURCES.get(source, 'unknown')}) are the cycle model's own "
+            f"rows of source {source!r} ({ROW_SOURCES.get(source, 'unknown')}) are the emulated model's own "
             f"outputs: "
-            f"a forest fitted on them learns the cycle model. Measure the board "
+            f"a forest fitted on them learns that model. Measure the board "
             f"(`audio-nas measure --board {board.name} --backend device --port P`)"
         )
     if source not in MEASURED_SOURCES:

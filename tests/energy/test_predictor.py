@@ -106,8 +106,8 @@ def test_heldout_evaluation_on_measured_rows_refuses_cycle_model_rows():
     assert r["emulated_in_sample_rows"] == 60  # the shipped per-op model was fitted on these very archs
     best_other = min(r["emulated_mape"], r["cycle_model_mape"])
     assert r["better"] == ("predicted" if r["rf_mape"] < best_other else "emulated")
-    # the cycle model's own outputs are no measurements: a forest fitted on them learns the cycle model
-    with pytest.raises(EnergyModelError, match="cycle model's own outputs"):
+    # the emulated source's own outputs are no measurements: a forest fitted on them learns that model
+    with pytest.raises(EnergyModelError, match="emulated model's own outputs"):
         cross_validate(cycle_model_rows([m.spec for m in ms[:20]]), b)
     with pytest.raises(EnergyModelError, match="one source at a time"):
         cross_validate(ms[:10] + cycle_model_rows([m.spec for m in ms[10:20]]), b)
@@ -124,7 +124,7 @@ def test_fit_uses_one_source_and_records_it(tmp_path):
     assert "QEMU instruction counts" in p.meta["source_kind"]
     assert p.fitted_on == store.content_hash(b.name, "measured") != store.content_hash(b.name)
     assert p.meta["heldout"]["n"] == 30 and p.meta["energy_target"] == "latency x profile power"
-    with pytest.raises(EnergyModelError, match="cycle model's own outputs"):
+    with pytest.raises(EnergyModelError, match="emulated model's own outputs"):
         fit_from_store(store, b, source="emulated")
     with pytest.raises(EnergyModelError, match="no 'measured' rows for nucleo-l4r5zi"):
         fit_from_store(store, load_board("nucleo-l4r5zi"))
