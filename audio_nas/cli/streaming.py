@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
@@ -142,19 +143,7 @@ def register(app: typer.Typer) -> None:
                     f"{out}"
                 )
                 return
-            if live is not None:
-                with live:
-                    res = run_stream(
-                        m,
-                        source,
-                        sr,
-                        ds.class_names,
-                        stride_ms=stride_ms,
-                        recognizer=rec,
-                        on_update=update,
-                        keep_scores=evaluate,
-                    )
-            else:
+            with live if live is not None else contextlib.nullcontext():
                 res = run_stream(
                     m,
                     source,
