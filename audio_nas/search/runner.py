@@ -1,9 +1,10 @@
 """The search loop: ask -> constraint check -> train (in workers) -> tell, everything in the store.
 
 Resumability: each ask, each start and each result is committed to SQLite before the next step,
-and the strategy state is saved after every ask and tell. After ``kill -9``, running the same
-command requeues the trials that were running, keeps every finished one, restores the strategy
-and continues until the budget of finished trials is reached exactly.
+and the strategy state is saved with every ask and tell in the same transaction. Results are told in ask
+order (search/ordering.py), so the same seed and worker count give the same trials. After ``kill -9``,
+running the same command requeues the trials that were running, keeps every finished one, restores the
+strategy, tells it the results it had not been told, and continues until the budget is reached exactly.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from audio_nas.search.config import SearchConfig
 from audio_nas.search.evaluate import cheap_objectives, evaluate_trial
 from audio_nas.search.executors import make_executor
 from audio_nas.search.objectives import hypervolume, non_dominated, objective_vector
+from audio_nas.search.ordering import OrderedAskTell, crash_point, lookahead_for, peer_trials
 from audio_nas.search.store import FINISHED, TrialStore
 from audio_nas.search.strategies import STRATEGIES, StrategyContext
 from audio_nas.space import ArchSpec, SearchSpace
@@ -56,11 +58,14 @@ def trial_objectives(t) -> np.ndarray:
 
 
 class SearchRunner:
-    def __init__(self, cfg: SearchConfig, run_dir: str | Path, *, sleep_s: float = 0.0):
+    def __init__(self, cfg: SearchConfig, run_dir: str | Path, *, sleep_s: float = 0.0, evaluate_fn=None):
 
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.store = TrialStore(self.run_dir / "study.sqlite")
+        self.store.check_resumable()
+        # evaluate_fn(payload) -> result: a top-level function (process pools pickle it); tests pass a fixture
+        self.evaluate_fn = evaluate_fn or evaluate_trial
         self.store.check_config(to_dict(cfg), SearchConfig.COMPATIBILITY_KEYS)
         self.board = load_board(cfg.board)
         self.space = _space_for(cfg)
@@ -88,8 +93,10 @@ class SearchRunner:
             return None
         return (math.log10(c["energy_uj"]), math.log10(c["peak_ram_bytes"]))
 
-    def _peers(self) -> list[tuple[float, list[float]]]:
-        return [(math.log10(t.energy_uj), t.curve) for t in self.store.trials(("complete",)) if t.curve]
+    def _peers(self, trial_id: int) -> list[tuple[float, list[float]]]:
+        # the complete trials told before this one was asked: independent of timing (search/ordering.py)
+        peers = peer_trials(self.store.trials(), trial_id, lookahead_for(self.cfg.workers))
+        return [(math.log10(t.energy_uj), t.curve) for t in peers]
 
     def _payload(self, t) -> dict:
 
@@ -100,7 +107,7 @@ class SearchRunner:
             "on_error": self.cfg.on_error,
             "train": to_dict(self.cfg.train),
             "pruner": to_dict(self.cfg.pruner),
-            "peers": self._peers(),
+            "peers": self._peers(t.id),
             "cheap": self.cheap(ArchSpec.from_str(t.spec)),
             "sleep_s": self.sleep_s,
         }
@@ -125,11 +132,21 @@ class SearchRunner:
         t0 = time.time()
         executor = make_executor(cfg.executor, cfg.workers, cfg.ray_address)
         in_flight: dict[int, object] = {}
+        order = OrderedAskTell(
+            store,
+            self.strategy,
+            save_state=self._save_state,
+            objectives=trial_objectives,
+            lookahead=lookahead_for(cfg.workers),
+            n_trials=cfg.n_trials,
+        )
         bar = Progress(
             f"search {cfg.name}", cfg.n_trials, unit="trial", initial=store.count(FINISHED), logger=log
         )
         try:
+            order.tell_ready()  # results stored but not told when the last run stopped
             while True:
+                order.ask_ahead()
                 finished = store.count(FINISHED)
                 out_of_time = cfg.time_budget_s is not None and time.time() - t0 > cfg.time_budget_s
                 while (
@@ -139,21 +156,17 @@ class SearchRunner:
                 ):
                     queued = [t for t in store.trials(("queued",)) if t.id not in in_flight]
                     if not queued:
-                        for spec, origin in self.strategy.ask(1):
-                            store.add(spec.to_str(), spec.spec_hash, origin)
-                        self._save_state()
-                        continue
+                        break
                     t = queued[0]
                     c = self.cheap(ArchSpec.from_str(t.spec))
                     if c["infeasible"]:  # checked before any training
                         store.finish(t.id, "infeasible", {**c, "error": c["infeasible"]})
-                        self.strategy.tell(ArchSpec.from_str(t.spec), None)
-                        self._save_state()
+                        order.tell_ready()
                         finished += 1
                         bar.update(1, infeasible=store.count(("infeasible",)))
                         continue
                     store.mark_running(t.id, cfg.executor)
-                    in_flight[t.id] = executor.submit(evaluate_trial, self._payload(t))
+                    in_flight[t.id] = executor.submit(self.evaluate_fn, self._payload(t))
                 if not in_flight:
                     break
                 done = executor.wait_any(list(in_flight.values()))
@@ -165,13 +178,7 @@ class SearchRunner:
                     cheap = self.cheap(spec)
                     state = res.pop("state")
                     store.finish(tid, state, {**cheap, **res})
-                    F = (
-                        objective_vector(res["accuracy"], cheap["energy_uj"], cheap["peak_ram_bytes"])
-                        if state in ("complete", "pruned")
-                        else None
-                    )
-                    self.strategy.tell(spec, F)
-                    self._save_state()
+                    crash_point("finished")
                     if state == "failed":
                         log.warning("trial %d failed: %s", tid, res.get("error", "").splitlines()[0])
                     front, Ff = self.front()
@@ -183,6 +190,7 @@ class SearchRunner:
                         hv=f"{hypervolume(Ff, cfg.hv_reference):.4f}",
                         running=len(in_flight),
                     )
+                order.tell_ready()  # in ask order: a result that finished early waits for the earlier ones
         except BaseException:
             bar.close("stopped")
             raise
