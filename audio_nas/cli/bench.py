@@ -22,6 +22,7 @@ BENCH_AREAS: tuple[str, ...] = (
     "features",
     "training",
     "export",
+    "arena",
     "quant",
     "firmware_bridge",
     "energy",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 predictor_app = typer.Typer(help="Fit and evaluate the random-forest energy predictor.", no_args_is_help=True)
@@ -70,6 +72,27 @@ def evaluate(
     b = load_board(board)
     ms = MeasurementStore(store_path(b.name)).all(b.name, source)
     typer.echo(_heldout_line(cross_validate(ms, b, folds)))
+
+
+def _energy_of_file(path: Path, board: str, as_json: bool) -> None:
+    """``audio-nas energy --tflite FILE``: the emulated energy model on the ops read from the file."""
+    import json
+
+    from audio_nas.energy import load_board
+    from audio_nas.energy.tflite_file import estimate_tflite
+    from audio_nas.errors import ConfigError
+
+    if not path.is_file():
+        raise ConfigError(f"--tflite {path}: no such file")
+    est = estimate_tflite(path.read_bytes(), load_board(board))
+    if as_json:
+        typer.echo(json.dumps(est.to_json()))
+        return
+    typer.echo(
+        f"{path.name} on {est.board} ({est.kernels} kernels, {est.ops} ops, source {est.source}):\n"
+        f"latency_ms   {est.latency_ms:.3f}\nenergy_uj    {est.energy_uj:.1f}\n"
+        f"arena_bytes  {est.arena_bytes} (TFLM host interpreter)\nflash_bytes  {est.flash_bytes}"
+    )
 
 
 def register(app: typer.Typer) -> None:
@@ -142,13 +165,25 @@ def register(app: typer.Typer) -> None:
 
     @app.command("energy")
     def energy(
-        arch: str = typer.Option(..., "--arch", help="Preset name or spec string."),
+        arch: str = typer.Option(None, "--arch", help="Preset name or spec string."),
+        tflite: Path = typer.Option(
+            None,
+            "--tflite",
+            help="Any int8 .tflite instead of --arch: emulated latency/energy, TFLM arena, flash.",
+        ),
         board: str = typer.Option("nucleo-l4r5zi", "--board", help="Board profile name or YAML path."),
         rate_hz: float = typer.Option(
             1.0, "--rate-hz", help="Inferences per second for the always-on day figure."
         ),
+        as_json: bool = typer.Option(False, "--json", help="With --tflite: print one JSON object."),
     ) -> None:
-        """Latency and energy of one architecture from every available source, and its energy per day."""
+        """Latency and energy of one architecture from every available source, and its energy per day;
+        or, with --tflite, latency, energy, TFLM arena and flash of a model file."""
+        if (arch is None) == (tflite is None):
+            raise typer.BadParameter("give exactly one of --arch and --tflite")
+        if tflite is not None:
+            _energy_of_file(tflite, board, as_json)
+            return
         from audio_nas.energy import ENERGY_MODELS, always_on_energy_per_day_j, load_board
         from audio_nas.errors import EnergyModelError
         from audio_nas.space import resolve_arch

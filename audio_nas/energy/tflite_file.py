@@ -1,8 +1,10 @@
 """Latency, energy, arena and flash of any int8 .tflite file (not only the ones this project exports).
 
-The ops are read from the flatbuffer (``export.parse_tflite_ops``), the per-op cycle model gives latency and
-energy on the board (source "emulated"), the TFLM host interpreter gives the arena, and the file size is the
-flash the model takes. An op the cycle model has no entry for is refused by name, with the supported list.
+The ops are read from the flatbuffer (``op_model.ops_from_tflite``) and priced by the board's emulated
+energy model (``models.EmulatedModel``: the fitted per-op model, or the reference-kernel cycle model on
+boards that run TFLM's portable kernels), the TFLM host interpreter gives the arena, and the file size is
+the flash the model takes. An op the energy model has no entry for is refused by name, with the list of
+supported ops.
 """
 
 from __future__ import annotations
@@ -10,9 +12,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from audio_nas.energy.boards import BoardProfile
-from audio_nas.energy.cycle_model import model_cycles
-from audio_nas.energy.models import energy_from_cycles
-from audio_nas.energy.op_records import TFLITE_TO_OP, ops_from_tflite
+from audio_nas.energy.models import EmulatedModel
+from audio_nas.energy.op_model import TFLITE_OPS, ops_from_tflite
 from audio_nas.errors import EnergyModelError
 from audio_nas.export import parse_tflite_ops, tflm_arena_bytes
 
@@ -34,22 +35,23 @@ class TfliteEstimate:
 
 
 def estimate_tflite(model_bytes: bytes, board: BoardProfile) -> TfliteEstimate:
-    """Cycle-model latency/energy on ``board`` and the TFLM arena of an int8 .tflite; raises EnergyModelError
-    naming an op the cycle model does not cover (and VerificationError for a file that is not a model)."""
-    records = parse_tflite_ops(model_bytes)
-    unsupported = sorted({r["op"] for r in records} - set(TFLITE_TO_OP))
+    """Emulated latency/energy on ``board`` and the TFLM arena of an int8 .tflite; raises EnergyModelError
+    naming the ops the energy model does not cover (and VerificationError for a file that is not a model)."""
+    names = {r["op"] for r in parse_tflite_ops(model_bytes)}
+    unsupported = sorted(names - set(TFLITE_OPS))
     if unsupported:
-        supported = ", ".join(sorted(TFLITE_TO_OP))
-        raise EnergyModelError(f"op {', '.join(unsupported)} has no cycle model; supported ops: {supported}")
-    cycles, _ = model_cycles(ops_from_tflite(records), board.kernels, board.core)
-    e = energy_from_cycles(cycles, board, "emulated")
+        raise EnergyModelError(
+            f"op {', '.join(unsupported)} has no energy model; supported ops: {', '.join(TFLITE_OPS)}"
+        )
+    ops = ops_from_tflite(model_bytes)
+    e = EmulatedModel().estimate(None, board, layers=ops)
     return TfliteEstimate(
         board=board.name,
         kernels=board.kernels,
         latency_ms=e.latency_ms,
         energy_uj=e.energy_uj,
-        cycles=cycles,
+        cycles=float(e.cycles),
         arena_bytes=tflm_arena_bytes(model_bytes),
         flash_bytes=len(model_bytes),
-        ops=len(records),
+        ops=len(ops),
     )

@@ -58,10 +58,37 @@ def test_an_unsupported_op_is_named_with_the_supported_list():
     from tflite_micro.python.tflite_micro import runtime
 
     runtime.Interpreter.from_bytes(model, arena_size=16 * 1024)  # a valid model TFLM itself runs
-    with pytest.raises(EnergyModelError, match=r"op LOGISTIC has no cycle model; supported ops: .*CONV_2D"):
+    with pytest.raises(
+        EnergyModelError, match=r"op LOGISTIC has no energy model; supported ops: CONV_2D, .*BATCH_MATMUL"
+    ):
         estimate_tflite(model, load_board("nucleo-l4r5zi"))
 
 
 def test_a_file_that_is_not_a_model_is_refused():
     with pytest.raises(VerificationError, match="TFL3"):
         estimate_tflite(np.zeros(64, np.uint8).tobytes(), load_board("nucleo-l4r5zi"))
+
+
+def test_cli_energy_on_a_tflite_file(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from audio_nas.cli import app
+
+    spec = resolve_arch("micro_speech_tiny_conv")
+    path = tmp_path / "m.tflite"
+    path.write_bytes(export_random(spec))
+    r = CliRunner().invoke(app, ["energy", "--tflite", str(path), "--board", "nucleo-l4r5zi", "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert out["arena_bytes"] == arch_costs(spec, pointer_bytes=8).arena_bytes
+    assert out["flash_bytes"] == path.stat().st_size and out["latency_ms"] > 0 and out["energy_uj"] > 0
+    r = CliRunner().invoke(app, ["energy", "--tflite", str(path)])
+    assert r.exit_code == 0 and "latency_ms" in r.output and "arena_bytes" in r.output
+    bad = tmp_path / "logistic.tflite"
+    bad.write_bytes(logistic_model())
+    r = CliRunner().invoke(app, ["energy", "--tflite", str(bad)])
+    assert isinstance(r.exception, EnergyModelError) and "LOGISTIC" in str(r.exception)
+    r = CliRunner().invoke(app, ["energy"])
+    assert r.exit_code != 0 and "exactly one of --arch and --tflite" in r.output
