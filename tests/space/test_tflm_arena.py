@@ -68,3 +68,24 @@ def test_board_layout_is_the_32_bit_build():
     assert arch_costs(spec).arena_bytes == board.arena_bytes and arch_costs(spec).arena_pointer_bytes == 4
     with pytest.raises(ValueError, match="pointer_bytes"):
         arch_costs(spec, pointer_bytes=2)
+
+
+# arena_used_bytes() of TFLM (the pinned source, reference kernels, the firmware's arm-none-eabi flags) after
+# AllocateTensors on the emulated Cortex-M4 (QEMU mps2-an386, firmware/tools/op_profiler), for models exported
+# with export_random; `AUDIO_NAS_ARENA_ELF=... audio-nas bench arena` re-measures them
+CORTEX_M4_ARENA_USED = {
+    "ds_cnn_s": 22756,
+    "micro_speech_tiny_conv": 8804,
+    HAND_SPECS[0]: 12692,
+    HAND_SPECS[1]: 13172,
+    HAND_SPECS[2]: 41060,
+    "fe:mfcc_w40_h20_m40_c10|stem:c1d_k5_s2_c48_hswish|uib_a3_k0_e2_s1_c48_r1_relu6|mqa_h2_d32_kv2"
+    "|ds_k5_s1_c12_r2_relu6|uib_a3_k0_e4_s1_c16_r3_relu6|ds_k5_s2x1_c32_r3_hswish|head:c64_relu|n12": 22020,
+}
+
+
+@pytest.mark.parametrize("arch", list(CORTEX_M4_ARENA_USED))
+def test_cortex_m_layout_matches_tflm_measured_on_the_emulated_cortex_m4(arch):
+    a = tflm_arena(resolve_arch(arch), pointer_bytes=4)
+    assert a.used_bytes == CORTEX_M4_ARENA_USED[arch]
+    assert a.arena_bytes == -(-a.used_bytes // 16) * 16
