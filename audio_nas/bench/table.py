@@ -33,7 +33,8 @@ from audio_nas.search.table import (
     train_row,
     write_table,
 )
-from audio_nas.space import SearchSpace
+from audio_nas.space import ArchSpec, SearchSpace
+from audio_nas.space.plan import plan_layers
 from audio_nas.training import TrainConfig
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "search" / "configs" / "default.yaml"
@@ -50,6 +51,10 @@ def work_path(out: Path) -> Path:
 
 def manifest_path(out: Path) -> Path:
     return work_path(out).with_name(work_path(out).name.replace(".work.jsonl", ".manifest.json"))
+
+
+def spec_macs(spec: str) -> int:
+    return sum(layer.macs for layer in plan_layers(ArchSpec.from_str(spec)))
 
 
 def _git_commit() -> str | None:
@@ -133,9 +138,13 @@ def build(
     plan_seed: int = 0,
     checkpoint_every: int = 25,
     limit: int | None = None,
+    min_macs: int | None = None,
+    max_macs: int | None = None,
     echo=print,
 ) -> dict[str, Any]:
-    """Train the plan's missing rows; returns the manifest. ``limit`` stops after that many new rows."""
+    """Train the plan's missing rows; returns the manifest. ``limit`` stops after that many new rows;
+    ``min_macs``/``max_macs`` train only the rows in that MAC range (e.g. the cheap rows on CPUs and the
+    expensive ones on a GPU machine; the working files of two machines concatenate into one)."""
     if workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {workers}")
     recipe = _recipe(config, device, epochs)
@@ -147,6 +156,9 @@ def build(
     log = RowLog(work_path(out))
     done = log.done()
     todo = [it for it in plan if it.key not in done]
+    if min_macs is not None or max_macs is not None:
+        lo, hi = min_macs or 0, max_macs if max_macs is not None else float("inf")
+        todo = [it for it in todo if lo <= spec_macs(it.spec) <= hi]
     if limit is not None:
         todo = todo[:limit]
     n_done = sum(it.key in done for it in plan)

@@ -105,6 +105,8 @@ def register(app: typer.Typer) -> None:
         epochs: int = typer.Option(None, "--epochs", help="Override the recipe's epochs (smoke tests)."),
         no_presets: bool = typer.Option(False, "--no-presets", help="Leave the presets out."),
         limit: int = typer.Option(None, "--limit", help="Stop after this many new rows."),
+        min_macs: int = typer.Option(None, "--min-macs", help="Train only rows with at least these MACs."),
+        max_macs: int = typer.Option(None, "--max-macs", help="Train only rows with at most these MACs."),
     ) -> None:
         """Train a stratified sample of the space (resumable; one progress line per row)."""
         from audio_nas.bench import table
@@ -120,6 +122,8 @@ def register(app: typer.Typer) -> None:
             epochs=epochs,
             presets=() if no_presets else None,
             limit=limit,
+            min_macs=min_macs,
+            max_macs=max_macs,
             echo=lambda line: typer.echo(line),
         )
 

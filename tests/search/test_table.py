@@ -130,6 +130,15 @@ def test_build_resumes_after_kill_minus_9_and_writes_the_manifest(tmp_path):
     work = out.with_name("tiny.work.jsonl")
     env = {**os.environ, "AUDIO_NAS_HOME": str(tmp_path), "AUDIO_NAS_NO_PROGRESS": "1"}
 
+    # a MAC range with no row in it trains nothing
+    res = subprocess.run(
+        _build_cmd(dataset, out, "--min-macs", str(10**12)),
+        env=env,
+        check=True,
+        timeout=300,
+        capture_output=True,
+    )
+    assert b"0 done, 0 to train" in res.stdout and RowLog(work).rows() == []
     # a partial run: one row
     subprocess.run(_build_cmd(dataset, out, "--limit", "1"), env=env, check=True, timeout=300)
     first = RowLog(work).rows()
