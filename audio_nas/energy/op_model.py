@@ -47,7 +47,7 @@ import numpy as np
 from scipy.optimize import nnls
 
 from audio_nas.errors import EnergyModelError
-from audio_nas.export.verify import check_structure
+from audio_nas.export import parse_tflite_ops
 from audio_nas.space import ArchSpec, arch_costs, resolve_arch
 
 COEFFICIENTS_PATH = Path(__file__).resolve().parent / "op_model_coefficients.json"
@@ -272,44 +272,18 @@ def design_terms(op: OpShape) -> dict[str, float]:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def ops_from_tflite(model_bytes: bytes) -> list[OpShape]:
-    """The ops of an int8 .tflite with the options their kernels depend on (strides, padding, weights)."""
-    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as S
+_OPSHAPE_FIELDS = ("kernel", "stride", "padding", "weight_shape", "in2_shape", "macs", "weight_bytes")
 
-    m = check_structure(model_bytes)
-    names = {v: k for k, v in vars(S.BuiltinOperator).items() if not k.startswith("_")}
-    sg = m.subgraphs[0]
+
+def ops_from_tflite(model_bytes: bytes) -> list[OpShape]:
+    """The ops of an int8 .tflite with the options their kernels depend on (strides, padding, weights), from
+    ``export.parse_tflite_ops`` (the one flatbuffer reader)."""
     out = []
-    for o in sg.operators:
-        code = m.operatorCodes[o.opcodeIndex]
-        name = names.get(max(code.builtinCode, code.deprecatedBuiltinCode), "UNKNOWN")
-        ins = [tuple(int(d) for d in sg.tensors[i].shape) for i in o.inputs if i >= 0]
-        outs = [tuple(int(d) for d in sg.tensors[i].shape) for i in o.outputs]
-        kw: dict = {}
-        if name in ("CONV_2D", "DEPTHWISE_CONV_2D"):
-            opts = o.builtinOptions
-            w = ins[1]
-            oh, ow, oc = outs[0][1:]
-            cin = ins[0][3] if name == "CONV_2D" else 1
-            kw = dict(
-                kernel=(w[1], w[2]),
-                stride=(int(opts.strideH), int(opts.strideW)),
-                padding="same" if opts.padding == S.Padding.SAME else "valid",
-                weight_shape=w,
-                macs=oh * ow * oc * cin * w[1] * w[2],
-                weight_bytes=_numel(w) + 4 * (ins[2][0] if len(ins) > 2 else 0),
-            )
-        elif name == "FULLY_CONNECTED":
-            w = ins[1]
-            kw = dict(weight_shape=w, macs=w[0] * w[1], weight_bytes=_numel(w) + 4 * w[0] * (len(ins) > 2))
-        elif name == "BATCH_MATMUL":
-            kw = dict(in2_shape=ins[1], macs=_numel(outs[0]) * ins[0][-1])
-        elif name == "ADD":
-            kw = dict(in2_shape=ins[1])
-        elif name == "AVERAGE_POOL_2D":
-            opts = o.builtinOptions
-            kw = dict(kernel=(int(opts.filterHeight), int(opts.filterWidth)))
-        out.append(OpShape(name, ins[0], outs[0], **kw))
+    for r in parse_tflite_ops(model_bytes):
+        kw = {k: r[k] for k in _OPSHAPE_FIELDS if k in r}
+        if "pool_kernel" in r:
+            kw["kernel"] = r["pool_kernel"]
+        out.append(OpShape(r["op"], tuple(r["inputs"][0]), tuple(r["outputs"][0]), **kw))
     return out
 
 

@@ -121,32 +121,54 @@ def export_model(
 
 
 def parse_tflite_ops(model_bytes: bytes) -> list[dict]:
-    """Per-op records (op name, input/output shapes, kernel, stride) of a .tflite, for the energy model."""
+    """Per-op records of a .tflite, with what the energy models read: ``op`` (builtin name), ``inputs`` /
+    ``outputs`` (shapes), and per op type ``kernel``, ``stride``, ``padding``, ``weight_shape``,
+    ``weight_bytes`` (the weight and bias buffers as stored: int4 weights count packed), ``macs``,
+    ``in2_shape`` (second operand of ADD / BATCH_MATMUL), ``pool_kernel`` (AVERAGE_POOL_2D)."""
     from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as S
 
     m = check_structure(model_bytes)
     names = {v: k for k, v in vars(S.BuiltinOperator).items() if not k.startswith("_")}
     sg = m.subgraphs[0]
+
+    def stored_bytes(tensor_ids) -> int:
+        total = 0
+        for i in tensor_ids:
+            data = m.buffers[sg.tensors[i].buffer].data
+            total += 0 if data is None else len(data)
+        return total
+
     out = []
     for op in sg.operators:
         code = m.operatorCodes[op.opcodeIndex]
         name = names.get(max(code.builtinCode, code.deprecatedBuiltinCode), "UNKNOWN")
-        ins = [list(sg.tensors[i].shape) for i in op.inputs if i >= 0]
-        outs = [list(sg.tensors[i].shape) for i in op.outputs]
-        rec = {"op": name, "inputs": ins, "outputs": outs}
+        in_ids = [i for i in op.inputs if i >= 0]
+        ins = [[int(d) for d in sg.tensors[i].shape] for i in in_ids]
+        outs = [[int(d) for d in sg.tensors[i].shape] for i in op.outputs]
+        rec: dict = {"op": name, "inputs": ins, "outputs": outs}
         if name in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+            opts = op.builtinOptions
             w = ins[1]
             oh, ow, oc = outs[0][1:]
-            kh, kw = (w[1], w[2])
             cin = ins[0][3] if name == "CONV_2D" else 1
-            rec.update(kernel=(kh, kw), macs=oh * ow * oc * cin * kh * kw)
+            rec.update(
+                kernel=(w[1], w[2]),
+                stride=(int(opts.strideH), int(opts.strideW)),
+                padding="same" if opts.padding == S.Padding.SAME else "valid",
+                weight_shape=tuple(w),
+                weight_bytes=stored_bytes(in_ids[1:]),
+                macs=oh * ow * oc * cin * w[1] * w[2],
+            )
         elif name == "FULLY_CONNECTED":
-            rec["macs"] = ins[1][0] * ins[1][1]
+            w = ins[1]
+            rec.update(weight_shape=tuple(w), weight_bytes=stored_bytes(in_ids[1:]), macs=w[0] * w[1])
         elif name == "BATCH_MATMUL":
-            n_out = 1
-            for dim in outs[0]:
-                n_out *= dim
-            rec["macs"] = n_out * ins[0][-1]
+            rec.update(in2_shape=tuple(ins[1]), macs=int(np.prod(outs[0])) * ins[0][-1])
+        elif name == "ADD":
+            rec["in2_shape"] = tuple(ins[1])
+        elif name == "AVERAGE_POOL_2D":
+            opts = op.builtinOptions
+            rec["pool_kernel"] = (int(opts.filterHeight), int(opts.filterWidth))
         out.append(rec)
     return out
 
