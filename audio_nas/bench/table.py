@@ -3,7 +3,8 @@
 The library part (plan, rows, storage, summaries) is ``audio_nas.search.table``; this entry point runs
 the plan in worker processes, appends each finished row to ``<out>.work.jsonl`` (kill -9 safe; a re-run
 skips the (spec, seed) pairs already there), prints one progress line per row, and rewrites the CSV and
-the manifest JSON beside it every ``checkpoint_every`` rows and at the end.
+the manifest JSON beside it at the start, every ``checkpoint_every`` rows or ``checkpoint_s`` seconds,
+and at the end.
 """
 
 from __future__ import annotations
@@ -143,6 +144,7 @@ def build(
     presets: tuple[str, ...] | None = None,
     plan_seed: int = 0,
     checkpoint_every: int = 25,
+    checkpoint_s: float = 900.0,
     limit: int | None = None,
     min_macs: int | None = None,
     max_macs: int | None = None,
@@ -210,6 +212,8 @@ def build(
         queue = list(todo)
         finished = 0
         total_w, done_w = sum(cost_weight(it.spec) for it in todo), 0.0
+        write(log.rows())  # the manifest from the start: what is planned, on what, with which recipe
+        last_write = time.time()
         try:
             while queue or pending:
                 while queue and len(pending) < 2 * workers:
@@ -254,8 +258,9 @@ def build(
                         f"{(row.get('macs') or 0) / 1e6:7.2f} MMACs  {what} | {rate:.1f} s/row, "
                         f"ETA {_fmt_h(left)}",
                     )
-                    if finished % checkpoint_every == 0:
+                    if finished % checkpoint_every == 0 or time.time() - last_write > checkpoint_s:
                         write(log.rows())
+                        last_write = time.time()
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
     man = write(log.rows())
