@@ -294,6 +294,7 @@ def info(path: Path, echo=print) -> dict[str, Any]:
         echo(
             f"seed noise ({m}, {nf['pairs']} archs with 2 seeds): |acc(s0)-acc(s1)| median "
             f"{nf['median_abs_diff']:.4f}, IQR {nf['iqr_abs_diff'][0]:.4f}-{nf['iqr_abs_diff'][1]:.4f}, "
-            f"max {nf['max_abs_diff']:.4f}; Kendall tau between seeds {nf['kendall_tau']:.3f}"
+            f"max {nf['max_abs_diff']:.4f}; Kendall tau between seeds "
+            + (f"{nf['kendall_tau']:.3f}" if nf["kendall_tau"] is not None else "- (needs 2+ archs)")
         )
     return {"coverage": cov, "noise_floor": floors}

@@ -365,12 +365,14 @@ def read_table(path: str | Path) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------------------------------
 
 
-def _kendall_tau(a: np.ndarray, b: np.ndarray) -> float:
+def _kendall_tau(a: np.ndarray, b: np.ndarray) -> float | None:
+    """None where undefined (fewer than 2 pairs, or one seed's accuracies all equal): JSON has no NaN."""
     from scipy.stats import kendalltau
 
     if len(a) < 2:
-        return float("nan")
-    return float(kendalltau(a, b).statistic)
+        return None
+    tau = float(kendalltau(a, b).statistic)
+    return tau if math.isfinite(tau) else None
 
 
 def noise_floor(rows: list[dict[str, Any]], metric: str = "test_acc") -> dict[str, Any]:
