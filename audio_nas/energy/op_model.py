@@ -775,6 +775,23 @@ def calibrate_l4r5(model: OpModel) -> dict:
     }
 
 
+# Held-out error of the fitted model on whole-Invoke instruction counts: 5 folds split by architecture over
+# the committed table (366 architectures), percent per model. Measured by
+# `python -m audio_nas.energy.op_model eval` (docs/benchmarks.md, "per-op instruction model");
+# tests/energy/test_op_model.py recomputes it.
+HELDOUT_MODEL_APE_PCT = {"median": 0.52, "p90": 2.42, "max": 8.6}
+
+
+def expected_error_note(board, model: OpModel | None = None) -> str:
+    """What the ``emulated`` source's latency/energy on ``board`` is expected to miss by, and why."""
+    e = HELDOUT_MODEL_APE_PCT
+    counts = (
+        f"instruction counts held out by architecture: median {e['median']:.1f}%, 90th percentile "
+        f"{e['p90']:.1f}%, max {e['max']:.1f}% (emulated Cortex-M4, TFLM + CMSIS-NN)"
+    )
+    return f"{counts}; board timing: {board_timing(board, model).basis}"
+
+
 def board_timing(board, model: OpModel | None = None) -> BoardTiming:
     """CPI and flash term of a board: calibrated (the coefficients' ``boards`` section, for the software stack
     of its calibration point), emulated (1.6 ticks per instruction), or from its core type (CORE_CPI, an

@@ -14,6 +14,7 @@ import numpy as np
 
 from audio_nas.config import from_dict, to_dict
 from audio_nas.energy.boards import board_memory
+from audio_nas.energy.op_model import expected_error_note
 from audio_nas.errors import ExportError
 from audio_nas.export import export_model
 from audio_nas.export.graph import lower_model
@@ -193,7 +194,7 @@ def write_report(runner: SearchRunner, export: bool | None = None) -> Path:
         f"objectives (1 - val acc, log10 µJ, log10 bytes))",
         f"- early stopping saved {saved_epochs} of {saved_epochs + total_epochs} epochs "
         f"({100 * saved_epochs / max(1, saved_epochs + total_epochs):.0f}%)",
-        f"- energy source: `{cfg.energy_source}` (see docs/benchmarks.md for its calibration)",
+        f"- energy source: `{cfg.energy_source}`; expected error: {_energy_error_note(cfg, runner.board)}",
         f"- RAM and flash: the model's share and the board total (model + firmware); RAM "
         f"{_memory_note(memory, 'ram_source')}; flash {_memory_note(memory, 'flash_source')}",
         "",
@@ -230,6 +231,16 @@ def write_report(runner: SearchRunner, export: bool | None = None) -> Path:
     (run_dir / "report.md").write_text(md)
     (run_dir / "report.html").write_text(_md_table_html(md))
     return run_dir / "report.md"
+
+
+def _energy_error_note(cfg, board) -> str:
+    """The validation behind the energy figures of the report (docs/benchmarks.md has the tables)."""
+    uses_op_model = not (board.kernels == "tflm-reference" and board.emulated)  # as EmulatedModel decides
+    if cfg.energy_source == "emulated" and uses_op_model:
+        return expected_error_note(board)
+    if cfg.energy_source == "predicted":
+        return "the forest's held-out MAPE and interval coverage stored by `audio-nas predictor fit`"
+    return "not validated for this source and board (see docs/benchmarks.md)"
 
 
 def _memory_note(memory: dict, key: str) -> str:
