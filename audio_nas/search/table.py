@@ -35,10 +35,14 @@ from typing import Any
 
 import numpy as np
 
+from audio_nas.config import from_dict
+from audio_nas.data import load_dataset
 from audio_nas.errors import ConfigError, DataError
+from audio_nas.features import compute_features
 from audio_nas.space import PRESETS, ArchSpec, DSSpec, MQASpec, UIBSpec, arch_costs, sample_spec
 from audio_nas.space.plan import plan_layers
 from audio_nas.space.sampling import DEFAULT_SPACE, SearchSpace
+from audio_nas.training import TrainConfig, train
 
 BLOCK_TYPES: tuple[str, ...] = ("ds", "uib_extradw", "uib_ib", "uib_convnext", "uib_ffn", "mqa")
 SAMPLED, PRESET = "sampled", "preset"
@@ -214,10 +218,6 @@ def train_row(payload: dict[str, Any]) -> dict[str, Any]:
     A top-level function so that process pools can run it. payload: spec, seed, dataset, train
     (TrainConfig dict), origin, block_type, stratum.
     """
-    from audio_nas.config import from_dict
-    from audio_nas.data import load_dataset
-    from audio_nas.features import compute_features
-    from audio_nas.training import TrainConfig, train
 
     spec = ArchSpec.from_str(payload["spec"])
     row: dict[str, Any] = {
