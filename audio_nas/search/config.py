@@ -44,6 +44,9 @@ class SearchConfig:
     train: TrainConfig = DEFAULT_TRAIN
     pruner: PrunerConfig = field(default_factory=PrunerConfig)
     n_initial: int = 8  # random trials before the model-based parts start
+    # weight bit-widths the space may choose per block and head: (8,) int8 only; (4, 8) mixed precision (int4
+    # weights, bit-exact in TFLM; `audio-nas bench quant` measures their accuracy cost)
+    weight_bits: tuple[int, ...] = (8,)
     baselines: tuple[str, ...] = ("ds_cnn_s", "mobilenet_v1_x0.25", "mobilenet_v2_x0.35")
     export_pareto: bool = True
     hv_reference: tuple[float, float, float] = (
@@ -66,6 +69,8 @@ class SearchConfig:
             raise ConfigError(f"time_budget_s must be > 0, got {self.time_budget_s}")
         if self.executor == "ray" and self.ray_address is None:
             pass  # a local Ray instance is started
+        if not self.weight_bits or not set(self.weight_bits) <= {4, 8}:
+            raise ConfigError(f"weight_bits must be a non-empty subset of (4, 8), got {self.weight_bits}")
         if not self.name or "/" in self.name:
             raise ConfigError(f"name must be a non-empty directory name, got {self.name!r}")
 
@@ -81,4 +86,5 @@ class SearchConfig:
         "pruner",
         "n_initial",
         "hv_reference",
+        "weight_bits",
     )

@@ -46,11 +46,17 @@ class SearchResult:
 
 def _space_for(cfg: SearchConfig):
 
+    bits = tuple(sorted(set(cfg.weight_bits)))
     if cfg.evaluator == "synthetic":
-        return SearchSpace()
+        return SearchSpace(weight_bits_choices=bits)
 
     ds = load_dataset(cfg.dataset, on_error=cfg.on_error)  # generates the embedded dataset on first use
-    return SearchSpace(n_classes=len(ds.class_names), sample_rate_hz=ds.sample_rate_hz, clip_ms=ds.clip_ms)
+    return SearchSpace(
+        n_classes=len(ds.class_names),
+        sample_rate_hz=ds.sample_rate_hz,
+        clip_ms=ds.clip_ms,
+        weight_bits_choices=bits,
+    )
 
 
 def trial_objectives(t) -> np.ndarray:
@@ -66,7 +72,9 @@ class SearchRunner:
         self.store.check_resumable()
         # evaluate_fn(payload) -> result: a top-level function (process pools pickle it); tests pass a fixture
         self.evaluate_fn = evaluate_fn or evaluate_trial
-        self.store.check_config(to_dict(cfg), SearchConfig.COMPATIBILITY_KEYS)
+        self.store.check_config(
+            to_dict(cfg), SearchConfig.COMPATIBILITY_KEYS, defaults=to_dict(SearchConfig(name=cfg.name))
+        )
         self.board = load_board(cfg.board)
         self.space = _space_for(cfg)
         self._cheap: dict[str, dict] = {}

@@ -158,13 +158,15 @@ class TrialStore:
     def set_meta(self, key: str, value: Any) -> None:
         self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
 
-    def check_config(self, config: dict, compat_keys: tuple[str, ...]) -> None:
-        """Store ``config`` on first use; refuse a run directory made with an incompatible config."""
+    def check_config(self, config: dict, compat_keys: tuple[str, ...], defaults: dict | None = None) -> None:
+        """Store ``config`` on first use; refuse a run directory made with an incompatible config. A key the
+        stored config lacks (written before the key existed) counts as its value in ``defaults``."""
         old = self.get_meta("config")
         if old is None:
             self.set_meta("config", config)
             return
-        diff = [k for k in compat_keys if old.get(k) != config.get(k)]
+        defaults = defaults or {}
+        diff = [k for k in compat_keys if old.get(k, defaults.get(k)) != config.get(k)]
         if diff:
             detail = "; ".join(f"{k}: {old.get(k)!r} there, {config.get(k)!r} now" for k in diff)
             raise SearchError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -280,3 +281,28 @@ def test_pareto_csv_has_the_model_share_and_the_board_total(tmp_path):
     # the energy figures say what validates them (the per-op model's held-out error, the board's timing basis)
     assert "expected error: instruction counts held out by architecture: median 0.5%" in report
     assert "181.9 ms" in report  # synth_cfg's board is the Nucleo-L4R5ZI, calibrated on MLPerf Tiny
+
+
+def test_weight_bits_key_searches_mixed_precision(tmp_path):
+    cfg = synth_cfg(n_trials=16, weight_bits=(4, 8))
+    res = run_search(cfg, tmp_path / "mixed")
+    int4 = re.compile(r"_w4(?![0-9])")  # the weight-bits suffix, not a 40 ms window (fe:logmel_w40)
+    specs = [t.spec for t in TrialStore(tmp_path / "mixed" / "study.sqlite").trials()]
+    assert res.n_finished == 16 and any(int4.search(s) for s in specs)
+    run_search(synth_cfg(n_trials=6), tmp_path / "int8")  # the default (8,) keeps every spec int8
+    assert not any(int4.search(t.spec) for t in TrialStore(tmp_path / "int8" / "study.sqlite").trials())
+    with pytest.raises(ConfigError, match="weight_bits"):
+        synth_cfg(weight_bits=(2,))
+
+
+def test_a_run_stored_before_a_compat_key_existed_still_resumes(tmp_path):
+    cfg = synth_cfg(n_trials=4)
+    run_search(cfg, tmp_path)
+    store = TrialStore(tmp_path / "study.sqlite")
+    old = store.get_meta("config")
+    del old["weight_bits"]  # as written before the key existed
+    store.set_meta("config", old)
+    store.close()
+    assert run_search(synth_cfg(n_trials=6), tmp_path).n_finished == 6
+    with pytest.raises(SearchError, match="weight_bits"):
+        run_search(synth_cfg(n_trials=8, weight_bits=(4, 8)), tmp_path)
