@@ -189,7 +189,8 @@ def _write(rows, summary, dataset, epochs, qat_epochs, minutes, quick, done) -> 
             rows,
         )
         + "\n\nNot measured here: an 8-bit vs mixed-precision Pareto front at equal search budget "
-        "(`SearchSpace(weight_bits_choices=(4, 8))` exists; the search config does not expose it yet)."
+        "(`SearchSpace(weight_bits_choices=(4, 8))` exists; a search config turns it on with "
+        "`weight_bits: [4, 8]`)."
     )
     write_section(
         "quant",
