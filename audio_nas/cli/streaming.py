@@ -166,5 +166,9 @@ def register(app: typer.Typer) -> None:
             typer.echo(
                 f"recall {r['recall']:.3f}, false alarms/hour {r['false_alarms_per_hour']:.1f}, "
                 f"median latency {r['median_latency_s']:.2f} s, FRR at 1 FA/h {f['frr']:.3f} "
-                f"(threshold {f['threshold']})"
+                + (
+                    f"(threshold {f['threshold']:.2f})"
+                    if f["threshold"] is not None
+                    else "(no threshold reaches 1 FA/h)"
+                )
             )
