@@ -157,11 +157,13 @@ def test_build_resumes_after_kill_minus_9_and_writes_the_manifest(tmp_path):
     proc.wait()
     with open(work, "a") as f:
         f.write('{"spec": "torn')  # as if the kill had hit the middle of a write
+    left = 4 - len(RowLog(work).rows())  # 0 when the killed run had already finished every row
 
     res = subprocess.run(
         _build_cmd(dataset, out), env=env, check=True, timeout=300, capture_output=True, text=True
     )
-    assert "[" in res.stdout and "s/row" in res.stdout  # progress lines
+    if left:
+        assert "[" in res.stdout and "s/row" in res.stdout  # progress lines for the rows it trains
     rows = read_table(out)
     assert len(rows) == 4  # 3 architectures + 1 second seed, each (spec, seed) once
     assert len({(r["spec_hash"], r["seed"]) for r in rows}) == 4
