@@ -57,16 +57,6 @@ class ArchCosts:
     arena_pointer_bytes: int  # 4: the Cortex-M firmware build (board costs); 8: the x86-64 host interpreter
     layers: tuple[LayerCost, ...] = field(repr=False)
 
-    @property
-    def total_ram_bytes(self) -> int:
-        """Analytic activation peak + front-end (the lower bound the search has used so far)."""
-        return self.peak_ram_bytes + self.frontend_ram_bytes
-
-    @property
-    def board_ram_bytes(self) -> int:
-        """What a board needs for inference: TFLM's arena + the front-end's buffers."""
-        return self.arena_bytes + self.frontend_ram_bytes
-
 
 def peak_activation_bytes(layers: list[LayerCost], input_shape: tuple[int, ...]) -> tuple[int, str]:
     """Largest sum of live int8 tensors over the ops (see module doc)."""

@@ -8,6 +8,7 @@ import subprocess
 import numpy as np
 import pytest
 import torch
+from export_helpers import trained_like
 
 from audio_nas.errors import ExportError, VerificationError
 from audio_nas.export import export_model, parse_tflite_ops, run_tflm, tflm_arena_bytes
@@ -55,18 +56,6 @@ def real_features(tmp_path_factory):
         return np.asarray(compute_features(ds, spec.frontend, use_cache=False).x)
 
     return get
-
-
-def trained_like(spec, seed=0):
-    """A model with non-trivial BN statistics, as after training."""
-    torch.manual_seed(seed)
-    m = build_model(spec).eval()
-    for mod in m.modules():
-        if isinstance(mod, torch.nn.BatchNorm2d):
-            mod.running_mean.uniform_(-0.3, 0.3)
-            mod.running_var.uniform_(0.5, 2.0)
-            mod.weight.data.uniform_(0.5, 1.5)
-    return m
 
 
 @pytest.mark.parametrize("name", sorted(VARIANTS))

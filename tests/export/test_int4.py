@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from export_helpers import trained_like
 
 from audio_nas.export import export_model, run_tflm, tflm_arena_bytes
 from audio_nas.export.graph import Graph, Op, Tensor, fold_bn, lower_model
@@ -15,7 +16,7 @@ from audio_nas.export.qat import fake_quant_weights, prepare_qat
 from audio_nas.export.quantize import int4_fallbacks, quantize_graph, quantize_input, run_int8
 from audio_nas.export.tflite_writer import pack_int4, unpack_int4, write_tflite
 from audio_nas.features import make_frontend
-from audio_nas.space import ArchSpec, arch_costs, build_model
+from audio_nas.space import ArchSpec, arch_costs
 from audio_nas.space.tflm_arena import tflm_arena
 
 pytestmark = pytest.mark.xdist_group("export")
@@ -60,17 +61,6 @@ def realish_features(spec: ArchSpec, n: int = 24, seed: int = 0) -> np.ndarray:
         )
         waves.append(0.5 * w / np.abs(w).max())
     return np.asarray(make_frontend(fe)(np.asarray(waves, np.float32)), np.float32)
-
-
-def trained_like(spec: ArchSpec, seed: int = 0) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    m = build_model(spec).eval()
-    for mod in m.modules():
-        if isinstance(mod, torch.nn.BatchNorm2d):
-            mod.running_mean.uniform_(-0.3, 0.3)
-            mod.running_var.uniform_(0.5, 2.0)
-            mod.weight.data.uniform_(0.5, 1.5)
-    return m
 
 
 def _parity(spec: ArchSpec, seed: int = 0):
