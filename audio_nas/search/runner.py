@@ -152,7 +152,10 @@ class SearchRunner:
             f"search {cfg.name}", cfg.n_trials, unit="trial", initial=store.count(FINISHED), logger=log
         )
         try:
-            order.tell_ready()  # results stored but not told when the last run stopped
+            # resume in the order an uninterrupted run follows: every tell is followed by its asks, so first
+            # finish the asks a crash cut short, then tell the results stored but not told
+            order.ask_ahead()
+            order.tell_ready()
             while True:
                 order.ask_ahead()
                 finished = store.count(FINISHED)
