@@ -13,20 +13,51 @@ data_app = typer.Typer(help="Generate and inspect datasets.", no_args_is_help=Tr
 
 @data_app.command("make")
 def make(
-    name: str = typer.Argument(..., help="synth-kws or synth-events"),
+    name: str = typer.Argument(..., help="synth-kws, synth-events, or kws (keywords of your own: --words)"),
+    words: str = typer.Option(
+        None, "--words", help='kws only: comma-separated keywords, e.g. "hey nova,lights on,stop".'
+    ),
     per_class: int = typer.Option(
-        None, "--per-class", help="Clips per class (default: 300 for synth-kws, 150 for synth-events)."
+        None,
+        "--per-class",
+        help="Clips per class (default: 300 for synth-kws, 150 for synth-events, 200 for kws).",
     ),
     seed: int = typer.Option(0, "--seed", help="Seed; the same seed gives the same audio."),
+    engines: str = typer.Option(
+        None, "--engines", help="kws only: TTS engines, comma-separated (default espeak,flite)."
+    ),
+    negatives: str = typer.Option(
+        None, "--negatives", help="kws only: extra _unknown_ words, comma-separated (must not be keywords)."
+    ),
     out: Path = typer.Option(None, "--out", help="Output directory (default data/<name>[-n<N>-s<S>])."),
     workers: int = typer.Option(None, "--workers", help="Worker processes (default: cores, at most 4)."),
 ) -> None:
     """Generate a synthetic dataset (WAVs + manifest.csv + manifest.json with the content hash)."""
     import json
 
-    from audio_nas.data.synthetic import make_dataset
+    from audio_nas.errors import DataError
 
-    path = make_dataset(name, per_class=per_class, seed=seed, out_dir=out, workers=workers)
+    if name == "kws":
+        from audio_nas.data.kws import make_kws
+
+        if not words:
+            raise DataError('kws needs --words, e.g. --words "hey nova,lights on,stop"')
+        path = make_kws(
+            words,
+            per_class=per_class,
+            seed=seed,
+            engines=engines,
+            negatives=negatives,
+            out_dir=out,
+            workers=workers,
+        )
+    else:
+        from audio_nas.data.synthetic import make_dataset
+
+        given = [o for o, v in (("--words", words), ("--engines", engines), ("--negatives", negatives)) if v]
+        if given:
+            raise DataError(f"{', '.join(given)} only apply to `data make kws`, not to {name}")
+        path = make_dataset(name, per_class=per_class, seed=seed, out_dir=out, workers=workers)
     meta = json.loads((path / "manifest.json").read_text())
     typer.echo(
         f"{meta['name']}: {meta['n_clips']} clips, {len(meta['classes'])} classes, splits "
@@ -35,6 +66,9 @@ def make(
     typer.echo(
         f"content hash {meta['content_hash'][:16]}, generated in {meta['generation_time_s']} s -> {path}"
     )
+    if name == "kws":
+        typer.echo(f"hard negatives: {meta['negative_kinds']}")
+        typer.echo(f"load it as dataset kws:{path}")
 
 
 @data_app.command("info")

@@ -1,0 +1,232 @@
+"""Text-to-speech engines behind one Protocol, in a registry (used by the ``kws`` generator).
+
+espeak-ng   ctypes on the ``espeakng-loader`` wheel (audio_nas.data.tts), ~500 voices
+            (language phonology x variant); per utterance: rate and pitch jitter.
+flite       the Debian/Ubuntu ``flite`` binary (CMU Flite 2.2), voices kal, kal16, awb, rms, slt.
+            Flite has four distinct speakers (kal16 is kal at 16 kHz), so a flite *voice* here is a
+            base voice x an f0 level x a vocal-tract-length factor (frequency warping) -- 75
+            "virtual speakers", split by name like espeak's voices. They share base speakers across
+            splits, as espeak's voices share variants and languages: a weaker hold-out than real people.
+
+A voice id is ``ENGINE:NAME`` (``espeak:en-us+m3``, ``flite:slt+f1.00+w0.94``), so a manifest row
+says which engine made a clip. ``speak`` returns float32 speech at 16 kHz, silence trimmed.
+The synth-kws recipe does not use this module (its audio, and hash, stay as they were).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from audio_nas.data.augment import vtlp
+from audio_nas.data.tts import Espeak, available_voices
+from audio_nas.errors import DataError
+
+SAMPLE_RATE_HZ = 16_000
+
+
+class TTSEngine(Protocol):
+    name: str
+    install_hint: str  # how to get the engine when it is missing
+
+    def available(self) -> bool: ...
+
+    def voices(self) -> list[str]:
+        """Voice ids ``ENGINE:NAME`` in a fixed order."""
+        ...
+
+    def speak(self, text: str, voice: str, rng: np.random.Generator) -> np.ndarray:
+        """float32 speech at 16 kHz for ``text`` (rate/pitch jitter drawn from ``rng``), silence trimmed."""
+        ...
+
+
+ENGINES: dict[str, Callable[[], TTSEngine]] = {}
+
+
+def register_engine(name: str) -> Callable[[Callable[[], TTSEngine]], Callable[[], TTSEngine]]:
+    def deco(factory: Callable[[], TTSEngine]) -> Callable[[], TTSEngine]:
+        ENGINES[name] = factory
+        return factory
+
+    return deco
+
+
+def get_engine(name: str) -> TTSEngine:
+    """The engine ``name``; a DataError naming what to install when it is not usable here."""
+    if name not in ENGINES:
+        raise DataError(f"unknown TTS engine {name!r}; engines: {', '.join(ENGINES)}")
+    eng = ENGINES[name]()
+    if not eng.available():
+        raise DataError(
+            f"TTS engine {name!r} is not available on this machine: {eng.install_hint} "
+            f"(or leave it out of --engines)"
+        )
+    return eng
+
+
+def _trim(x: np.ndarray) -> np.ndarray:
+    active = np.flatnonzero(np.abs(x) > 0.02 * (np.max(np.abs(x)) + 1e-9)) if len(x) else []
+    return x[active[0] : active[-1] + 1] if len(active) else x
+
+
+def engine_of(voice: str) -> str:
+    return voice.split(":", 1)[0]
+
+
+# --------------------------------------------------------------------------------------
+# espeak-ng
+# --------------------------------------------------------------------------------------
+
+
+@register_engine("espeak")
+class EspeakEngine:
+    name = "espeak"
+    install_hint = "pip install espeakng-loader (a dependency of audio-nas)"
+
+    def available(self) -> bool:
+        try:
+            Espeak.get()
+        except (DataError, OSError):
+            return False
+        return True
+
+    def voices(self) -> list[str]:
+        return [f"espeak:{v}" for v in available_voices()]
+
+    def speak(self, text: str, voice: str, rng: np.random.Generator) -> np.ndarray:
+        eng = Espeak.get()
+        params = dict(
+            rate_wpm=int(rng.integers(110, 220)),
+            pitch=int(rng.integers(20, 80)),
+            pitch_range=int(rng.integers(20, 90)),
+        )
+        name = voice.split(":", 1)[1]
+        lang = name.split("+")[0]
+        # a few (voice, text) pairs make espeak-ng fail: fall back to the language's plain voice, then en-us
+        for v in (name, f"{lang}+m3", "en-us+m3"):
+            try:
+                pcm = eng.synth_isolated(text, v, **params)
+                break
+            except DataError:
+                continue
+        else:
+            raise DataError(f"espeak-ng could not speak {text!r} with {voice} or its fallbacks")
+        x = soxr.resample(pcm.astype(np.float32) / 32768.0, eng.sample_rate_hz, SAMPLE_RATE_HZ)
+        return _trim(x).astype(np.float32)
+
+
+def phonemes(words: list[str], language: str = "en-us") -> dict[str, tuple[str, ...]]:
+    """espeak-ng's phonemes (ASCII names, stress and variant digits removed) for each word.
+
+    Computed in a forked child: espeak keeps state, and this process's later (forked) syntheses
+    must start from the state they always started from.
+    """
+    eng = Espeak.get()
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        os.close(r)
+        try:
+            lib = eng.lib
+            lib.espeak_SetVoiceByName(language.encode())
+            lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
+            lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_char_p), ctypes.c_int, ctypes.c_int]
+            lines = []
+            for word in words:
+                buf = ctypes.c_char_p(word.encode())
+                parts = []
+                while buf.value:
+                    out = lib.espeak_TextToPhonemes(ctypes.byref(buf), 1, ord("_") << 8)
+                    parts.append((out or b"").decode())
+                lines.append(" ".join(parts))
+            with os.fdopen(w, "w") as fh:
+                fh.write("\n".join(lines))
+            os._exit(0)
+        except BaseException:
+            os._exit(1)
+    os.close(w)
+    with os.fdopen(r) as fh:
+        text = fh.read()
+    _, status = os.waitpid(pid, 0)
+    if status != 0:
+        raise DataError("espeak-ng could not give phonemes for the word list")
+    out = {}
+    for word, line in zip(words, text.split("\n")):
+        toks = [t.strip("',%=") for t in line.replace(" ", "_").split("_")]
+        # variant digits ("t2", "O2") go; phonemes named by a digit ("3", "0") stay
+        out[word] = tuple(t[0] + t[1:].rstrip("0123456789") for t in toks if t)
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# flite
+# --------------------------------------------------------------------------------------
+
+FLITE_BASE_VOICES: dict[str, float] = {"kal": 102.0, "kal16": 102.0, "awb": 117.0, "rms": 83.0, "slt": 147.0}
+FLITE_F0_LEVELS: tuple[float, ...] = (0.85, 1.0, 1.2)
+FLITE_WARPS: tuple[float, ...] = (0.88, 0.94, 1.0, 1.06, 1.12)
+
+
+@register_engine("flite")
+class FliteEngine:
+    name = "flite"
+    install_hint = "install the Debian/Ubuntu package `flite` (apt-get install -y flite)"
+
+    def __init__(self) -> None:
+        self.binary = shutil.which("flite")
+
+    def available(self) -> bool:
+        return self.binary is not None
+
+    def voices(self) -> list[str]:
+        return [
+            f"flite:{base}+f{f0:.2f}+w{warp:.2f}"
+            for base in FLITE_BASE_VOICES
+            for f0 in FLITE_F0_LEVELS
+            for warp in FLITE_WARPS
+        ]
+
+    def speak(self, text: str, voice: str, rng: np.random.Generator) -> np.ndarray:
+        if self.binary is None:
+            raise DataError(f"flite is not installed: {self.install_hint}")
+        base, f0_s, warp_s = voice.split(":", 1)[1].split("+")
+        if base not in FLITE_BASE_VOICES:
+            raise DataError(f"flite has no voice {base!r}; voices: {', '.join(FLITE_BASE_VOICES)}")
+        f0_hz = FLITE_BASE_VOICES[base] * float(f0_s[1:]) * rng.uniform(0.9, 1.1)
+        stretch = rng.uniform(0.8, 1.3)
+        with tempfile.TemporaryDirectory(prefix="flite-") as tmp:
+            wav = os.path.join(tmp, "out.wav")
+            cmd = [
+                self.binary,
+                "-voice",
+                base,
+                "--setf",
+                f"duration_stretch={stretch:.3f}",
+                "--setf",
+                f"int_f0_target_mean={f0_hz:.1f}",
+                "--setf",
+                f"int_f0_target_stddev={rng.uniform(5, 30):.1f}",
+                "-t",
+                text,
+                "-o",
+                wav,
+            ]
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+            if proc.returncode != 0 or not os.path.exists(wav):
+                raise DataError(f"flite failed on {text!r} with voice {base}: {proc.stderr.strip()[:200]}")
+            x, sr = sf.read(wav, dtype="float32")
+        if x.ndim > 1:
+            x = x.mean(axis=1)
+        if sr != SAMPLE_RATE_HZ:
+            x = soxr.resample(x, sr, SAMPLE_RATE_HZ)
+        x = vtlp(x, float(warp_s[1:]), SAMPLE_RATE_HZ)
+        return _trim(np.asarray(x, np.float32))
