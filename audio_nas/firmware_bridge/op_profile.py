@@ -30,6 +30,7 @@ import numpy as np
 
 from audio_nas.energy.boards import load_board
 from audio_nas.energy.op_model import (
+    INT4_TABLE_NAME,
     MODEL_COLUMNS,
     OP_COLUMNS,
     TABLE_NAME,
@@ -43,7 +44,7 @@ from audio_nas.export import export_random
 from audio_nas.firmware_bridge.build import APT_HINT, FIRMWARE_DIR
 from audio_nas.firmware_bridge.campaign import campaign_specs
 from audio_nas.paths import runs_dir
-from audio_nas.space import PRESETS, ArchSpec
+from audio_nas.space import PRESETS, ArchSpec, SearchSpace, arch_costs, sample_spec
 
 PROFILER_DIR = FIRMWARE_DIR / "tools" / "op_profiler"
 QEMU_ARGS = ("-M", "mps2-an386", "-nographic", "-monitor", "none", "-icount", "shift=6,sleep=off")
@@ -168,8 +169,81 @@ def campaign_list(count: int, seed: int, n_misaligned: int = 0) -> list[tuple[st
     return out
 
 
+def all_w4(spec: ArchSpec) -> ArchSpec:
+    """``spec`` with every block and the head at int4 weights (the stem stays int8, as the grammar has it)."""
+    return dataclasses.replace(
+        spec,
+        blocks=tuple(dataclasses.replace(b, weight_bits=4) for b in spec.blocks),
+        head=dataclasses.replace(spec.head, weight_bits=4),
+    )
+
+
+def conv_block_specs(n: int, rng: np.random.Generator) -> list[ArchSpec]:
+    """``n`` small networks of plain ``conv`` blocks with int4 weights: the sampled space has no conv blocks
+    (only the stem, which stays int8, is a full conv), so arm_convolve_s4 and arm_convolve_1x1_s4 (strided)
+    are measured on these. Kernels 1-5 (square or not), strides 1-2, channels on and off multiples of 4."""
+    out = []
+    for _ in range(n):
+        blocks = []
+        for _ in range(int(rng.integers(1, 4))):
+            kh, kw = (int(rng.choice((1, 3, 5))), int(rng.choice((1, 3, 5))))
+            sh, sw = int(rng.integers(1, 3)), int(rng.integers(1, 3))
+            if rng.random() < 0.3:  # a strided 1x1 (arm_convolve_1x1_s4)
+                kh, kw, sh = 1, 1, 2
+            c = int(rng.choice((8, 12, 16, 24, 32, 48))) + int(rng.choice((0, 0, 1, 2, 3)))
+            k = f"{kh}" if kh == kw else f"{kh}x{kw}"
+            st = f"{sh}" if sh == sw else f"{sh}x{sw}"
+            blocks.append(f"conv_k{k}_s{st}_c{c}_r1_relu_w4")
+        stem = int(rng.choice((8, 16, 24)))
+        out.append(
+            ArchSpec.from_str(
+                f"fe:mfcc_w40_h20_m40_c10|stem:c2d_k3_s2_c{stem}_relu|{'|'.join(blocks)}|head:c0|n12"
+            )
+        )
+    return out
+
+
+def mixed_campaign_list(
+    count: int, seed: int, n_misaligned: int = 0, max_macs: int = 8_000_000, n_conv: int = 0
+) -> list[tuple[str, ArchSpec]]:
+    """(source, spec) for the int4 campaign: the presets with every block and head at int4, ``count``
+    board-sized samples of the mixed-precision space (``weight_bits_choices=(4, 8)``: each block and the head
+    draws 4 or 8) of at most ``max_macs`` MACs, ``n_misaligned`` more with channels off multiples of 4 (only
+    architectures with at least one int4 layer are kept), and ``n_conv`` networks of int4 conv blocks."""
+    board = load_board("nucleo-l4r5zi")
+    space = SearchSpace(weight_bits_choices=(4, 8))
+
+    def draw(n: int, rng: np.random.Generator) -> list[ArchSpec]:
+        out: list[ArchSpec] = []
+        while len(out) < n:
+            s = sample_spec(rng, space)
+            c = arch_costs(s)
+            has_w4 = any(layer.weight_bits == 4 for layer in c.layers)
+            if has_w4 and c.macs <= max_macs and c.peak_ram_bytes + c.frontend_ram_bytes <= board.sram_bytes:
+                out.append(s)
+        return out
+
+    items = [(f"{name}_w4", all_w4(ArchSpec.from_str(text))) for name, text in PRESETS.items()]
+    items += [("sampled_w4", s) for s in draw(count, np.random.default_rng(seed))]
+    rng = np.random.default_rng(seed + 1)
+    extra = draw(n_misaligned, np.random.default_rng(seed + 2))
+    items += [("misaligned_w4", misaligned(s, rng)) for s in extra]
+    items += [("conv_w4", s) for s in conv_block_specs(n_conv, np.random.default_rng(seed + 3))]
+    seen, out = set(), []
+    for src, s in items:
+        if s.spec_hash not in seen:
+            seen.add(s.spec_hash)
+            out.append((src, s))
+    return out
+
+
 def profile_campaign(
-    elf: str | Path, work_dir: str | Path, count: int, seed: int = 0, n_misaligned: int = 0
+    elf: str | Path,
+    work_dir: str | Path,
+    count: int,
+    seed: int = 0,
+    n_misaligned: int = 0,
+    items: list[tuple[str, ArchSpec]] | None = None,
 ) -> Path:
     """Profile every architecture of the campaign not yet in ``work_dir/results.jsonl``; one line each."""
     work_dir = Path(work_dir)
@@ -178,7 +252,9 @@ def profile_campaign(
     done = set()
     if results.exists():
         done = {json.loads(line)["arch"] for line in results.read_text().splitlines() if line.strip()}
-    todo = [(src, s) for src, s in campaign_list(count, seed, n_misaligned) if s.spec_hash not in done]
+    if items is None:
+        items = campaign_list(count, seed, n_misaligned)
+    todo = [(src, s) for src, s in items if s.spec_hash not in done]
     total = len(done) + len(todo)
     print(f"op profile: {len(done)} of {total} architectures already measured; {len(todo)} to go", flush=True)
     t_start = time.monotonic()
@@ -232,11 +308,13 @@ def _tool_version(cmd: list[str]) -> str:
         return "unknown"
 
 
-def write_table(results: str | Path, out_dir: str | Path | None, manifest_extra: dict) -> list[Path]:
+def write_table(
+    results: str | Path, out_dir: str | Path | None, manifest_extra: dict, name: str = TABLE_NAME
+) -> list[Path]:
     """results.jsonl -> the committed table: ops and models CSVs (gzip, deterministic) and the manifest."""
     recs = [json.loads(line) for line in Path(results).read_text().splitlines() if line.strip()]
-    recs.sort(key=lambda r: (r["source"] == "sampled", r["arch"]))
-    ops_path, models_path, manifest_path = table_paths(out_dir, TABLE_NAME)
+    recs.sort(key=lambda r: (r["source"].startswith("sampled"), r["arch"]))
+    ops_path, models_path, manifest_path = table_paths(out_dir, name)
     write_csv_gz(ops_path, OP_COLUMNS, (row for r in recs for row in r["op_rows"]))
     write_csv_gz(
         models_path,
@@ -260,7 +338,8 @@ def write_table(results: str | Path, out_dir: str | Path | None, manifest_extra:
     manifest = {
         "what": "retired instructions per op (TFLM MicroProfiler Begin/EndEvent around each op's Invoke) "
         "and per "
-        "whole Invoke of int8 models with random weights, TFLM + CMSIS-NN on QEMU mps2-an386 (Cortex-M4)",
+        "whole Invoke of int8-activation models (int8 weights, or int4 packed weights in ``_w4`` layers) "
+        "with random weights, TFLM + CMSIS-NN on QEMU mps2-an386 (Cortex-M4)",
         "units": "CMSDK timer ticks at 25 MHz under -icount shift=6,sleep=off: instructions = ticks x 40/64; "
         "per-op ticks include one empty Begin/EndEvent pair (empty_event_ticks), subtract it",
         "archs": len(recs),
@@ -290,6 +369,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--count", type=int, default=200, help="sampled architectures besides the presets")
     ap.add_argument("--misaligned", type=int, default=0, help="samples with channels off multiples of 4")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--weight-bits",
+        choices=("8", "4,8"),
+        default="8",
+        help="8: the int8 campaign (table cmsis-nn-m4); 4,8: presets at int4 and mixed-precision samples "
+        "with at least one int4 layer (table cmsis-nn-m4-int4)",
+    )
+    ap.add_argument("--max-macs", type=int, default=8_000_000, help="largest sample of the int4 campaign")
+    ap.add_argument("--conv", type=int, default=0, help="int4 campaign: networks of int4 conv blocks")
     ap.add_argument("--write", action="store_true", help="write the table to datasets/op-counts/ afterwards")
     ap.add_argument("--out-dir", default=None, help="table directory (default datasets/op-counts)")
     ap.add_argument("--tflm-revision", default=None, help="recorded in the manifest")
@@ -304,7 +392,13 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     work = Path(args.work_dir) if args.work_dir else runs_dir() / "op-profile"
     elf = build_profiler(args.tflm_dir, args.build_dir or work / "build")
-    results = profile_campaign(elf, work, args.count, args.seed, args.misaligned)
+    mixed = args.weight_bits == "4,8"
+    items = (
+        mixed_campaign_list(args.count, args.seed, args.misaligned, args.max_macs, args.conv)
+        if mixed
+        else None
+    )
+    results = profile_campaign(elf, work, args.count, args.seed, args.misaligned, items=items)
     if args.write:
         cmd = "python -m audio_nas.firmware_bridge.op_profile " + " ".join(
             argv if argv is not None else sys.argv[1:]
@@ -320,7 +414,10 @@ def main(argv: list[str] | None = None) -> int:
                 "misaligned": args.misaligned,
                 **dict(n.split("=", 1) for n in args.note),
                 "seed": args.seed,
+                "weight_bits": args.weight_bits,
+                **({"max_macs": args.max_macs, "conv": args.conv} if mixed else {}),
             },
+            name=INT4_TABLE_NAME if mixed else TABLE_NAME,
         ):
             print(p)
     return 0
