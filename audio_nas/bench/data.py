@@ -63,3 +63,149 @@ def run_bench(quick: bool = False) -> None:
     write_section(
         "data", "Embedded datasets: generation", "audio-nas bench data" + (" --quick" if quick else ""), body
     )
+
+
+# --------------------------------------------------------------------------------------
+# Cross-synthesiser generalisation on a generated kws set (issue 17 item 3)
+# --------------------------------------------------------------------------------------
+
+
+def cross_synth(
+    dataset: str,
+    *,
+    arch: str = "ds_cnn_s",
+    seeds: tuple[int, ...] = (0, 1),
+    epochs: int | None = None,
+    write: bool = True,
+) -> list[dict]:
+    """Train on one engine's clips (train/validation splits), test on every engine's test split.
+
+    ``dataset`` is ``kws:PATH`` of a set made with ``--engines espeak,flite`` (the ``engine`` column).
+    _silence_ clips have no engine: they are in every train and test set. With more than two engines,
+    ``all-but-X`` trains on every engine but X. The best epoch is chosen on the training engines'
+    validation clips only; test clips of the held-out engine are never seen before the final score.
+    """
+    import dataclasses
+
+    import numpy as np
+
+    from audio_nas.data import load_dataset
+    from audio_nas.data.dataset import SPLIT_IDS
+    from audio_nas.data.kws import read_manifest
+    from audio_nas.features import compute_features
+    from audio_nas.training.config import TrainConfig
+    from audio_nas.training.metrics import classification_metrics, predict_logits
+    from audio_nas.training.pipeline import spec_for_dataset
+    from audio_nas.training.trainer import train
+
+    if not dataset.startswith("kws:"):
+        raise SystemExit("cross-synth needs a generated keyword set, kws:PATH (audio-nas data make kws ...)")
+    path = Path(dataset.split(":", 1)[1])
+    meta, rows = read_manifest(path)
+    ds = load_dataset(dataset)
+    engine = np.array([r["engine"] for r in rows])
+    engines = [e for e in meta["engines"]]
+    if len(engines) < 2:
+        raise SystemExit(f"{dataset} was made with one engine ({engines}); cross-synth needs two or more")
+    spec = spec_for_dataset(arch, ds)
+    feats = compute_features(ds, spec.frontend)
+    split = np.asarray(feats.split)
+    test_mask = {e: (split == SPLIT_IDS["test"]) & ((engine == e) | (engine == "")) for e in engines}
+    train_sets = [(f"{e}", [e]) for e in engines] if len(engines) == 2 else []
+    train_sets += [(f"all-but-{e}", [o for o in engines if o != e]) for e in engines if len(engines) > 2]
+    train_sets.append(("all", engines))
+    out: list[dict] = []
+    for name, used in train_sets:
+        keep = np.isin(engine, used) | (engine == "")
+        for seed in seeds:
+            new_split = np.where(keep & (split != SPLIT_IDS["test"]), split, 255).astype(np.uint8)
+            cfg = TrainConfig(seed=seed, **({"epochs": epochs} if epochs else {}))
+            fs = dataclasses.replace(feats, split=new_split)
+            t0 = time.perf_counter()
+            res = train(spec, fs, cfg, progress=False)
+            row = {
+                "train_on": name,
+                "seed": seed,
+                "epochs": cfg.epochs,
+                "train_clips": int((new_split == 0).sum()),
+                "val_acc": res.val_accuracy,
+                "train_s": round(time.perf_counter() - t0, 1),
+            }
+            for e in engines:
+                x = np.asarray(feats.x[np.flatnonzero(test_mask[e])])
+                y = np.asarray(feats.labels)[test_mask[e]]
+                m = classification_metrics(predict_logits(res.model, x), y, tuple(feats.class_names))
+                row[f"test_{e}"] = m.accuracy
+                row[f"n_test_{e}"] = m.n_examples
+            out.append(row)
+            print(json.dumps(row), flush=True)
+    if write:
+        _write_cross_synth(dataset, meta, arch, seeds, epochs, engines, out)
+    return out
+
+
+def _write_cross_synth(dataset, meta, arch, seeds, epochs, engines, rows) -> None:
+    import numpy as np
+
+    def agg(train_on: str, e: str) -> tuple[float, float]:
+        v = [r[f"test_{e}"] for r in rows if r["train_on"] == train_on]
+        return float(np.mean(v)), float(np.std(v))
+
+    head = ["trained on", "train clips"] + [f"test {e} (n={rows[0][f'n_test_{e}']})" for e in engines]
+    table = []
+    for name in dict.fromkeys(r["train_on"] for r in rows):
+        n = next(r["train_clips"] for r in rows if r["train_on"] == name)
+        table.append([name, n] + [f"{agg(name, e)[0]:.3f} ± {agg(name, e)[1]:.3f}" for e in engines])
+    gaps = []
+    for e in engines:
+        others = [o for o in engines if o != e]
+        cross = "all-but-" + e if len(engines) > 2 else others[0]
+        gaps.append(
+            f"held-out {e}: cross-engine {agg(cross, e)[0]:.3f} vs in-engine {agg(e, e)[0]:.3f} "
+            f"({100 * (agg(cross, e)[0] - agg(e, e)[0]):+.1f} points)"
+            if any(r["train_on"] == e for r in rows)
+            else f"held-out {e}: cross-engine {agg(cross, e)[0]:.3f}"
+        )
+    per_seed = "; ".join(
+        f"{r['train_on']} s{r['seed']}: " + ", ".join(f"{e} {r[f'test_{e}']:.3f}" for e in engines)
+        for r in rows
+    )
+    body = (
+        f"Dataset `{dataset}` ({meta['command']}; {meta['n_clips']} clips, generated in "
+        f"{meta['generation_time_s']} s with {meta['workers']} workers, hash {meta['content_hash'][:12]}). "
+        f"{arch}, `TrainConfig()` defaults"
+        + (f" but {epochs} epochs" if epochs else "")
+        + f", seeds {list(seeds)}"
+        " (training seed; one dataset). Train and validation clips of the named engine(s) only (best epoch on"
+        " their validation clips); test = each engine's test-voice clips, plus the _silence_ test clips"
+        " (no engine) in every column. Accuracy, mean ± std over seeds.\n\n"
+        + markdown_table(head, table)
+        + "\n\n"
+        + "\n".join(f"- {g}" for g in gaps)
+        + f"\n\nPer seed: {per_seed}."
+    )
+    cmd = (
+        f"python -m audio_nas.bench.data cross-synth --dataset {dataset} --seeds {','.join(map(str, seeds))}"
+        + (f" --epochs {epochs}" if epochs else "")
+    )
+    write_section("kws-cross-synth", "Keywords from text: cross-synthesiser generalisation", cmd, body)
+
+
+if __name__ == "__main__":
+    import argparse
+
+    p = argparse.ArgumentParser(description="audio_nas.bench.data extras")
+    p.add_argument("what", choices=["cross-synth"])
+    p.add_argument("--dataset", required=True, help="kws:PATH of a set made with two or more engines")
+    p.add_argument("--arch", default="ds_cnn_s")
+    p.add_argument("--seeds", default="0,1")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    a = p.parse_args()
+    cross_synth(
+        a.dataset,
+        arch=a.arch,
+        seeds=tuple(int(s) for s in a.seeds.split(",")),
+        epochs=a.epochs,
+        write=not a.no_write,
+    )
