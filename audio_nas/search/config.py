@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from audio_nas.errors import ConfigError
+from audio_nas.search.objectives import DEFAULT_OBJECTIVES, check_objectives, default_hv_reference
 from audio_nas.search.strategies import STRATEGIES
 from audio_nas.training.config import TrainConfig
 
@@ -49,11 +50,11 @@ class SearchConfig:
     weight_bits: tuple[int, ...] = (8,)
     baselines: tuple[str, ...] = ("ds_cnn_s", "mobilenet_v1_x0.25", "mobilenet_v2_x0.35")
     export_pareto: bool = True
-    hv_reference: tuple[float, float, float] = (
-        1.0,
-        5.0,
-        6.0,
-    )  # (1 - acc, log10 uJ, log10 bytes); see objectives.py
+    # accuracy and two costs from search.objectives.OBJECTIVES (energy_uj, ram_bytes, ace_v2, flash_bytes,
+    # latency_ms); hv_reference: one entry per objective in its minimised scale, by default the registry's
+    # ((1.0, 5.0, 6.0) for the default objectives: 1 - acc, log10 uJ, log10 bytes)
+    objectives: tuple[str, ...] = DEFAULT_OBJECTIVES
+    hv_reference: tuple[float, float, float] | None = None
 
     def __post_init__(self) -> None:
 
@@ -71,6 +72,14 @@ class SearchConfig:
             pass  # a local Ray instance is started
         if not self.weight_bits or not set(self.weight_bits) <= {4, 8}:
             raise ConfigError(f"weight_bits must be a non-empty subset of (4, 8), got {self.weight_bits}")
+        check_objectives(self.objectives)
+        if self.hv_reference is None:
+            object.__setattr__(self, "hv_reference", default_hv_reference(self.objectives))
+        elif len(self.hv_reference) != len(self.objectives):
+            raise ConfigError(
+                f"hv_reference needs one entry per objective ({len(self.objectives)}), "
+                f"got {self.hv_reference}"
+            )
         if not self.name or "/" in self.name:
             raise ConfigError(f"name must be a non-empty directory name, got {self.name!r}")
 
@@ -87,4 +96,5 @@ class SearchConfig:
         "n_initial",
         "hv_reference",
         "weight_bits",
+        "objectives",
     )

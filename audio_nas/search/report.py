@@ -22,7 +22,7 @@ from audio_nas.progress import Progress
 from audio_nas.search.evaluate import _features, cheap_objectives, evaluate_trial
 from audio_nas.search.executors import make_executor
 from audio_nas.search.objectives import hypervolume_curve
-from audio_nas.search.runner import SearchRunner, trial_objectives
+from audio_nas.search.runner import SearchRunner
 from audio_nas.space import ArchSpec, build_model, resolve_arch
 from audio_nas.training import save_checkpoint, train
 from audio_nas.training.config import TrainConfig
@@ -142,7 +142,7 @@ def write_report(runner: SearchRunner, export: bool | None = None) -> Path:
 
     finished = [t for t in trials if t.state in ("complete", "pruned", "failed", "infeasible")]
     F_all = (
-        np.stack([trial_objectives(t) if t.has_objectives else np.array([1.0, 9.0, 9.0]) for t in finished])
+        np.stack([runner.objectives(t) if t.has_objectives else np.array([1.0, 9.0, 9.0]) for t in finished])
         if finished
         else np.zeros((0, 3))
     )

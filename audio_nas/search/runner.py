@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +27,13 @@ from audio_nas.progress import Progress
 from audio_nas.search.config import SearchConfig
 from audio_nas.search.evaluate import cheap_objectives, evaluate_trial
 from audio_nas.search.executors import make_executor
-from audio_nas.search.objectives import hypervolume, non_dominated, objective_vector
+from audio_nas.search.objectives import (
+    DEFAULT_OBJECTIVES,
+    cost_values,
+    hypervolume,
+    non_dominated,
+    objective_values,
+)
 from audio_nas.search.ordering import OrderedAskTell, crash_point, lookahead_for, peer_trials
 from audio_nas.search.store import FINISHED, TrialStore
 from audio_nas.search.strategies import STRATEGIES, StrategyContext
@@ -59,8 +66,9 @@ def _space_for(cfg: SearchConfig):
     )
 
 
-def trial_objectives(t) -> np.ndarray:
-    return objective_vector(t.accuracy, t.energy_uj, t.peak_ram_bytes)
+def trial_objectives(t, names: Sequence[str] = DEFAULT_OBJECTIVES) -> np.ndarray:
+    """A trial's minimised objective vector for the config's ``objectives`` (search/objectives.py)."""
+    return objective_values(vars(t), names)
 
 
 class SearchRunner:
@@ -99,7 +107,7 @@ class SearchRunner:
         c = self.cheap(spec)
         if c["infeasible"]:
             return None
-        return (math.log10(c["energy_uj"]), math.log10(c["peak_ram_bytes"]))
+        return cost_values(dict(c, spec=spec.to_str()), self.cfg.objectives)
 
     def _peers(self, trial_id: int) -> list[tuple[float, list[float]]]:
         # the complete trials told before this one was asked: independent of timing (search/ordering.py)
@@ -120,6 +128,10 @@ class SearchRunner:
             "sleep_s": self.sleep_s,
         }
 
+    def objectives(self, t) -> np.ndarray:
+        """A trial's minimised vector for the config's objectives."""
+        return trial_objectives(t, self.cfg.objectives)
+
     def _save_state(self) -> None:
         self.store.set_meta("strategy_state", self.strategy.state_dict())
 
@@ -127,7 +139,7 @@ class SearchRunner:
         done = [t for t in self.store.trials(("complete",)) if t.has_objectives]
         if not done:
             return [], np.zeros((0, 3))
-        F = np.stack([trial_objectives(t) for t in done])
+        F = np.stack([self.objectives(t) for t in done])
         idx = non_dominated(F)
         return [done[i] for i in idx], F[idx]
 
@@ -144,7 +156,7 @@ class SearchRunner:
             store,
             self.strategy,
             save_state=self._save_state,
-            objectives=trial_objectives,
+            objectives=self.objectives,
             lookahead=lookahead_for(cfg.workers),
             n_trials=cfg.n_trials,
         )
