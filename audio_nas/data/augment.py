@@ -1,7 +1,7 @@
 """Waveform augmentations for synthetic speech (used by the ``kws`` generator, not by synth-kws).
 
 speed_perturb   resampling: tempo and pitch together (Ko et al. 2015, factors ~0.9-1.1)
-pitch_shift     pitch without tempo (librosa's phase vocoder + resampling)
+pitch_shift     pitch without tempo (a phase-vocoder time stretch, then resampling)
 vtlp            vocal-tract-length perturbation: a piecewise-linear warp of the frequency axis
                 (Jaitly & Hinton 2013), magnitude warped frame by frame, phase kept
 room_reverb     the impulse response of a simulated shoebox room (pyroomacoustics image source
@@ -36,15 +36,37 @@ def speed_perturb(x: np.ndarray, factor: float, sample_rate_hz: int = SAMPLE_RAT
     return np.asarray(y, np.float32)
 
 
-def pitch_shift(x: np.ndarray, semitones: float, sample_rate_hz: int = SAMPLE_RATE_HZ) -> np.ndarray:
-    import librosa  # third-party, slow to import; only the generator's workers need it
+def time_stretch(x: np.ndarray, stretch: float, n_fft: int = 512, hop: int = 128) -> np.ndarray:
+    """Phase-vocoder time stretch: ``stretch`` > 1 makes ``x`` longer, pitch unchanged."""
+    x = np.asarray(x, np.float64)
+    if abs(stretch - 1.0) < 1e-6 or len(x) < n_fft:
+        return x.astype(np.float32)
+    _, _, z = sps.stft(x, nperseg=n_fft, noverlap=n_fft - hop, boundary="zeros", padded=True)
+    z = np.concatenate([z, np.zeros((z.shape[0], 1), z.dtype)], axis=1)
+    steps = np.arange(0, z.shape[1] - 1, 1.0 / stretch)
+    advance = 2 * np.pi * hop * np.arange(z.shape[0]) / n_fft
+    mag, ang = np.abs(z), np.angle(z)
+    phase = ang[:, 0].copy()
+    out = np.empty((z.shape[0], len(steps)), np.complex128)
+    for j, t in enumerate(steps):
+        i, frac = int(t), t - int(t)
+        out[:, j] = ((1 - frac) * mag[:, i] + frac * mag[:, i + 1]) * np.exp(1j * phase)
+        dphi = ang[:, i + 1] - ang[:, i] - advance
+        phase += advance + dphi - 2 * np.pi * np.round(dphi / (2 * np.pi))
+    _, y = sps.istft(out, nperseg=n_fft, noverlap=n_fft - hop)
+    n = int(round(len(x) * stretch))
+    y = np.pad(y, (0, max(0, n - len(y))))[:n]
+    return y.astype(np.float32)
 
+
+def pitch_shift(x: np.ndarray, semitones: float, sample_rate_hz: int = SAMPLE_RATE_HZ) -> np.ndarray:
+    """Pitch by ``semitones``, same length: a phase-vocoder stretch, then resampling back."""
+    ratio = 2 ** (float(semitones) / 12)
     if len(x) < 512:
         return np.asarray(x, np.float32)
-    y = librosa.effects.pitch_shift(
-        np.asarray(x, np.float32), sr=sample_rate_hz, n_steps=float(semitones), n_fft=512, hop_length=128
-    )
-    return np.asarray(y, np.float32)
+    y = speed_perturb(time_stretch(x, ratio), ratio, sample_rate_hz)
+    y = np.pad(y, (0, max(0, len(x) - len(y))))[: len(x)]
+    return (y * (_rms(x) / _rms(y))).astype(np.float32)
 
 
 def vtlp(
