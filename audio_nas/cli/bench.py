@@ -27,6 +27,7 @@ BENCH_AREAS: tuple[str, ...] = (
     "firmware_bridge",
     "energy",
     "search",
+    "pruning",
     "streaming",
 )
 

@@ -113,7 +113,9 @@ class OrderedAskTell:
             head = next((t for t in self.store.trials() if not t.told), None)
             if head is None or head.state not in FINISHED:
                 return told
-            F = self.objectives(head) if head.state in ("complete", "pruned") else None
+            # a pruned trial's accuracy is that of a partly trained model: a strategy never gets it as if it
+            # were final (issue 14, item 5); it learns only that the spec was tried
+            F = self.objectives(head) if head.state == "complete" else None
             self.strategy.tell(ArchSpec.from_str(head.spec), F)
             with self.store.transaction():
                 self.store.mark_told(head.id)

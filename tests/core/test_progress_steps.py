@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -32,7 +33,16 @@ def test_search_loop_and_baselines_log_progress(tmp_path, every_update):
     from audio_nas.search.report import evaluate_baselines
     from audio_nas.search.runner import SearchRunner
 
-    cfg = SearchConfig(name="p", evaluator="synthetic", n_trials=5, workers=1, n_initial=2, seed=0)
+    table = Path(__file__).resolve().parents[1] / "search" / "data" / "nas-table-fixture.csv.gz"
+    cfg = SearchConfig(
+        name="p",
+        evaluator="surrogate",
+        surrogate_table=str(table),
+        n_trials=5,
+        workers=1,
+        n_initial=2,
+        seed=0,
+    )
     runner = SearchRunner(cfg, tmp_path / "p")
     try:
         runner.run()

@@ -6,7 +6,7 @@ the tell transaction) loses no result, duplicates no proposal, and the resumed r
 trials of an uninterrupted one.
 
 The searches run in subprocesses with a fixture evaluator defined in the script (no training, no
-dependence on the synthetic objective): its accuracy is a hash of the spec, its learning curve honours
+dependence on the table surrogate): its accuracy is a hash of the spec, its learning curve honours
 the pruner, and it sleeps a random, unseeded time so that two workers finish in varying order.
 """
 
@@ -49,7 +49,7 @@ SCRIPT = textwrap.dedent("""
 
     if __name__ == "__main__":  # worker processes are spawned and re-import this file
         run_dir, workers, n_trials, strategy = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-        cfg = SearchConfig(name="d", evaluator="synthetic", strategy=strategy, n_trials=n_trials,
+        cfg = SearchConfig(name="d", evaluator="surrogate", strategy=strategy, n_trials=n_trials,
                            workers=workers, n_initial=4, seed=0, train=TrainConfig(epochs=4),
                            pruner=PrunerConfig(warmup_epochs=2, min_peers=2))
         SearchRunner(cfg, run_dir, evaluate_fn=fixture_evaluate).run()

@@ -26,8 +26,19 @@ from audio_nas.space import DEFAULT_SPACE, ArchSpec
 pytestmark = pytest.mark.xdist_group("search")
 
 
+FIXTURE_TABLE = str(Path(__file__).resolve().parent / "data" / "nas-table-fixture.csv.gz")
+
+
 def synth_cfg(**kw):
-    base = dict(name="t", evaluator="synthetic", n_trials=12, workers=1, n_initial=4, seed=0)
+    base = dict(
+        name="t",
+        evaluator="surrogate",
+        surrogate_table=FIXTURE_TABLE,
+        n_trials=12,
+        workers=1,
+        n_initial=4,
+        seed=0,
+    )
     return SearchConfig(**{**base, **kw})
 
 
@@ -54,8 +65,9 @@ def test_same_seed_same_trials_and_other_seed_differs(tmp_path):
 
 def test_strategy_state_round_trip_gives_identical_next_asks():
     from audio_nas.energy import load_board
-    from audio_nas.search.evaluate import cheap_objectives, synthetic_curve
+    from audio_nas.search.evaluate import cheap_objectives
     from audio_nas.search.objectives import objective_vector
+    from audio_nas.search.surrogate import load_surrogate
 
     board = load_board("nucleo-l4r5zi")
 
@@ -68,7 +80,7 @@ def test_strategy_state_round_trip_gives_identical_next_asks():
         for _ in range(10):
             spec, _ = s1.ask(1)[0]
             c = cheap_objectives(spec, board)
-            acc = synthetic_curve(spec, 3, c)[-1]
+            acc = load_surrogate(FIXTURE_TABLE).predict_curve(spec)[0][-1]
             s1.tell(spec, objective_vector(acc, c["energy_uj"], c["peak_ram_bytes"]))
         import json
 
@@ -83,7 +95,8 @@ KILL_SCRIPT = textwrap.dedent("""
     from audio_nas.search import SearchConfig
     from audio_nas.search.runner import SearchRunner
     if __name__ == "__main__":  # worker processes are spawned and re-import this file
-        cfg = SearchConfig(name="k", evaluator="synthetic", n_trials=16, workers=2, n_initial=4, seed=0)
+        cfg = SearchConfig(name="k", evaluator="surrogate", surrogate_table=sys.argv[3], n_trials=16,
+                           workers=2, n_initial=4, seed=0)
         SearchRunner(cfg, sys.argv[1], sleep_s=float(sys.argv[2])).run()
 """)
 
@@ -94,7 +107,7 @@ def test_kill_minus_9_then_resume_loses_nothing(tmp_path):
     script.write_text(KILL_SCRIPT)
     env = {**os.environ, "AUDIO_NAS_NO_PROGRESS": "1"}
     proc = subprocess.Popen(
-        [sys.executable, str(script), str(run_dir), "0.4"], env=env, start_new_session=True
+        [sys.executable, str(script), str(run_dir), "0.4", FIXTURE_TABLE], env=env, start_new_session=True
     )
     db = run_dir / "study.sqlite"
     deadline = time.time() + 120
@@ -109,7 +122,9 @@ def test_kill_minus_9_then_resume_loses_nothing(tmp_path):
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     snapshot = {t.id: (t.spec, t.accuracy, t.state) for t in TrialStore(db).trials(("complete", "pruned"))}
-    subprocess.run([sys.executable, str(script), str(run_dir), "0"], env=env, check=True, timeout=300)
+    subprocess.run(
+        [sys.executable, str(script), str(run_dir), "0", FIXTURE_TABLE], env=env, check=True, timeout=300
+    )
     after = TrialStore(db).trials()
     finished = [t for t in after if t.state in ("complete", "pruned", "failed", "infeasible")]
     assert len(finished) == 16  # the budget exactly

@@ -1,0 +1,131 @@
+"""The table surrogate, the early-stopping rules and their replay, and the fair benchmark's oracle
+(issue 14). The fixture is a slice of real table rows (tests/search/data/nas-table-fixture.csv.gz)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from audio_nas.errors import ConfigError, DataError
+from audio_nas.search.pruners import PRUNERS, extrapolate_final, replay, should_stop
+from audio_nas.search.surrogate import CurveSurrogate, cross_validate, load_surrogate
+from audio_nas.search.table import read_table
+from audio_nas.space import DEFAULT_SPACE, ArchSpec, sample_spec
+
+FIXTURE = Path(__file__).resolve().parent / "data" / "nas-table-fixture.csv.gz"
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return read_table(FIXTURE)
+
+
+@pytest.fixture(scope="module")
+def surrogate(rows):
+    return CurveSurrogate.fit(rows, n_estimators=50)
+
+
+def test_measured_rows_are_answered_from_the_table(rows, surrogate):
+    r = next(r for r in rows if not r.get("error"))
+    curve, test = surrogate.predict_curve(ArchSpec.from_str(r["spec"]), seed=int(r["seed"]))
+    assert curve == pytest.approx(r["val_acc_curve"]) and test == pytest.approx(r["test_acc"])
+
+
+def test_predicted_curves_are_deterministic_bounded_and_seed_noisy(surrogate):
+    spec = sample_spec(np.random.default_rng(123), DEFAULT_SPACE)
+    a, ta = surrogate.predict_curve(spec, seed=0)
+    b, _ = surrogate.predict_curve(spec, seed=0)
+    c, _ = surrogate.predict_curve(spec, seed=1)
+    assert a == b and len(a) == surrogate.epochs
+    assert all(0.0 <= v <= 1.0 for v in a) and 0.0 <= ta <= 1.0
+    if surrogate.noise_sd > 0:
+        assert a != c
+
+
+def test_other_epochs_and_too_small_tables_are_refused(rows, surrogate):
+    spec = sample_spec(np.random.default_rng(1), DEFAULT_SPACE)
+    with pytest.raises(ConfigError, match="train.epochs"):
+        surrogate.predict_curve(spec, epochs=surrogate.epochs + 1)
+    with pytest.raises(DataError, match="bench table build"):
+        CurveSurrogate.fit(rows[:3])
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_surrogate("/nonexistent/table.csv.gz")
+
+
+def test_cross_validation_reports_tau_next_to_the_noise_floor(rows):
+    fid = cross_validate(rows, folds=3)
+    assert -1.0 <= fid["kendall_tau"] <= 1.0 and fid["rows"] >= 6
+    assert "noise_floor" in fid and fid["mae"] >= 0
+
+
+def test_evaluate_trial_with_the_surrogate(rows):
+    from audio_nas.search.evaluate import evaluate_trial
+
+    r = next(r for r in rows if not r.get("error") and int(r["seed"]) == 0)
+    out = evaluate_trial(
+        {
+            "spec": r["spec"],
+            "evaluator": "surrogate",
+            "surrogate_table": str(FIXTURE),
+            "train": {"epochs": len(r["val_acc_curve"]), "seed": 0},
+            "pruner": {"kind": "none", "warmup_epochs": 1, "min_peers": 1},
+            "peers": [],
+            "cheap": {"energy_uj": 100.0},
+        }
+    )
+    assert out["state"] == "complete", out.get("error")
+    assert out["curve"] == pytest.approx(r["val_acc_curve"]) and out["test_accuracy"] == pytest.approx(
+        r["test_acc"]
+    )
+
+
+def test_rules():
+    cfg = {"warmup_epochs": 2, "min_peers": 2, "eta": 3, "epochs": 10}
+    peers = [(1.0, [0.5] * 10), (1.0, [0.6] * 10), (1.0, [0.7] * 10), (5.0, [0.9] * 10)]
+    curve = [0.1] * 10
+    assert not should_stop("none", 1, curve, 2.0, peers, cfg)
+    assert should_stop("pareto-median", 1, curve, 2.0, peers, cfg)
+    assert not should_stop("pareto-median", 0, curve, 2.0, peers, cfg)  # warm-up
+    assert should_stop("asha", 1, curve, 2.0, peers, cfg)  # epoch 2 is the first rung
+    assert not should_stop("asha", 2, curve, 2.0, peers, cfg)  # epoch 3 is no rung
+    assert not should_stop("pareto-asha", 1, curve, 0.5, peers, cfg)  # no cheaper peers
+    assert should_stop("lc-extrapolation", 2, curve, 2.0, peers, cfg)
+    rising = [0.9 - 0.5 * (e + 1) ** -1.0 for e in range(10)]
+    assert extrapolate_final(rising[:4], 10) == pytest.approx(rising[-1], abs=0.02)
+
+
+def test_replay_none_saves_nothing_and_rules_save_compute(rows):
+    rng = np.random.default_rng(0)
+    trials = [
+        {"curve": r["val_acc_curve"], "energy_uj": float(rng.uniform(10, 1000)), "ram_bytes": 50_000.0}
+        for r in rows
+        if not r.get("error")
+    ]
+    ref = (1.0, 5.0, 6.0)
+    base = replay(trials, "none", {"warmup_epochs": 2, "min_peers": 2, "eta": 3}, order_seed=0, ref=ref)
+    assert base["epochs_trained"] == base["epochs_full"] and base["hv"] == pytest.approx(base["hv_full"])
+    for name in PRUNERS:
+        r = replay(trials, name, {"warmup_epochs": 2, "min_peers": 2, "eta": 3}, order_seed=0, ref=ref)
+        assert r["epochs_trained"] <= r["epochs_full"] and r["hv"] <= r["hv_full"] + 1e-12
+
+
+def test_benchmark_oracle_answers_infeasible_and_repeated_specs_free(surrogate):
+    from audio_nas.bench.search import REF, BudgetExhausted, Oracle, _cheap
+
+    rng = np.random.default_rng(5)
+    oracle = Oracle(surrogate, budget=3, seed=0)
+    feasible = []
+    while len(feasible) < 4:
+        s = sample_spec(rng, DEFAULT_SPACE)
+        if not _cheap(s.to_str())["infeasible"]:
+            feasible.append(s)
+    f0 = oracle(feasible[0])
+    assert np.array_equal(oracle(feasible[0]), f0) and len(oracle.history) == 1 and oracle.free_answers == 1
+    oracle(feasible[1])
+    oracle(feasible[2])
+    assert oracle.done
+    with pytest.raises(BudgetExhausted):
+        oracle(feasible[3])
+    assert len(REF) == 3
