@@ -104,6 +104,7 @@ def cross_synth(
     meta, rows = read_manifest(path)
     ds = load_dataset(dataset)
     engine = np.array([r["engine"] for r in rows])
+    kind = np.array([r["kind"] for r in rows])
     engines = [e for e in meta["engines"]]
     if len(engines) < 2:
         raise SystemExit(f"{dataset} was made with one engine ({engines}); cross-synth needs two or more")
@@ -137,6 +138,14 @@ def cross_synth(
                 m = classification_metrics(predict_logits(res.model, x), y, tuple(feats.class_names))
                 row[f"test_{e}"] = m.accuracy
                 row[f"n_test_{e}"] = m.n_examples
+            if name == "all":  # accuracy per clip kind on all test clips: how often hard negatives pass
+                te = np.flatnonzero(split == SPLIT_IDS["test"])
+                pred = predict_logits(res.model, np.asarray(feats.x[te])).argmax(axis=1)
+                ok = pred == np.asarray(feats.labels)[te]
+                row["by_kind"] = {
+                    k: [float(ok[kind[te] == k].mean()), int((kind[te] == k).sum())]
+                    for k in sorted(set(kind[te]))
+                }
             out.append(row)
             print(json.dumps(row), flush=True)
     if write:
@@ -170,7 +179,15 @@ def _write_cross_synth(dataset, meta, arch, seeds, epochs, engines, rows) -> Non
         f"{r['train_on']} s{r['seed']}: " + ", ".join(f"{e} {r[f'test_{e}']:.3f}" for e in engines)
         for r in rows
     )
+    kinds = [r["by_kind"] for r in rows if "by_kind" in r]
+    kind_line = ""
+    if kinds:
+        kind_line = (
+            "\n\nModel trained on all engines, test accuracy per clip kind (mean over seeds; n): "
+            + ", ".join(f"{k} {np.mean([d[k][0] for d in kinds]):.3f} ({kinds[0][k][1]})" for k in kinds[0])
+        )
     body = (
+        "Machine shared with other jobs (2 cores). "
         f"Dataset `{dataset}` ({meta['command']}; {meta['n_clips']} clips, generated in "
         f"{meta['generation_time_s']} s with {meta['workers']} workers, hash {meta['content_hash'][:12]}). "
         f"{arch}, `TrainConfig()` defaults"
@@ -182,6 +199,7 @@ def _write_cross_synth(dataset, meta, arch, seeds, epochs, engines, rows) -> Non
         + markdown_table(head, table)
         + "\n\n"
         + "\n".join(f"- {g}" for g in gaps)
+        + kind_line
         + f"\n\nPer seed: {per_seed}."
     )
     cmd = (
