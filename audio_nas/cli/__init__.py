@@ -22,6 +22,7 @@ from audio_nas.errors import AudioNasError
 
 CLI_AREAS: tuple[str, ...] = (
     "data",
+    "datafree",
     "features",
     "training",
     "export",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -9,6 +10,7 @@ from audio_nas.errors import ConfigError
 from audio_nas.search.objectives import DEFAULT_OBJECTIVES, check_objectives, default_hv_reference
 from audio_nas.search.strategies import STRATEGIES
 from audio_nas.training.config import TrainConfig
+from audio_nas.training.synthesize import DATAFREE_DISTILL_ALPHA
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,6 +52,14 @@ class SearchConfig:
     weight_bits: tuple[int, ...] = (8,)
     baselines: tuple[str, ...] = ("ds_cnn_s", "mobilenet_v1_x0.25", "mobilenet_v2_x0.35")
     export_pareto: bool = True
+    # data-free search (docs/data-free.md): search and retrain on features synthesised from `teacher` (a
+    # checkpoint directory) with distillation to its soft labels; `dataset` is then only the real labelled
+    # test split the report evaluates the retrained Pareto models on (the search never sees it)
+    teacher: str | None = None
+    data_free: bool = False
+    synthetic_dir: str | None = None  # from `audio-nas data synthesize`; None: synthesise into the run dir
+    synth_per_class: int = 100
+    synth_steps: int = 200
     # accuracy and two costs from search.objectives.OBJECTIVES (energy_uj, ram_bytes, ace_v2, flash_bytes,
     # latency_ms); hv_reference: one entry per objective in its minimised scale, by default the registry's
     # ((1.0, 5.0, 6.0) for the default objectives: 1 - acc, log10 uJ, log10 bytes)
@@ -82,6 +92,29 @@ class SearchConfig:
             )
         if not self.name or "/" in self.name:
             raise ConfigError(f"name must be a non-empty directory name, got {self.name!r}")
+        self._check_data_free()
+
+    def _check_data_free(self) -> None:
+        if not self.data_free:
+            if self.teacher is not None or self.synthetic_dir is not None:
+                raise ConfigError(
+                    "teacher: and synthetic_dir: are used by data-free search only; add data_free: true "
+                    "(or remove them)"
+                )
+            return
+        if self.teacher is None and self.synthetic_dir is None:
+            raise ConfigError(
+                "data_free: true needs teacher: CHECKPOINT_DIR (or synthetic_dir: DIR from a synthesis)"
+            )
+        if self.evaluator != "train":
+            raise ConfigError(
+                f"data_free: true trains candidates; set evaluator: train (got {self.evaluator!r})"
+            )
+        if self.synth_per_class < 1 or self.synth_steps < 1:
+            raise ConfigError("synth_per_class and synth_steps must be >= 1")
+        if self.train.distill_alpha == 0:  # data-free training always distils to the teacher's soft labels
+            alpha = DATAFREE_DISTILL_ALPHA
+            object.__setattr__(self, "train", dataclasses.replace(self.train, distill_alpha=alpha))
 
     # keys whose change makes an existing run directory incompatible
     COMPATIBILITY_KEYS = (
@@ -97,4 +130,9 @@ class SearchConfig:
         "hv_reference",
         "weight_bits",
         "objectives",
+        "teacher",
+        "data_free",
+        "synthetic_dir",
+        "synth_per_class",
+        "synth_steps",
     )

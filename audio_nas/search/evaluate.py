@@ -31,10 +31,13 @@ from audio_nas.config import from_dict
 from audio_nas.data import load_dataset
 from audio_nas.energy import make_energy_model
 from audio_nas.energy.boards import board_memory
+from audio_nas.errors import TrainingError
 from audio_nas.features import compute_features
+from audio_nas.features.synthset import is_synth_name
 from audio_nas.space import ArchSpec, arch_costs
 from audio_nas.training import train
 from audio_nas.training.config import TrainConfig
+from audio_nas.training.synthesize import datafree_train_config, synth_training_data
 
 log = logging.getLogger(__name__)
 _CACHE: dict[str, Any] = {}
@@ -89,6 +92,24 @@ def _features(dataset_name: str, frontend, on_error: str = "raise"):
     return compute_features(_CACHE[key], frontend)
 
 
+def training_data(dataset_name: str, frontend, on_error: str = "raise"):
+    """``(features, teacher_logits)``: a synthesised set (``synth:DIR``) with its soft labels, checked against
+    the candidate's front-end, or a dataset's features and None."""
+    if not is_synth_name(dataset_name):
+        return _features(dataset_name, frontend, on_error), None
+    key = f"synth|{dataset_name}"
+    if key not in _CACHE:
+        _CACHE.clear()
+        _CACHE[key] = synth_training_data(dataset_name)
+    synth, logits = _CACHE[key]
+    if synth.features.frontend != frontend:
+        raise TrainingError(
+            f"candidate front-end {frontend} differs from the synthesised set's {synth.features.frontend}; "
+            "data-free candidates must use the teacher's front-end"
+        )
+    return synth.features, logits
+
+
 def synthetic_curve(spec, epochs: int, costs: dict) -> list[float]:
     h = int(hashlib.sha256(spec.to_str().encode()).hexdigest()[:8], 16)
     noise = np.random.default_rng(h)
@@ -140,12 +161,16 @@ def evaluate_trial(payload: dict[str, Any]) -> dict[str, Any]:
                 "duration_s": time.perf_counter() - t0,
             }
 
-        feats = _features(payload["dataset"], spec.frontend, payload.get("on_error", "raise"))
+        on_error = payload.get("on_error", "raise")
+        feats, teacher_logits = training_data(payload["dataset"], spec.frontend, on_error)
+        if teacher_logits is not None:  # data-free: distil to the teacher's soft labels
+            cfg = datafree_train_config(cfg)
         res = train(
             spec,
             feats,
             cfg,
             on_epoch=lambda e, acc, loss: not should_prune(e, acc, log_e, peers, payload["pruner"]),
+            teacher_logits=teacher_logits,
         )
         if not math.isfinite(res.val_accuracy):
             raise FloatingPointError("validation accuracy is NaN")

@@ -25,6 +25,7 @@ from audio_nas.errors import SearchError
 from audio_nas.paths import runs_dir
 from audio_nas.progress import Progress
 from audio_nas.search.config import SearchConfig
+from audio_nas.search.datafree import check_pinned_frontend, pinned_space, prepare_synthetic, synth_name
 from audio_nas.search.evaluate import cheap_objectives, evaluate_trial
 from audio_nas.search.executors import make_executor
 from audio_nas.search.objectives import (
@@ -84,7 +85,16 @@ class SearchRunner:
             to_dict(cfg), SearchConfig.COMPATIBILITY_KEYS, defaults=to_dict(SearchConfig(name=cfg.name))
         )
         self.board = load_board(cfg.board)
-        self.space = _space_for(cfg)
+        self.train_dataset = cfg.dataset  # what candidates train on: the dataset, or synth:DIR when data-free
+        self.synth = None
+        # data-free (search/datafree.py): train on the synthesised set, front-end pinned to the teacher's
+        if cfg.data_free:
+            self.synth = prepare_synthetic(cfg, self.run_dir)
+            self.train_dataset = synth_name(self.synth)
+            self.space = pinned_space(self.synth, tuple(sorted(set(cfg.weight_bits))))
+            check_pinned_frontend(self.space, self.synth.features.frontend)
+        else:
+            self.space = _space_for(cfg)
         self._cheap: dict[str, dict] = {}
         self.ctx = StrategyContext(
             space=self.space, cheap_objectives=self._cheap_for_strategy, hv_reference=cfg.hv_reference
@@ -119,7 +129,7 @@ class SearchRunner:
         return {
             "spec": t.spec,
             "evaluator": self.cfg.evaluator,
-            "dataset": self.cfg.dataset,
+            "dataset": self.train_dataset,
             "on_error": self.cfg.on_error,
             "train": to_dict(self.cfg.train),
             "pruner": to_dict(self.cfg.pruner),

@@ -14,9 +14,11 @@ from typing import Any
 from audio_nas.data import load_dataset
 from audio_nas.errors import SpecError
 from audio_nas.features import compute_features
+from audio_nas.features.synthset import is_synth_name
 from audio_nas.space import arch_costs, resolve_arch
 from audio_nas.training.checkpoint import save_checkpoint
 from audio_nas.training.config import TrainConfig
+from audio_nas.training.synthesize import datafree_train_config, spec_for_synth, synth_training_data
 from audio_nas.training.trainer import TrainResult, train
 
 log = logging.getLogger(__name__)
@@ -47,11 +49,21 @@ def train_and_save(
     *,
     on_error: str = "raise",
 ) -> tuple[Any, TrainResult, Path]:
-    """``on_error="skip"`` skips unreadable audio files (counted in one warning) instead of failing."""
-    dataset = load_dataset(dataset_name, on_error=on_error)
-    spec = spec_for_dataset(arch, dataset)
-    features = compute_features(dataset, spec.frontend)
-    result = train(spec, features, cfg or TrainConfig(), progress=True)
+    """``on_error="skip"`` skips unreadable audio files (counted in one warning) instead of failing.
+
+    ``synth:DIR`` (a set from ``audio-nas data synthesize``) trains on the synthesised features with
+    distillation to their stored soft labels; the spec's front-end must be the set's (the teacher's)."""
+    teacher_logits = None
+    if is_synth_name(dataset_name):
+        synth, teacher_logits = synth_training_data(dataset_name)
+        spec = spec_for_synth(resolve_arch(arch), synth)
+        features, content = synth.features, synth.manifest.get("content_hash", "")
+        cfg = datafree_train_config(cfg or TrainConfig())
+    else:
+        dataset = load_dataset(dataset_name, on_error=on_error)
+        spec = spec_for_dataset(arch, dataset)
+        features, content = compute_features(dataset, spec.frontend), dataset.content_hash
+    result = train(spec, features, cfg or TrainConfig(), progress=True, teacher_logits=teacher_logits)
     costs = arch_costs(spec)
     metrics = {
         "val_accuracy": result.val_accuracy,
@@ -64,7 +76,7 @@ def train_and_save(
         "params": costs.params,
         "macs": costs.macs,
         "dataset": dataset_name,
-        "dataset_hash": dataset.content_hash,
+        "dataset_hash": content,
         "train_config": dataclasses.asdict(cfg or TrainConfig()),
     }
     path = save_checkpoint(out_dir, spec, result.model, metrics, tuple(features.class_names))

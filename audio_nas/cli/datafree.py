@@ -1,0 +1,68 @@
+"""``audio-nas data synthesize``: a dataset recovered from a teacher checkpoint (data-free)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def synthesize_cmd(
+    teacher: Path = typer.Option(
+        ..., "--teacher", help="Teacher checkpoint directory (from `audio-nas train`)."
+    ),
+    per_class: int = typer.Option(100, "--per-class", help="Examples to synthesise per class."),
+    out: Path = typer.Option(
+        None, "--out", help="Output directory (default data/synth-<teacher hash>-n<N>-s<S>)."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed; the same seed gives the same set (on CPU)."),
+    steps: int = typer.Option(200, "--steps", help="Optimisation steps per batch and calibration round."),
+    rounds: int = typer.Option(2, "--rounds", help="Recursive label calibration rounds (1 = one-hot only)."),
+    batch_size: int = typer.Option(48, "--batch-size", help="Examples optimised together (BN statistics)."),
+    lr: float = typer.Option(0.1, "--lr", help="Adam step size on the features."),
+    frontend: str = typer.Option(
+        None,
+        "--frontend",
+        help="Expected front-end (a kind like logmel or a token like fe:logmel_w30_h20_m40): error if the "
+        "teacher's differs.",
+    ),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto (GPU when present)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output directory."),
+) -> None:
+    """Invert a trained teacher into a class-balanced feature set with soft labels (use it as synth:DIR)."""
+    import json
+
+    from audio_nas.training.inversion import InversionConfig
+    from audio_nas.training.synthesize import synthesize
+
+    cfg = InversionConfig(
+        per_class=per_class,
+        steps=steps,
+        rounds=rounds,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        device=device,
+    )
+    path = synthesize(teacher, cfg, out, expected_frontend=frontend, overwrite=overwrite)
+    meta = json.loads((path / "manifest.json").read_text())
+    conf = meta["teacher_confidence"]
+    typer.echo(
+        f"{meta['n_examples']} examples ({per_class} per class, {len(meta['class_names'])} classes) in "
+        f"{meta['wall_s']} s; front-end {meta['frontend_token']}; terms {', '.join(meta['terms_applied'])}"
+    )
+    if meta["terms_not_applied"]:
+        typer.echo(
+            f"not applied (the teacher has no batch-norm statistics): {', '.join(meta['terms_not_applied'])}"
+        )
+    typer.echo(
+        f"teacher agrees with the targets on {conf['agreement']:.3f}; median confidence "
+        f"{conf['confidence_median']:.3f}; mean entropy {conf['entropy_mean_nats']:.3f} nats"
+    )
+    typer.echo(f"-> {path}  (train on it with --dataset synth:{path})")
+
+
+def register(app: typer.Typer) -> None:
+    from audio_nas.cli.data import data_app
+
+    data_app.command("synthesize")(synthesize_cmd)

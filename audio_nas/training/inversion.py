@@ -1,0 +1,377 @@
+"""Model inversion in feature space: recover class-balanced inputs (log-mel, MFCC or PCEN frames) from a
+trained teacher alone, in the spirit of DeepInversion (Yin et al. 2020) and data-free NAS with recursive
+label calibration (Liu et al. 2022), adapted to spectrograms.
+
+Each batch starts from the teacher front-end's features of random noise (data-free: noise is not data),
+then the inputs are optimised with Adam on
+
+  ce         cross-entropy of the teacher's output to the target distribution (see "rounds" below)
+  bn         batch-norm statistics matching: every BN layer's batch mean/variance of its input against
+             its running statistics (forward hooks), the first layer ``first_bn_multiplier`` x heavier
+  feature    feature-level regularisation: each *example's* per-channel mean/variance at the first
+             ``feature_layers`` BN layers close to the running statistics, in units of the running std
+             (batch-level matching alone lets a batch of extreme examples average out to the right stats)
+  diversity  mean positive cosine similarity of the penultimate embeddings of same-class examples in
+             the batch (fights mode collapse; the classifier's input is hooked)
+  tv_time, tv_freq   squared differences along time and along frequency (spectrogram smoothness)
+and after every step the features are clamped to the per-bin range the front-end can produce on probe
+audio (``features.synthset.frontend_value_range``): the energy/value-range prior.
+
+Regional updates: at every step each example only takes the update inside a random time-frequency
+rectangle (at least ``region_min_frac`` of each axis), and the teacher sees the batch rolled in time by
+up to ``jitter_frames``: examples of one class grow different regions instead of one template.
+
+Recursive label calibration (``rounds``): round 0 optimises to one-hot targets. After each round the
+teacher's own prediction on the round's result, softened by ``calibration_temperature``, becomes the
+target of the next round, which starts again from fresh noise (as the reference code of Liu et al. does),
+so the final examples carry the teacher's relative class similarities instead of a maximally confident
+one-hot. An example whose calibrated prediction left its class keeps the one-hot target, which keeps the
+set class-balanced. The stored soft labels are the teacher's logits on the final features.
+
+Deterministic from the seed on CPU (all randomness comes from one ``torch.Generator`` and one numpy
+Generator); on a GPU, cuDNN kernels can differ in the last bits.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from audio_nas.errors import ConfigError, TrainingError
+from audio_nas.features.frontends import make_frontend
+from audio_nas.features.synthset import frontend_value_range
+from audio_nas.progress import Progress
+from audio_nas.training.teacher import Teacher
+
+log = logging.getLogger(__name__)
+
+ALL_TERMS = ("ce", "bn", "feature", "diversity", "tv_time", "tv_freq", "range")
+BN_TERMS = ("bn", "feature")
+
+
+@dataclass(frozen=True, kw_only=True)
+class InversionConfig:
+    per_class: int = 100
+    steps: int = 200  # optimisation steps per batch and round
+    rounds: int = 2  # recursive label calibration rounds (1 = one-hot targets only)
+    batch_size: int = 48
+    lr: float = 0.1
+    w_ce: float = 1.0
+    w_bn: float = 0.1
+    first_bn_multiplier: float = 10.0
+    w_feature: float = 0.01
+    feature_layers: int = 2
+    w_diversity: float = 0.1
+    w_tv_time: float = 0.02
+    w_tv_freq: float = 0.02
+    calibration_temperature: float = 2.0
+    region_min_frac: float = 0.5
+    jitter_frames: int = 3
+    val_fraction: float = 0.15
+    seed: int = 0
+    device: str = "cpu"  # cpu, cuda or auto
+
+    def __post_init__(self) -> None:
+        for name in ("per_class", "steps", "rounds", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not (0 < self.region_min_frac <= 1):
+            raise ConfigError(f"region_min_frac must be in (0, 1], got {self.region_min_frac}")
+        if not (0 <= self.val_fraction < 1):
+            raise ConfigError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.lr <= 0 or self.calibration_temperature <= 0:
+            raise ConfigError("lr and calibration_temperature must be > 0")
+        if self.device not in ("cpu", "cuda", "auto"):
+            raise ConfigError(f"device must be cpu, cuda or auto, got {self.device!r}")
+
+    def weights(self) -> dict[str, float]:
+        return {
+            "ce": self.w_ce,
+            "bn": self.w_bn,
+            "feature": self.w_feature,
+            "diversity": self.w_diversity,
+            "tv_time": self.w_tv_time,
+            "tv_freq": self.w_tv_freq,
+        }
+
+
+@dataclass
+class InversionResult:
+    x: np.ndarray  # float32 [N, T, F]
+    labels: np.ndarray  # int64 [N] target classes
+    split: np.ndarray  # uint8 [N] 0 train / 1 validation
+    teacher_logits: np.ndarray  # float32 [N, classes]
+    terms: tuple[str, ...]  # the loss terms that applied
+    loss_history: list[dict[str, float]]  # per (batch, round): first and last step's terms
+    wall_s: float
+
+
+class _BNHooks:
+    """Forward hooks on BN layers: batch-level and per-example statistics of each layer's input."""
+
+    def __init__(self, layers: list[nn.Module], feature_layers: int):
+        self.layers = layers
+        self.feature_layers = feature_layers
+        self.bn: list[torch.Tensor] = []
+        self.feature: list[torch.Tensor] = []
+        self.handles = [m.register_forward_hook(self._hook(i)) for i, m in enumerate(layers)]
+
+    def _hook(self, index: int):
+        def fn(module: nn.Module, inputs: tuple[torch.Tensor, ...], _out: Any) -> None:
+            x = inputs[0]
+            dims = [0] + list(range(2, x.ndim))
+            mean = x.mean(dims)
+            var = x.var(dims, unbiased=False)
+            rm, rv = module.running_mean, module.running_var
+            self.bn.append(torch.linalg.vector_norm(mean - rm) + torch.linalg.vector_norm(var - rv))
+            if index < self.feature_layers and x.ndim > 2:
+                sd = torch.sqrt(rv + module.eps)
+                m_i = x.mean(list(range(2, x.ndim)))  # [B, C]
+                v_i = x.var(list(range(2, x.ndim)), unbiased=False)
+                z_mean = ((m_i - rm) / sd).pow(2).mean()
+                z_var = (torch.log((v_i + module.eps) / (rv + module.eps))).pow(2).mean()
+                self.feature.append(z_mean + z_var)
+
+        return fn
+
+    def reset(self) -> None:
+        self.bn.clear()
+        self.feature.clear()
+
+    def close(self) -> None:
+        for h in self.handles:
+            h.remove()
+
+
+def _embedding_hook(model: nn.Module) -> tuple[list[torch.Tensor], Any]:
+    """Hook the input of the last Linear (or the model's ``classifier``): the penultimate embedding."""
+    target = getattr(model, "classifier", None)
+    if target is None:
+        linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+        target = linears[-1] if linears else None
+    store: list[torch.Tensor] = []
+    if target is None:
+        return store, None
+    handle = target.register_forward_pre_hook(lambda _m, inp: store.append(inp[0].flatten(1)))
+    return store, handle
+
+
+def applicable_terms(teacher: Teacher, has_embedding: bool) -> tuple[str, ...]:
+    terms = [t for t in ALL_TERMS if teacher.bn_layers or t not in BN_TERMS]
+    return tuple(t for t in terms if has_embedding or t != "diversity")
+
+
+def _resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise TrainingError("device is 'cuda' but no CUDA device is available; use --device cpu or auto")
+    return torch.device(name)
+
+
+def _noise_init(teacher: Teacher, n: int, rng: np.random.Generator) -> np.ndarray:
+    """The front-end's features of white/brown-ish noise at random levels (-50..-5 dBFS)."""
+    fe = teacher.frontend
+    white = rng.standard_normal((n, fe.clip_samples))
+    colour = rng.uniform(0, 1, (n, 1))  # mix of white and integrated (low-pass) noise
+    brown = np.cumsum(white, axis=1)
+    brown -= brown.mean(axis=1, keepdims=True)
+    brown /= brown.std(axis=1, keepdims=True) + 1e-9
+    audio = (1 - colour) * white + colour * brown
+    gain = 10 ** (rng.uniform(-50, -5, (n, 1)) / 20)
+    audio = np.clip(audio * gain, -1, 1).astype(np.float32)
+    return make_frontend(fe)(audio)
+
+
+def _region_mask(b: int, t: int, f: int, frac: float, gen: torch.Generator) -> torch.Tensor:
+    """[B, T, F] masks of one random rectangle each, covering at least ``frac`` of each axis."""
+    u = torch.rand(b, 4, generator=gen)
+    lt = torch.clamp((frac + (1 - frac) * u[:, 0]) * t, min=1).round().long()
+    lf = torch.clamp((frac + (1 - frac) * u[:, 1]) * f, min=1).round().long()
+    st = ((t - lt).float() * u[:, 2]).floor().long()
+    sf = ((f - lf).float() * u[:, 3]).floor().long()
+    ti = torch.arange(t)[None, :]
+    fi = torch.arange(f)[None, :]
+    mt = (ti >= st[:, None]) & (ti < (st + lt)[:, None])
+    mf = (fi >= sf[:, None]) & (fi < (sf + lf)[:, None])
+    return (mt[:, :, None] & mf[:, None, :]).float()
+
+
+def _losses(
+    x: torch.Tensor,
+    targets: torch.Tensor,
+    teacher: nn.Module,
+    hooks: _BNHooks | None,
+    emb: list[torch.Tensor],
+    cfg: InversionConfig,
+    labels: torch.Tensor,
+    shift: int,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    if hooks is not None:
+        hooks.reset()
+    emb.clear()
+    xin = torch.roll(x, shifts=shift, dims=1) if shift else x
+    logits = teacher(xin)
+    terms: dict[str, torch.Tensor] = {
+        "ce": -(targets * F.log_softmax(logits, dim=1)).sum(1).mean(),
+        "tv_time": (x[:, 1:] - x[:, :-1]).pow(2).mean(),
+        "tv_freq": (x[:, :, 1:] - x[:, :, :-1]).pow(2).mean(),
+    }
+    if hooks is not None and hooks.bn:
+        scale = [cfg.first_bn_multiplier] + [1.0] * (len(hooks.bn) - 1)
+        terms["bn"] = sum(s * v for s, v in zip(scale, hooks.bn, strict=True)) / len(hooks.bn)
+        if hooks.feature:
+            terms["feature"] = sum(hooks.feature) / len(hooks.feature)
+    if emb:
+        e = F.normalize(emb[-1], dim=1)
+        sim = e @ e.T
+        same = (labels[:, None] == labels[None, :]) & ~torch.eye(
+            len(labels), dtype=torch.bool, device=x.device
+        )
+        terms["diversity"] = (sim.clamp(min=0) * same).sum() / same.sum().clamp(min=1)
+    w = cfg.weights()
+    total = sum(w[k] * v for k, v in terms.items())
+    return total, {k: float(v.detach()) for k, v in terms.items()}
+
+
+def invert_teacher(teacher: Teacher, cfg: InversionConfig, *, progress: bool = True) -> InversionResult:
+    """Synthesise ``cfg.per_class`` examples of every class of ``teacher``; see the module doc."""
+    device = _resolve_device(cfg.device)
+    model = teacher.model.to(device).eval()
+    k = len(teacher.class_names)
+    t_frames, n_bins = teacher.frontend.output_shape
+    rng = np.random.default_rng(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    lo_np, hi_np = frontend_value_range(teacher.frontend)
+    lo = torch.from_numpy(lo_np).to(device)
+    hi = torch.from_numpy(hi_np).to(device)
+
+    bn_layers = teacher.bn_layers
+    hooks = _BNHooks(bn_layers, cfg.feature_layers) if bn_layers else None
+    emb, emb_handle = _embedding_hook(model)
+    terms = applicable_terms(teacher, emb_handle is not None)
+    if not bn_layers:
+        log.warning(
+            "teacher %s has no batch-norm layers with running statistics: batch-norm statistics matching and "
+            "the feature-level term do not apply; inverting with %s only",
+            teacher.path,
+            ", ".join(terms),
+        )
+    labels = np.tile(np.arange(k), cfg.per_class)
+    labels = labels[rng.permutation(len(labels))]  # class-mixed batches, as real data batches are
+    n = len(labels)
+    out_x = np.empty((n, t_frames, n_bins), np.float32)
+    history: list[dict[str, float]] = []
+    n_batches = math.ceil(n / cfg.batch_size)
+    t0 = time.perf_counter()
+    bar = Progress(
+        f"synthesize {n} examples ({k} classes)",
+        n_batches * cfg.rounds,
+        unit="round",
+        logger=log,
+        enabled=progress,
+    )
+    try:
+        with bar:
+            for b in range(n_batches):
+                sl = slice(b * cfg.batch_size, min(n, (b + 1) * cfg.batch_size))
+                yb = torch.from_numpy(labels[sl]).to(device)
+                onehot = F.one_hot(yb, k).float()
+                targets = onehot
+                for r in range(cfg.rounds):
+                    x0 = torch.from_numpy(_noise_init(teacher, len(yb), rng)).to(device)
+                    x = x0.clamp(lo, hi).requires_grad_(True)
+                    opt = torch.optim.Adam([x], lr=cfg.lr, betas=(0.5, 0.9))
+                    first: dict[str, float] = {}
+                    for step in range(cfg.steps):
+                        for g in opt.param_groups:  # cosine decay
+                            g["lr"] = cfg.lr * 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
+                        shift = int(
+                            torch.randint(-cfg.jitter_frames, cfg.jitter_frames + 1, (1,), generator=gen)
+                        )
+                        mask = _region_mask(len(yb), t_frames, n_bins, cfg.region_min_frac, gen).to(device)
+                        opt.zero_grad(set_to_none=True)
+                        loss, parts = _losses(x, targets, model, hooks, emb, cfg, yb, shift)
+                        if not math.isfinite(float(loss.detach())):
+                            raise TrainingError(
+                                f"inversion loss became {loss.item()} (batch {b + 1}, round {r + 1}); "
+                                f"lower the step size (now {cfg.lr})"
+                            )
+                        if step == 0:
+                            first = parts
+                        loss.backward()
+                        before = x.detach().clone()
+                        opt.step()
+                        with torch.no_grad():
+                            x.copy_(before + mask * (x - before))  # regional update
+                            x.copy_(torch.max(torch.min(x, hi), lo))  # value-range prior
+                    history.append(
+                        {
+                            "batch": b,
+                            "round": r,
+                            **{f"first_{a}": v for a, v in first.items()},
+                            **{f"last_{a}": v for a, v in parts.items()},
+                        }
+                    )
+                    with torch.no_grad():
+                        logits = model(x)
+                    if r + 1 < cfg.rounds:  # recursive label calibration
+                        soft = F.softmax(logits / cfg.calibration_temperature, dim=1)
+                        keep = (soft.argmax(1) == yb)[:, None]
+                        targets = torch.where(keep, soft, onehot)
+                    bar.update(1, ce=f"{parts['ce']:.3f}", bn=f"{parts.get('bn', float('nan')):.3f}")
+                out_x[sl] = x.detach().cpu().numpy()
+    finally:
+        if hooks is not None:
+            hooks.close()
+        if emb_handle is not None:
+            emb_handle.remove()
+    logits_all = teacher_logits_of(model, out_x, device)
+    model.cpu()
+    split = np.zeros(n, np.uint8)
+    for c in range(k):  # class-balanced validation split
+        idx = np.flatnonzero(labels == c)
+        split[idx[: int(round(cfg.val_fraction * len(idx)))]] = 1
+    return InversionResult(
+        x=out_x,
+        labels=labels.astype(np.int64),
+        split=split,
+        teacher_logits=logits_all,
+        terms=terms,
+        loss_history=history,
+        wall_s=time.perf_counter() - t0,
+    )
+
+
+@torch.no_grad()
+def teacher_logits_of(model: nn.Module, x: np.ndarray, device: torch.device | str = "cpu") -> np.ndarray:
+    out = []
+    for s in range(0, len(x), 256):
+        out.append(model(torch.as_tensor(np.asarray(x[s : s + 256]), device=device)).float().cpu().numpy())
+    return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 0), np.float32)
+
+
+def confidence_stats(logits: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    """Teacher confidence on synthesised data: agreement with the targets, max-probability quantiles."""
+    p = torch.softmax(torch.from_numpy(logits), 1).numpy()
+    conf = p.max(1)
+    agree = p.argmax(1) == labels
+    ent = -(p * np.log(p + 1e-12)).sum(1)
+    k = logits.shape[1]
+    per_class = {int(c): float(agree[labels == c].mean()) for c in range(k) if (labels == c).any()}
+    return {
+        "agreement": float(agree.mean()),
+        "agreement_per_class": per_class,
+        "confidence_median": float(np.median(conf)),
+        "confidence_q10_q90": [float(np.quantile(conf, 0.1)), float(np.quantile(conf, 0.9))],
+        "entropy_mean_nats": float(ent.mean()),
+        "class_counts": {int(c): int((labels == c).sum()) for c in range(k)},
+    }

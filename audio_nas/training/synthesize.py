@@ -1,0 +1,145 @@
+"""``audio-nas data synthesize``: a teacher checkpoint -> a synthesised feature set on disk (atomic).
+
+The set (``features.synthset``) holds the inverted features, the target classes, a class-balanced
+train/validation split, the teacher's logits as soft labels and a manifest saying how it was made.
+Training on it (``synth_training_data``) distils to those soft labels.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from audio_nas.config import to_dict
+from audio_nas.errors import DataError, TrainingError
+from audio_nas.features.config import FrontEndConfig
+from audio_nas.features.synthset import SynthSet, load_synth_set, write_synth_set
+from audio_nas.paths import data_dir
+from audio_nas.space.spec import frontend_to_str
+from audio_nas.training.config import TrainConfig
+from audio_nas.training.inversion import InversionConfig, confidence_stats, invert_teacher
+from audio_nas.training.teacher import load_teacher
+
+log = logging.getLogger(__name__)
+
+
+def default_out_dir(teacher_sha256: str, cfg: InversionConfig) -> Path:
+    return data_dir() / f"synth-{teacher_sha256[:10]}-n{cfg.per_class}-s{cfg.seed}"
+
+
+def feature_stats(x: np.ndarray) -> dict[str, Any]:
+    """Summary of a feature array [N, T, F]: overall and per-bin mean/std, per-example energy spread."""
+    x = np.asarray(x, np.float64)
+    per_example = x.mean(axis=(1, 2))
+    return {
+        "mean": float(x.mean()),
+        "std": float(x.std()),
+        "per_bin_mean": [round(float(v), 4) for v in x.mean(axis=(0, 1))],
+        "per_bin_std": [round(float(v), 4) for v in x.std(axis=(0, 1))],
+        "example_mean_q10_q50_q90": [float(np.quantile(per_example, q)) for q in (0.1, 0.5, 0.9)],
+        "tv_time": float(np.mean((x[:, 1:] - x[:, :-1]) ** 2)),
+        "tv_freq": float(np.mean((x[:, :, 1:] - x[:, :, :-1]) ** 2)),
+    }
+
+
+def synthesize(
+    teacher_path: str | Path,
+    cfg: InversionConfig,
+    out_dir: str | Path | None = None,
+    *,
+    expected_frontend: FrontEndConfig | str | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Invert the teacher at ``teacher_path`` and write the set; returns its directory."""
+    teacher = load_teacher(teacher_path, expected_frontend=expected_frontend)
+    out = Path(out_dir) if out_dir else default_out_dir(teacher.sha256, cfg)
+    if out.exists() and not overwrite:
+        raise DataError(f"{out} already exists; choose another --out or remove it first")
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    res = invert_teacher(teacher, cfg, progress=progress)
+    if not np.isfinite(res.x).all():
+        raise TrainingError("the inversion produced non-finite features; lower --lr and try again")
+    stats = confidence_stats(res.teacher_logits, res.labels)
+    manifest = {
+        "kind": "synthesised-from-teacher",
+        "teacher": {
+            "path": str(Path(teacher_path).resolve()),
+            "sha256": teacher.sha256,
+            "spec": teacher.spec.to_str(),
+            "n_bn_layers": len(teacher.bn_layers),
+        },
+        "frontend_token": frontend_to_str(teacher.frontend),
+        "inversion": to_dict(cfg),
+        "loss_weights": cfg.weights(),
+        "terms_applied": list(res.terms),
+        "terms_not_applied": [t for t in ("bn", "feature", "diversity") if t not in res.terms],
+        "seed": cfg.seed,
+        "steps": cfg.steps,
+        "rounds": cfg.rounds,
+        "started_utc": started,
+        "wall_s": round(res.wall_s, 1),
+        "teacher_confidence": {**stats, "class_names": list(teacher.class_names)},
+        "feature_stats": feature_stats(res.x),
+        "loss_first_last": _loss_summary(res.loss_history),
+        "split_counts": {"train": int((res.split == 0).sum()), "validation": int((res.split == 1).sum())},
+    }
+    path = write_synth_set(
+        out,
+        x=res.x,
+        labels=res.labels,
+        split=res.split,
+        teacher_logits=res.teacher_logits,
+        class_names=teacher.class_names,
+        frontend=teacher.frontend,
+        manifest=manifest,
+        overwrite=overwrite,
+    )
+    log.info("synthesised %d examples in %.0f s -> %s", len(res.x), res.wall_s, path)
+    return path
+
+
+def _loss_summary(history: list[dict[str, float]]) -> dict[str, list[float]]:
+    """Mean over batches of each term at the first and the last step of each round."""
+    out: dict[str, list[float]] = {}
+    keys = sorted({k[len("first_") :] for h in history for k in h if k.startswith("first_")})
+    for key in keys:
+        firsts = [h[f"first_{key}"] for h in history if f"first_{key}" in h]
+        lasts = [h[f"last_{key}"] for h in history if f"last_{key}" in h]
+        out[key] = [round(float(np.mean(firsts)), 5), round(float(np.mean(lasts)), 5)]
+    return out
+
+
+DATAFREE_DISTILL_ALPHA = 0.9  # distill_alpha used on a synthesised set when the recipe has none
+
+
+def datafree_train_config(cfg: TrainConfig) -> TrainConfig:
+    """Training on a synthesised set always distils to the stored soft labels: a recipe without
+    distillation (``distill_alpha`` 0) gets ``DATAFREE_DISTILL_ALPHA``."""
+    if cfg.distill_alpha > 0:
+        return cfg
+    return dataclasses.replace(cfg, distill_alpha=DATAFREE_DISTILL_ALPHA)
+
+
+def synth_training_data(name: str) -> tuple[SynthSet, np.ndarray]:
+    """A synthesised set and the soft labels of its train split (for ``train(..., teacher_logits=...)``)."""
+    s = load_synth_set(name)
+    return s, s.train_logits()
+
+
+def spec_for_synth(spec: Any, synth: SynthSet) -> Any:
+    """The spec with the set's class count; its front-end must be the set's (the teacher's)."""
+    fe = synth.features.frontend
+    if spec.frontend != fe:
+        raise TrainingError(
+            f"the architecture's front-end {frontend_to_str(spec.frontend)} differs from the synthesised "
+            "set's "
+            f"{frontend_to_str(fe)} (the teacher's); data-free training keeps the teacher's front-end: put "
+            f"{frontend_to_str(fe)} in the spec string"
+        )
+    return dataclasses.replace(spec, n_classes=len(synth.features.class_names))

@@ -1,0 +1,91 @@
+"""Data-free search end to end: a tiny teacher, synthesis into the run dir, a 2-trial search, the report."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from audio_nas.errors import ConfigError
+from audio_nas.search import SearchConfig
+from audio_nas.search.report import write_report
+from audio_nas.search.runner import SearchRunner
+from audio_nas.search.store import TrialStore
+from audio_nas.space.spec import frontend_to_str
+from audio_nas.training import TrainConfig
+
+pytestmark = pytest.mark.xdist_group("search")
+
+TEACHER = "fe:logmel_w30_h20_m20|stem:c2d_k3_s2_c8_relu|ds_k3_s1_c8_r1_relu|head:c0|n2"
+
+
+@pytest.fixture()
+def folder_dataset(tmp_path):
+    """Two tone classes, 0.5 s clips: learnable in one epoch."""
+    rng = np.random.default_rng(0)
+    for split in ("train", "validation", "test"):
+        for c, freq in (("high", 2000.0), ("low", 300.0)):
+            d = tmp_path / "ds" / split / c
+            d.mkdir(parents=True)
+            for i in range(8 if split == "train" else 4):
+                t = np.arange(8000) / 16000
+                x = 0.3 * np.sin(2 * np.pi * freq * t) + 0.05 * rng.standard_normal(8000)
+                sf.write(d / f"{i}.wav", x.astype(np.float32), 16000)
+    return f"folder:{tmp_path / 'ds'}"
+
+
+def test_config_checks():
+    with pytest.raises(ConfigError, match="data_free: true needs teacher"):
+        SearchConfig(data_free=True)
+    with pytest.raises(ConfigError, match="data-free search only"):
+        SearchConfig(teacher="x")
+    with pytest.raises(ConfigError, match="evaluator"):
+        SearchConfig(data_free=True, teacher="x", evaluator="synthetic")
+    assert SearchConfig(data_free=True, teacher="x").train.distill_alpha == 0.9
+    assert SearchConfig(data_free=True, teacher="x", train=TrainConfig(distill_alpha=0.5)).train.distill_alpha == 0.5
+
+
+@pytest.mark.slow  # ~30-45 s on the shared 2-core machine: teacher, synthesis, 2 trials, retrain + export
+def test_tiny_data_free_search_end_to_end(folder_dataset, tmp_path, audio_nas_home):
+    from audio_nas.training.pipeline import train_and_save
+
+    teacher_spec, teacher_res, teacher = train_and_save(
+        TEACHER, folder_dataset, tmp_path / "teacher", TrainConfig(epochs=2, batch_size=8)
+    )
+    cfg = SearchConfig(
+        name="df",
+        dataset=folder_dataset,
+        data_free=True,
+        teacher=str(teacher),
+        synth_per_class=6,
+        synth_steps=4,
+        workers=1,
+        n_trials=2,
+        n_initial=2,
+        train=TrainConfig(epochs=1, batch_size=8, num_threads=1),
+        baselines=(),
+    )
+    runner = SearchRunner(cfg, tmp_path / "run")
+    try:
+        assert runner.train_dataset.startswith("synth:")
+        assert (tmp_path / "run" / "synthetic" / "manifest.json").exists()
+        assert runner.space.fe_kinds == ("logmel",) and runner.space.n_mels == (20,)
+        result = runner.run()
+        assert result.n_finished == 2
+        trials = TrialStore(tmp_path / "run" / "study.sqlite").trials()
+        assert all(t.state in ("complete", "pruned", "failed", "infeasible") for t in trials)
+        done = [t for t in trials if t.state == "complete"]
+        assert done, [t.error for t in trials]
+        for t in done:  # every candidate has the teacher's front-end
+            assert t.spec.startswith(frontend_to_str(teacher_spec.frontend) + "|")
+        report = write_report(runner).read_text()
+    finally:
+        runner.store.close()
+    assert "data-free search" in report and "never seen by the search" in report
+    real = list((tmp_path / "run" / "pareto").glob("trial-*/real_test.json"))
+    assert real, "the retrained Pareto models are evaluated on the real test split"
+    acc = json.loads(real[0].read_text())
+    assert 0.0 <= acc["real_test_accuracy"] <= 1.0 and acc["real_test_examples"] == 8
+    assert 0.0 <= teacher_res.test_accuracy <= 1.0

@@ -1,0 +1,146 @@
+"""Data-free synthesis: inversion terms, determinism, atomic output, bad teachers, the synth:DIR dataset."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from audio_nas.errors import DataError, TrainingError
+from audio_nas.features.synthset import load_synth_set
+from audio_nas.space import build_model, resolve_arch
+from audio_nas.training import TrainConfig, save_checkpoint
+from audio_nas.training.inversion import InversionConfig, invert_teacher
+from audio_nas.training.synthesize import synthesize
+from audio_nas.training.teacher import Teacher, load_teacher
+
+SPEC = "fe:logmel_w30_h20_m20_l300|stem:c2d_k3_s2_c8_relu|ds_k3_s1_c8_r1_relu|head:c0|n3"
+CLASSES = ("a", "b", "c")
+FAST = dict(per_class=4, steps=12, batch_size=12, rounds=2)
+
+
+@pytest.fixture(scope="module")
+def teacher_dir(tmp_path_factory):
+    """A tiny teacher whose BN layers hold non-trivial running statistics."""
+    torch.manual_seed(0)
+    spec = resolve_arch(SPEC)
+    model = build_model(spec)
+    model.train()
+    with torch.no_grad():
+        for _ in range(8):
+            model(torch.randn(16, *spec.frontend.output_shape) * 2 - 6)
+    return save_checkpoint(tmp_path_factory.mktemp("teacher") / "t", spec, model.eval(), {}, CLASSES)
+
+
+def test_bn_matching_loss_decreases(teacher_dir):
+    res = invert_teacher(load_teacher(teacher_dir), InversionConfig(**{**FAST, "steps": 30}), progress=False)
+    first = np.mean([h["first_bn"] for h in res.loss_history])
+    last = np.mean([h["last_bn"] for h in res.loss_history])
+    assert last < 0.8 * first
+    assert res.x.shape == (12, 14, 20) and np.isfinite(res.x).all()
+    assert np.bincount(res.labels, minlength=3).tolist() == [4, 4, 4]  # class-balanced
+    assert set(res.split.tolist()) <= {0, 1} and (res.split == 1).sum() == 3  # one validation example per class
+
+
+def test_same_seed_same_set_other_seed_differs(teacher_dir):
+    t = load_teacher(teacher_dir)
+    a = invert_teacher(t, InversionConfig(**FAST, seed=3), progress=False)
+    b = invert_teacher(t, InversionConfig(**FAST, seed=3), progress=False)
+    c = invert_teacher(t, InversionConfig(**FAST, seed=4), progress=False)
+    assert np.array_equal(a.x, b.x) and np.array_equal(a.teacher_logits, b.teacher_logits)
+    assert not np.array_equal(a.x, c.x)
+
+
+def test_synthesize_writes_a_loadable_set_with_manifest(teacher_dir, tmp_path):
+    out = synthesize(teacher_dir, InversionConfig(**FAST), tmp_path / "set", progress=False)
+    assert not (tmp_path / "set.partial").exists()
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["teacher"]["sha256"] == load_teacher(teacher_dir).sha256
+    assert m["frontend_token"] == "fe:logmel_w30_h20_m20_l300" and m["seed"] == 0 and m["steps"] == 12
+    assert set(m["loss_weights"]) >= {"ce", "bn", "feature", "diversity", "tv_time", "tv_freq"}
+    assert m["teacher_confidence"]["class_counts"] == {"0": 4, "1": 4, "2": 4}
+    s = load_synth_set(f"synth:{out}")
+    assert s.features.x.shape == (12, 14, 20) and s.features.class_names == CLASSES
+    assert s.train_logits().shape == ((s.features.split == 0).sum(), 3)
+    with pytest.raises(DataError, match="already exists"):
+        synthesize(teacher_dir, InversionConfig(**FAST), out, progress=False)
+
+
+def test_failure_half_way_leaves_nothing(teacher_dir, tmp_path, monkeypatch):
+    import audio_nas.features.synthset as synthset
+
+    real_save = np.save
+
+    def failing_save(path, arr):
+        if str(path).endswith("teacher_logits.npy"):
+            raise OSError("disk full")
+        real_save(path, arr)
+
+    monkeypatch.setattr(synthset.np, "save", failing_save)
+    with pytest.raises(OSError, match="disk full"):
+        synthesize(teacher_dir, InversionConfig(**FAST), tmp_path / "set", progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_teachers_get_clear_errors(teacher_dir, tmp_path):
+    with pytest.raises(TrainingError, match="does not exist"):
+        load_teacher(tmp_path / "nope")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "checkpoint.json").write_text("{not json")
+    (broken / "model.safetensors").write_bytes(b"garbage")
+    with pytest.raises(TrainingError, match="not valid JSON"):
+        load_teacher(broken)
+    (broken / "checkpoint.json").write_text((teacher_dir / "checkpoint.json").read_text())
+    with pytest.raises(TrainingError, match="corrupt|do not match"):
+        load_teacher(broken)
+    with pytest.raises(TrainingError, match="front-end"):
+        load_teacher(teacher_dir, expected_frontend="mfcc")
+    assert load_teacher(teacher_dir, expected_frontend="logmel").frontend.kind == "logmel"
+    with pytest.raises(TrainingError, match="front-end"):
+        synthesize(teacher_dir, InversionConfig(**FAST), tmp_path / "x", expected_frontend="pcen", progress=False)
+    assert not (tmp_path / "x").exists() and not (tmp_path / "x.partial").exists()
+
+
+def test_teacher_without_batch_norm_warns_and_uses_the_other_terms(teacher_dir, caplog):
+    t = load_teacher(teacher_dir)
+    t_shape = t.frontend.output_shape
+    plain = nn.Sequential(nn.Flatten(), nn.Linear(t_shape[0] * t_shape[1], 16), nn.ReLU(), nn.Linear(16, 3))
+    no_bn = Teacher(spec=t.spec, model=plain.eval(), class_names=CLASSES, path=t.path, sha256="0" * 64)
+    assert no_bn.bn_layers == []
+    with caplog.at_level(logging.WARNING):
+        res = invert_teacher(no_bn, InversionConfig(**FAST), progress=False)
+    assert "no batch-norm" in caplog.text
+    assert "bn" not in res.terms and "feature" not in res.terms and "ce" in res.terms and "tv_time" in res.terms
+    assert all("last_bn" not in h for h in res.loss_history)
+
+
+def test_train_on_synth_dataset_distils_and_checks_the_frontend(teacher_dir, tmp_path, audio_nas_home):
+    from audio_nas.training.pipeline import train_and_save
+
+    out = synthesize(teacher_dir, InversionConfig(**FAST), tmp_path / "set", progress=False)
+    cfg = TrainConfig(epochs=1, batch_size=8)
+    spec, res, path = train_and_save(SPEC, f"synth:{out}", tmp_path / "student", cfg)
+    assert 0.0 <= res.val_accuracy <= 1.0 and (path / "model.safetensors").exists()
+    meta = json.loads((path / "checkpoint.json").read_text())
+    assert meta["metrics"]["train_config"]["distill_alpha"] == 0.9  # data-free training always distils
+    with pytest.raises(TrainingError, match="front-end"):
+        train_and_save("ds_cnn_s", f"synth:{out}", tmp_path / "s2", cfg)
+    with pytest.raises(DataError, match="does not exist"):
+        train_and_save(SPEC, f"synth:{tmp_path / 'missing'}", tmp_path / "s3", cfg)
+
+
+def test_cli_synthesize(teacher_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from audio_nas.cli import app
+
+    out = tmp_path / "cli-set"
+    args = ["data", "synthesize", "--teacher", str(teacher_dir), "--per-class", "2", "--steps", "3"]
+    r = CliRunner().invoke(app, [*args, "--out", str(out), "--batch-size", "6"])
+    assert r.exit_code == 0, r.output
+    assert "teacher agrees with the targets" in r.output and (out / "manifest.json").exists()
