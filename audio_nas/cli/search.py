@@ -11,6 +11,13 @@ from audio_nas.cli.options import OnError, on_error_option, on_error_value
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "search" / "configs" / "default.yaml"
 
 
+def _stream_eval():
+    """The streaming-results hook of the report (streaming sits above search in the layers)."""
+    from audio_nas.streaming.search_eval import evaluate_front
+
+    return evaluate_front
+
+
 def register(app: typer.Typer) -> None:
     @app.command("search")
     def search(
@@ -51,7 +58,7 @@ def register(app: typer.Typer) -> None:
             f"{result.n_finished} trials finished in {result.wall_s:.0f} s; Pareto front "
             f"{len(result.pareto_ids)} models; hypervolume {result.hypervolume:.4f}"
         )
-        report = write_report(runner)
+        report = write_report(runner, stream_eval=_stream_eval())
         typer.echo(f"report: {report}  (also report.html, pareto.csv, pareto.png in {runner.run_dir})")
 
     @app.command("search-report")
@@ -70,4 +77,6 @@ def register(app: typer.Typer) -> None:
         if not (run_dir / "study.sqlite").exists():
             raise SearchError(f"{run_dir} has no study.sqlite; run `audio-nas search` first")
         cfg = from_dict(SearchConfig, TrialStore(run_dir / "study.sqlite").get_meta("config"))
-        typer.echo(f"report: {write_report(SearchRunner(cfg, run_dir), export=False if no_export else None)}")
+        export = False if no_export else None
+        report = write_report(SearchRunner(cfg, run_dir), export=export, stream_eval=_stream_eval())
+        typer.echo(f"report: {report}")

@@ -52,6 +52,9 @@ class SearchConfig:
     weight_bits: tuple[int, ...] = (8,)
     baselines: tuple[str, ...] = ("ds_cnn_s", "mobilenet_v1_x0.25", "mobilenet_v2_x0.35")
     export_pareto: bool = True
+    # FRR at 0.5 / 1 / 2 false alarms per hour of every exported Pareto model on long held-out streams, in
+    # the report and pareto.csv (streaming/search_eval.py; about 2 x 1 h of audio scored per model)
+    stream_eval: bool = True
     # data-free search (docs/data-free.md): search and retrain on features synthesised from `teacher` (a
     # checkpoint directory) with distillation to its soft labels; `dataset` is then only the real labelled
     # test split the report evaluates the retrained Pareto models on (the search never sees it)

@@ -86,7 +86,10 @@ def _baseline_payload(runner: SearchRunner, name: str) -> dict:
     }
 
 
-def write_report(runner: SearchRunner, export: bool | None = None) -> Path:
+def write_report(runner: SearchRunner, export: bool | None = None, stream_eval=None) -> Path:
+    """``stream_eval``: ``(runner, front) -> report`` with ``columns``, ``values`` {trial id: {column:
+    text}} and ``markdown`` lines (``streaming.search_eval.evaluate_front``; the CLI passes it, this layer
+    cannot import streaming); used when the config's ``stream_eval`` is on."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -181,6 +184,9 @@ def write_report(runner: SearchRunner, export: bool | None = None) -> Path:
     plt.close(fig)
 
     exported = export_front(runner, front) if (cfg.export_pareto if export is None else export) else {}
+    streaming = stream_eval(runner, front) if stream_eval is not None and cfg.stream_eval else None
+    if streaming is not None:
+        _add_csv_columns(run_dir / "pareto.csv", streaming.columns, streaming.values)
     counts = {
         s: sum(t.state == s for t in trials)
         for s in ("complete", "pruned", "failed", "infeasible", "queued", "running")
@@ -232,6 +238,7 @@ def write_report(runner: SearchRunner, export: bool | None = None) -> Path:
             f"| {name} | {fmt(b.get('accuracy'))} | {fmt(b.get('test_accuracy'))} | "
             f"{b['energy_uj']:.0f} | {b['peak_ram_bytes']} | {b['params']} | {b['macs']} |"
         )
+    lines += streaming.markdown if streaming is not None else []
     md = "\n".join(lines) + "\n"
     (run_dir / "report.md").write_text(md)
     (run_dir / "report.html").write_text(_md_table_html(md))
@@ -279,6 +286,18 @@ def _memory_note(memory: dict, key: str) -> str:
     """The source line of the front's memory figures (the same for every trial of one board)."""
     notes = sorted({getattr(m, key) for m in memory.values()})
     return "; ".join(notes) if notes else "(no Pareto trials)"
+
+
+def _add_csv_columns(path: Path, columns: list[str], values: dict[int, dict[str, str]]) -> None:
+    """Append ``columns`` to pareto.csv, filled per trial id from ``values`` (blank where missing)."""
+    with open(path, newline="") as fh:
+        rows = list(csv.reader(fh))
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(rows[0] + columns)
+        for row in rows[1:]:
+            got = values.get(int(row[0]), {})
+            w.writerow(row + [got.get(c, "") for c in columns])
 
 
 def _cell(text: str) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from audio_nas.streaming.recognizer import Detection, Recognizer
+from audio_nas.streaming.recognizer import BACKGROUND_CLASSES, Detection, Recognizer
 from audio_nas.streaming.sources import Event
 
 
@@ -72,3 +72,85 @@ def frr_at_fa_per_hour(
                     "false_alarms_per_hour": r["false_alarms_per_hour"],
                 }
     return best or {"threshold": None, "frr": 1.0, "false_alarms_per_hour": float("nan")}
+
+
+# ---- vectorised recognizer and matching, for grids on stored posteriors -------------------------------
+
+
+def smoothed_top(times: np.ndarray, probs: np.ndarray, class_names, average_window_s: float):
+    """Per window: the best foreground class of the averaged posteriors and its score, averaging exactly the
+    posteriors ``Recognizer`` keeps (those with time >= t - average_window_s)."""
+    times = np.asarray(times, np.float64)
+    probs = np.asarray(probs, np.float64)
+    first = np.searchsorted(times, times - average_window_s, side="left")
+    csum = np.vstack([np.zeros((1, probs.shape[1])), np.cumsum(probs, axis=0)])
+    k = np.arange(len(times))
+    avg = (csum[k + 1] - csum[first]) / (k + 1 - first)[:, None]
+    fg = np.array([n not in BACKGROUND_CLASSES for n in class_names])
+    fg_idx = np.flatnonzero(fg)
+    best = fg_idx[np.argmax(avg[:, fg_idx], axis=1)]
+    return best, avg[k, best]
+
+
+def detect_fast(times, labels, scores, threshold: float, refractory_s: float = 1.0) -> np.ndarray:
+    """Indices of the windows where ``Recognizer`` detects (score >= threshold, refractory time since the
+    last detection), given ``smoothed_top``'s labels and scores."""
+    cand = np.flatnonzero(scores >= threshold)
+    ct = np.asarray(times)[cand]
+    picked = []
+    i = 0
+    while i < len(cand):
+        picked.append(cand[i])
+        j = int(np.searchsorted(ct, ct[i] + refractory_s - 1e-6, side="left"))
+        while j < len(ct) and ct[j] - ct[i] < refractory_s:  # the Recognizer's own comparison
+            j += 1
+        i = max(j, i + 1)
+    return np.asarray(picked, np.int64)
+
+
+def match_fast(det_times, det_labels, events: list[Event], tolerance_s: float = 0.5) -> int:
+    """Matched detections, as ``match`` counts them, for events whose windows [onset, offset + tolerance]
+    do not overlap (long streams are built so); falls back to ``match`` otherwise."""
+    if not events or len(det_times) == 0:
+        return 0
+    on = np.array([e.onset_s for e in events])
+    off = np.array([e.offset_s for e in events]) + tolerance_s
+    if np.any(on[1:] <= off[:-1]):
+        dets = [Detection(float(t), str(lab), 1.0) for t, lab in zip(det_times, det_labels)]
+        return match(dets, events, tolerance_s)["matched"]
+    ev_labels = np.array([e.label for e in events])
+    e = np.searchsorted(on, det_times, side="right") - 1
+    ok = e >= 0
+    ok[ok] &= (det_times[ok] <= off[e[ok]]) & (ev_labels[e[ok]] == np.asarray(det_labels)[ok])
+    return int(len(np.unique(e[ok])))
+
+
+def grid_scores(
+    times,
+    probs,
+    events: list[Event],
+    negative_s: float,
+    class_names,
+    thresholds,
+    windows_s,
+    refractory_s: float = 1.0,
+    tolerance_s: float = 0.5,
+) -> dict[tuple[float, float], dict]:
+    """{(threshold, smoothing window): {frr, false_alarms, false_alarms_per_hour}} on stored posteriors;
+    false alarms per hour of negatives."""
+    names = np.asarray(class_names)
+    out = {}
+    for win in windows_s:
+        best, score = smoothed_top(times, probs, class_names, win)
+        for th in thresholds:
+            idx = detect_fast(times, best, score, float(th), refractory_s)
+            matched = match_fast(np.asarray(times)[idx], names[best[idx]], events, tolerance_s)
+            fa = len(idx) - matched
+            out[(float(th), float(win))] = {
+                "threshold": float(th),
+                "smoothing_s": float(win),
+                "frr": 1 - matched / max(1, len(events)),
+                "false_alarms": fa,
+                "false_alarms_per_hour": fa / (negative_s / 3600),
+            }
+    return out

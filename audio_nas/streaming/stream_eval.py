@@ -1,0 +1,207 @@
+"""FRR at 0.5 / 1 / 2 false alarms per hour on long held-out streams, for exported models.
+
+Per front-end config the features of the whole stream are computed once (in chunks, each with 2 s of
+warm-up so PCEN's filter state is continuous); the windows the host stream would see (every ``stride_ms``,
+as ``pipeline.run_stream`` times them) are scored in batches by the int8 model (``int8_batch``: the same
+integers as the exported TFLite model, checked per model against the TFLM interpreter on a sample of
+windows). Posteriors are computed once per model and stream; the recognizer grid (threshold x smoothing
+window) re-runs on them (``metrics.detect_fast``). For each FA/h target the recognizer with the lowest FRR
+at most that many false alarms per hour on the *validation* stream is chosen, then reported on the *test*
+stream (its FRR and the FA/h it actually reaches there).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from audio_nas.errors import StreamingError
+from audio_nas.features.config import FrontEndConfig
+from audio_nas.features.frontends import make_frontend
+from audio_nas.progress import track
+from audio_nas.streaming.int8_batch import graph_for_export, probabilities
+from audio_nas.streaming.long_stream import LongStream
+from audio_nas.streaming.metrics import grid_scores
+from audio_nas.streaming.pipeline import TflmModel
+
+log = logging.getLogger(__name__)
+
+FA_TARGETS: tuple[float, ...] = (0.5, 1.0, 2.0)
+THRESHOLDS: tuple[float, ...] = tuple(
+    np.round(
+        np.concatenate([np.arange(0.3, 0.9, 0.05), [0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995, 0.998]]), 3
+    )
+)
+SMOOTHING_S: tuple[float, ...] = (0.2, 0.3, 0.5)
+STRIDE_MS = 100.0
+WARMUP_FRAMES = 100
+CHUNK_FRAMES = 6000
+MAX_SIM_DIFF = 0.02  # int8 SOFTMAX inside a model (MQA) is simulated in float: 1 LSB off at most
+
+
+def target_key(target: float) -> str:
+    """0.5 -> '0p5', 1.0 -> '1' (for column names such as frr_at_0p5_fa_h)."""
+    return f"{target:g}".replace(".", "p")
+
+
+def stream_features(audio: np.ndarray, cfg: FrontEndConfig) -> np.ndarray:
+    """All feature frames of ``audio`` [n_frames_total, bins], as the offline front-end frames it."""
+    fe = make_frontend(cfg)
+    w, h = cfg.window_samples, cfg.hop_samples
+    total = 1 + (len(audio) - w) // h if len(audio) >= w else 0
+    out = np.empty((total, cfg.n_bins), np.float32)
+    for f0 in range(0, total, CHUNK_FRAMES):
+        f1 = min(total, f0 + CHUNK_FRAMES)
+        warm = min(f0, WARMUP_FRAMES)
+        a = (f0 - warm) * h
+        frames = fe(audio[None, a : (f1 - 1) * h + w])[0]
+        out[f0:f1] = frames[warm : warm + (f1 - f0)]
+    return out
+
+
+def window_times(n_windows: int, cfg: FrontEndConfig, stride_frames: int) -> np.ndarray:
+    """The time ``run_stream`` stamps on each window (end of its last frame), in the same float order."""
+    frames_seen = cfg.n_frames + np.arange(n_windows) * stride_frames
+    return (frames_seen - 1) * cfg.hop_ms / 1000 + cfg.window_ms / 1000
+
+
+def windows_of(frames: np.ndarray, cfg: FrontEndConfig, stride_frames: int) -> np.ndarray:
+    """A strided view [n_windows, n_frames, bins] of the frames (no copy)."""
+    if len(frames) < cfg.n_frames:
+        return np.zeros((0, cfg.n_frames, cfg.n_bins), np.float32)
+    view = np.lib.stride_tricks.sliding_window_view(frames, (cfg.n_frames, cfg.n_bins))[:, 0]
+    return view[::stride_frames]
+
+
+@dataclass
+class StreamPair:
+    """The validation stream (choose the recognizer) and the test stream (report)."""
+
+    val: LongStream
+    test: LongStream
+    _features: dict = field(default_factory=dict)
+
+    def features(self, cfg: FrontEndConfig) -> tuple[np.ndarray, np.ndarray]:
+        key = cfg.to_str() if hasattr(cfg, "to_str") else repr(cfg)
+        if key not in self._features:
+            self._features[key] = (
+                stream_features(self.val.audio, cfg),
+                stream_features(self.test.audio, cfg),
+            )
+        return self._features[key]
+
+    def key(self) -> str:
+        comp = json.dumps([self.val.composition(), self.test.composition()], sort_keys=True)
+        grid = json.dumps([FA_TARGETS, THRESHOLDS, SMOOTHING_S, STRIDE_MS])
+        return hashlib.sha256((comp + grid).encode()).hexdigest()[:16]
+
+
+def model_posteriors(
+    model_dir: Path, windows: np.ndarray, calib_x: np.ndarray | None
+) -> tuple[np.ndarray, str]:
+    """Posteriors [N, K] of the exported model on ``windows``; (probs, how they were computed)."""
+    if calib_x is not None and (Path(model_dir) / "checkpoint").exists():
+        try:
+            g = graph_for_export(model_dir, calib_x)
+        except StreamingError as exc:
+            log.warning("%s", exc)
+        else:
+            probs = probabilities(g, windows)
+            # the simulation's claim checked on a sample: the TFLM interpreter on the same windows
+            m = TflmModel(model_dir)
+            idx = np.linspace(0, len(windows) - 1, min(16, len(windows))).astype(int)
+            ref = np.stack([m.probabilities(np.asarray(windows[i])) for i in idx]) if len(idx) else probs[:0]
+            diff = float(np.abs(ref - probs[idx]).max()) if len(idx) else 0.0
+            if diff <= MAX_SIM_DIFF:
+                return probs, f"int8 simulation (max |p - p_TFLM| {diff:.1g} on {len(idx)} sampled windows)"
+            log.warning(
+                "%s: the batched int8 simulation differs from TFLM by %.3g on sampled windows: scoring with "
+                "the TFLM interpreter (slow)",
+                model_dir,
+                diff,
+            )
+    m = TflmModel(model_dir)
+    probs = np.stack([m.probabilities(np.asarray(w)) for w in track(windows, "TFLM windows", logger=log)])
+    return probs.astype(np.float32), "TFLM host interpreter"
+
+
+def choose_and_report(
+    val_probs: np.ndarray,
+    test_probs: np.ndarray,
+    streams: StreamPair,
+    cfg: FrontEndConfig,
+    class_names: tuple[str, ...],
+    stride_frames: int,
+) -> dict:
+    """For each FA/h target: the recognizer chosen on validation, and its FRR / FA/h on test."""
+    out: dict = {}
+    grids = {}
+    for name, probs, s in (("val", val_probs, streams.val), ("test", test_probs, streams.test)):
+        t = window_times(len(probs), cfg, stride_frames)
+        grids[name] = grid_scores(t, probs, s.events, s.negative_s, class_names, THRESHOLDS, SMOOTHING_S)
+    for target in FA_TARGETS:
+        k = target_key(target)
+        ok = [
+            (r["frr"], r["false_alarms_per_hour"], -r["threshold"], key)
+            for key, r in grids["val"].items()
+            if r["false_alarms_per_hour"] <= target
+        ]
+        if ok:
+            key = min(ok)[3]
+            reached = True
+        else:  # nothing reaches the target on validation: the strictest recognizer, marked
+            key = min(grids["val"], key=lambda q: (grids["val"][q]["false_alarms_per_hour"], -q[0]))
+            reached = False
+        th, win = key
+        r = grids["test"][key]
+        out[k] = {
+            "target_fa_h": target,
+            "threshold": th,
+            "smoothing_s": win,
+            "val_frr": grids["val"][key]["frr"],
+            "val_fa_h": grids["val"][key]["false_alarms_per_hour"],
+            "val_reached": reached,
+            "frr": r["frr"],
+            "fa_h": r["false_alarms_per_hour"],
+        }
+    return out
+
+
+def evaluate_model(
+    model_dir: str | Path,
+    streams: StreamPair,
+    class_names: tuple[str, ...],
+    calib_x: np.ndarray | None,
+    cfg: FrontEndConfig,
+) -> dict:
+    """One exported model on the stream pair (cached in ``model_dir/stream_eval.json`` per stream key)."""
+    model_dir = Path(model_dir)
+    cache = model_dir / "stream_eval.json"
+    key = streams.key()
+    if cache.exists():
+        got = json.loads(cache.read_text())
+        if got.get("key") == key:
+            return got
+    t0 = time.perf_counter()
+    stride_frames = max(1, int(round(STRIDE_MS / cfg.hop_ms)))
+    val_frames, test_frames = streams.features(cfg)
+    t1 = time.perf_counter()
+    vp, how = model_posteriors(model_dir, windows_of(val_frames, cfg, stride_frames), calib_x)
+    tp, _ = model_posteriors(model_dir, windows_of(test_frames, cfg, stride_frames), calib_x)
+    t2 = time.perf_counter()
+    res = choose_and_report(vp, tp, streams, cfg, class_names, stride_frames)
+    out = {
+        "key": key,
+        "targets": res,
+        "posteriors": how,
+        "windows": int(len(vp) + len(tp)),
+        "seconds": {"features": t1 - t0, "posteriors": t2 - t1, "recognizer_grid": time.perf_counter() - t2},
+    }
+    cache.write_text(json.dumps(out, indent=1))
+    return out

@@ -1,0 +1,201 @@
+"""Long held-out streams, the vectorised recognizer grid, the batched int8 simulation, and the per-model
+streaming evaluation (recognizer chosen on validation, reported on test)."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from audio_nas.data.dataset import KWS12_CLASSES, SPLIT_IDS, AudioDataset
+from audio_nas.streaming.long_stream import build_long_stream
+from audio_nas.streaming.metrics import evaluate, grid_scores, match_fast
+from audio_nas.streaming.recognizer import Detection, Recognizer
+from audio_nas.streaming.sources import Event
+
+pytestmark = pytest.mark.xdist_group("streaming")
+SR = 16000
+
+
+def noise_dataset(per_class: int = 4, seed: int = 0) -> AudioDataset:
+    """12 KWS classes x 3 splits of 1 s clips: a tone burst per keyword, noise for the background classes."""
+    rng = np.random.default_rng(seed)
+    wav, labels, split = [], [], []
+    t = np.arange(SR) / SR
+    for c, name in enumerate(KWS12_CLASSES):
+        for s in range(3):
+            for _ in range(per_class):
+                x = rng.normal(0, 0.01, SR)
+                if not name.startswith("_"):
+                    on = int(rng.integers(2000, 6000))
+                    x[on : on + 6000] += 0.5 * np.sin(2 * np.pi * (300 + 150 * c) * t[:6000])
+                elif name == "_unknown_":
+                    x[4000:10000] += rng.normal(0, 0.3, 6000)
+                wav.append(x)
+                labels.append(c)
+                split.append(s)
+    return AudioDataset(
+        "noise-kws",
+        np.asarray(wav, np.float32),
+        np.asarray(labels),
+        np.asarray(split, np.uint8),
+        KWS12_CLASSES,
+        SR,
+        f"noise-{seed}-{per_class}",
+    )
+
+
+def test_long_stream_is_deterministic_and_has_the_stated_composition():
+    ds = noise_dataset()
+    a = build_long_stream(ds, "test", negative_hours=2 / 60, events_per_hour=360, seed=3)
+    b = build_long_stream(ds, "test", negative_hours=2 / 60, events_per_hour=360, seed=3)
+    c = build_long_stream(ds, "test", negative_hours=2 / 60, events_per_hour=360, seed=4)
+    assert np.array_equal(a.audio, b.audio) and a.events == b.events
+    assert a.composition() == b.composition() and a.composition()["sha256"] != c.composition()["sha256"]
+    comp = a.composition()
+    assert a.negative_s >= 120 and comp["negative_h"] == pytest.approx(2 / 60, abs=1e-4)
+    # 360 events per hour of negatives = one per 10 s on average: about 12 in 2 minutes
+    assert 6 <= comp["events"] <= 20
+    assert a.duration_s == pytest.approx(a.negative_s + len(a.events) * 1.0, abs=0.01)
+    assert set(comp["negative_minutes_by_kind"]) == {
+        "words",
+        "near_miss",
+        "babble",
+        "music",
+        "noise",
+        "silence",
+    }
+    assert sum(a.seconds_by_kind.values()) == pytest.approx(a.negative_s, abs=0.01)
+    # only clips of the split; the events are keywords, inside the stream, with non-overlapping windows
+    assert np.all(ds.split[a.clip_indices] == SPLIT_IDS["test"])
+    v = build_long_stream(ds, "validation", negative_hours=2 / 60, seed=3)
+    assert np.all(ds.split[v.clip_indices] == SPLIT_IDS["validation"])
+    assert all(not e.label.startswith("_") for e in a.events)
+    assert all(0 <= e.onset_s < e.offset_s <= a.duration_s for e in a.events)
+    assert all(n.onset_s > p.offset_s + 1.0 for p, n in zip(a.events, a.events[1:]))
+    for e in a.events:
+        seg = a.audio[int(e.onset_s * SR) : int(e.offset_s * SR) + 1]
+        assert np.abs(seg).max() > 0.1
+
+
+def test_grid_scores_equal_the_recognizer_and_match():
+    rng = np.random.default_rng(0)
+    names = ("yes", "no", "_silence_")
+    n = 3000
+    times = (5 + np.arange(n) * 5 - 1) * 20 / 1000 + 30 / 1000  # as run_stream stamps them
+    probs = rng.dirichlet([0.3, 0.3, 2.0], size=n)
+    events = [
+        Event(str(rng.choice(["yes", "no"])), float(t), float(t) + 0.6)
+        for t in np.arange(5, times[-1] - 3, 7.3)
+    ]
+    for (th, win), r in grid_scores(times, probs, events, times[-1], names, (0.5, 0.7), (0.2, 0.3)).items():
+        rec = Recognizer(names, threshold=th, average_window_s=win)
+        dets = [d for t, p in zip(times, probs) if (d := rec.update(float(t), p)) is not None]
+        ref = evaluate(dets, events, times[-1])
+        assert r["false_alarms"] == ref["false_alarms"], (th, win)
+        assert r["frr"] == pytest.approx(1 - ref["recall"])
+    # overlapping windows fall back to the reference matcher
+    ev = [Event("yes", 1.0, 1.5), Event("yes", 1.8, 2.2)]
+    assert match_fast(np.array([1.6, 2.1]), np.array(["yes", "yes"]), ev) == 2
+    dets = [Detection(1.6, "yes", 1), Detection(2.1, "yes", 1)]
+    from audio_nas.streaming.metrics import match
+
+    assert match(dets, ev)["matched"] == 2
+
+
+@pytest.mark.parametrize("arch", ["ds_cnn_s", "mobilenet_v2_x0.35", "micro_speech_tiny_conv"])
+def test_batched_int8_simulation_equals_run_int8(arch):
+    from audio_nas.export.graph import lower_model
+    from audio_nas.export.quantize import quantize_graph, quantize_input, run_int8
+    from audio_nas.space import build_model, resolve_arch
+    from audio_nas.streaming.int8_batch import run_int8_batched
+
+    torch.manual_seed(0)
+    spec = resolve_arch(arch)
+    g = lower_model(build_model(spec).eval())
+    rng = np.random.default_rng(1)
+    quantize_graph(g, rng.normal(size=(32, *spec.input_shape)).astype(np.float32))
+    xq = quantize_input(g, rng.normal(size=(24, *spec.input_shape)).astype(np.float32))
+    assert np.array_equal(run_int8_batched(g, xq), run_int8(g, xq))
+
+
+def _scores(n, hit_times, rng, level, burst=0.99):
+    """Posteriors over ('yes', '_silence_') with 'yes' bursts at hit_times and noise up to ``level``."""
+    times = (49 + np.arange(n) * 5 - 1) * 20 / 1000 + 30 / 1000
+    yes = rng.uniform(0, level, n)
+    for t in hit_times:
+        yes[(times > t + 0.1) & (times < t + 0.6)] = burst
+    return times, np.stack([yes, 1 - yes], 1)
+
+
+def test_recognizer_is_chosen_on_validation_and_reported_on_test():
+    from audio_nas.features.config import FrontEndConfig
+    from audio_nas.streaming.stream_eval import choose_and_report
+
+    rng = np.random.default_rng(0)
+    names = ("yes", "_silence_")
+    cfg = FrontEndConfig(kind="mfcc", window_ms=30, hop_ms=20, n_mfcc=10, clip_ms=1000)
+    ev_t = list(np.arange(10.0, 3500, 20.0))
+
+    def stream(split):
+        events = [Event("yes", t, t + 0.5) for t in ev_t]
+        return SimpleNamespace(events=events, negative_s=3600.0, split=split)
+
+    n = 36000
+    _, val = _scores(n, ev_t, rng, 0.93)  # validation: noise up to 0.93 -> the threshold must be above it
+    _, test = _scores(n, ev_t, rng, 0.5, burst=0.94)  # test: cleaner, but keywords score only 0.94
+    streams = SimpleNamespace(val=stream("validation"), test=stream("test"))
+    out = choose_and_report(val, test, streams, cfg, names, stride_frames=5)
+    one = out["1"]
+    assert one["val_reached"] and one["val_fa_h"] <= 1.0 and one["val_frr"] == 0
+    assert one["threshold"] > 0.94  # chosen where validation needs it, not where test would do best (0.93)
+    assert one["fa_h"] == 0 and one["frr"] == 1.0  # ... so on test every keyword is missed
+    swapped = choose_and_report(test, val, streams, cfg, names, stride_frames=5)
+    assert swapped["1"]["threshold"] < 0.94 and swapped["1"]["val_frr"] == 0
+
+
+@pytest.fixture(scope="module")
+def exported_run(tmp_path_factory):
+    """A run directory with one exported 'Pareto model' (checkpoint + model.tflite, as export_front)."""
+    from audio_nas.export import export_model
+    from audio_nas.features import compute_features
+    from audio_nas.training import TrainConfig, save_checkpoint, train
+    from audio_nas.training.pipeline import spec_for_dataset
+
+    home = tmp_path_factory.mktemp("home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AUDIO_NAS_HOME", str(home))
+        ds = noise_dataset(per_class=6)
+        spec = spec_for_dataset("micro_speech_tiny_conv", ds)
+        feats = compute_features(ds, spec.frontend)
+        torch.manual_seed(0)
+        res = train(spec, feats, TrainConfig(epochs=3, batch_size=16))
+        target = home / "run" / "pareto" / "trial-0007"
+        save_checkpoint(target / "checkpoint", spec, res.model, {"val_accuracy": 0.5}, ds.class_names)
+        export_model(spec, res.model, np.asarray(feats.subset("train").x[:200]), target)
+        yield ds, home
+
+
+def test_evaluate_front_columns_cache_and_composition(exported_run, monkeypatch):
+    from audio_nas.streaming import search_eval
+
+    ds, home = exported_run
+    monkeypatch.setenv("AUDIO_NAS_HOME", str(home))
+    monkeypatch.setattr(search_eval, "load_dataset", lambda name, **kw: ds)
+    runner = SimpleNamespace(run_dir=home / "run", cfg=SimpleNamespace(dataset="noise-kws", on_error="raise"))
+    front = [SimpleNamespace(id=7), SimpleNamespace(id=8)]  # 8 was not exported: no row
+    rep = search_eval.evaluate_front(runner, front, negative_hours=1.5 / 60, events_per_hour=360)
+    assert set(rep.values) == {7}
+    row = rep.values[7]
+    assert set(row) == set(rep.columns) and "frr_at_0p5_fa_h" in row and "frr_at_2_fa_h" in row
+    assert 0 <= float(row["frr_at_1_fa_h"]) <= 1
+    md = "\n".join(rep.markdown)
+    assert "validation stream" in md and "test stream" in md and "h of negatives" in md
+    assert "int8 simulation" in md  # the fast path, checked against TFLM on sampled windows
+    cached = json.loads((home / "run" / "pareto" / "trial-0007" / "stream_eval.json").read_text())
+    assert cached["windows"] > 0
+    again = search_eval.evaluate_front(runner, front, negative_hours=1.5 / 60, events_per_hour=360)
+    assert again.values == rep.values  # from the cache
