@@ -16,7 +16,7 @@ help:
 	@echo "make search   - run the default hardware-aware search on synth-kws (creates .venv and data)"
 	@echo "make test     - lint, then run the whole test suite (creates .venv)"
 	@echo "make lint     - ruff check, ruff format --check, import-linter (layers in pyproject.toml)"
-	@echo "make demo     - streaming demo on a 2-minute synthetic stream (MIC=1 listens to the microphone)"
+	@echo "make demo     - streaming demo on a 2-minute synthetic stream; names the model and its FRR at 1 FA/h (MIC=1: microphone)"
 	@echo "make bench    - run the benchmarks, write docs/benchmarks.md"
 	@echo "make firmware - build the firmware (BOARD=mps2-an386|nano33ble|pico, TFLM_DIR=<TFLM tree> for inference)"
 	@echo "make flash    - flash a board (BOARD=nano33ble|pico PORT=/dev/ttyACM0)"

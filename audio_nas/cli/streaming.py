@@ -66,7 +66,10 @@ def register(app: typer.Typer) -> None:
             "synth-kws", "--dataset", help="Dataset for class names and the synthetic stream."
         ),
         threshold: float = typer.Option(
-            0.7, "--threshold", help="Detection threshold on averaged posteriors."
+            None,
+            "--threshold",
+            help="Detection threshold on averaged posteriors (default 0.7; with --demo the threshold "
+            "chosen for the model at 1 false alarm per hour, when known).",
         ),
         stride_ms: float = typer.Option(
             100.0,
@@ -94,13 +97,25 @@ def register(app: typer.Typer) -> None:
 
         if sum(x is not None and x is not False for x in (synthetic, wav, mic or None)) != 1:
             raise StreamingError("choose exactly one source: --synthetic MINUTES, --wav FILE or --mic")
+        window_s = None  # the recognizer's smoothing: its default, or the one chosen for the demo model
         if model is None:
             if not demo:
                 raise StreamingError("give --model DIR (an exported model) or --demo")
-            from audio_nas.streaming.demo import pick_model
+            from audio_nas.streaming.demo import frr_at_1_fa_h, pick_model
 
             model, why = pick_model(dataset, on_error=on_error_value(on_error))
             typer.echo(f"model: {model} ({why})")
+            fig = frr_at_1_fa_h(model, dataset, on_error=on_error_value(on_error))
+            typer.echo(f"spec: {TflmModel(model).spec.to_str()}")
+            typer.echo(
+                f"FRR at 1 false alarm/hour on the long held-out test stream: {fig.frr:.3f} (test FA/h "
+                f"{fig.fa_h:.2f}; recognizer chosen on the validation stream: threshold {fig.threshold:.3f}, "
+                f"smoothing {fig.smoothing_s:.1f} s; from {fig.source})"
+            )
+            if threshold is None:
+                threshold, window_s = fig.threshold, fig.smoothing_s
+        threshold = 0.7 if threshold is None else threshold
+        window_s = Recognizer.average_window_s if window_s is None else window_s
         m = TflmModel(model)
         ds = load_dataset(dataset, on_error=on_error_value(on_error))
         sr = m.spec.frontend.sample_rate_hz
@@ -115,7 +130,7 @@ def register(app: typer.Typer) -> None:
             source = mic_source(sr, chunk, seconds)
         with open(out, "w") as jsonl:
             update, live = _view(ds.class_names, jsonl)
-            rec = Recognizer(ds.class_names, threshold=threshold)
+            rec = Recognizer(ds.class_names, threshold=threshold, average_window_s=window_s)
             if device:
                 from audio_nas.firmware_bridge.client import DeviceClient
                 from audio_nas.streaming.pipeline import run_stream_device
@@ -165,7 +180,8 @@ def register(app: typer.Typer) -> None:
             f = frr_at_fa_per_hour(res.scores, events, res.audio_s, ds.class_names)
             typer.echo(
                 f"recall {r['recall']:.3f}, false alarms/hour {r['false_alarms_per_hour']:.1f}, "
-                f"median latency {r['median_latency_s']:.2f} s, FRR at 1 FA/h {f['frr']:.3f} "
+                f"median latency {r['median_latency_s']:.2f} s (threshold {round(threshold, 3):g}); "
+                f"on this short stream: FRR at 1 FA/h {f['frr']:.3f} "
                 + (
                     f"(threshold {f['threshold']:.2f})"
                     if f["threshold"] is not None

@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +15,8 @@ from audio_nas.data import load_dataset
 from audio_nas.export import export_model
 from audio_nas.features import compute_features
 from audio_nas.paths import runs_dir
+from audio_nas.streaming.search_eval import build_streams, evaluate_exported
+from audio_nas.streaming.stream_eval import target_key
 from audio_nas.training import load_checkpoint
 from audio_nas.training.config import TrainConfig
 from audio_nas.training.pipeline import train_and_save
@@ -35,8 +40,11 @@ def pick_model(
         # the most accurate exported model of the newest search
         newest_run = _newest([p.parent.parent for p in exported])
         cands = [p for p in exported if p.parent.parent == newest_run]
-        import json
-
+        by_frr = _lowest_frr(newest_run, cands)
+        if by_frr is not None:
+            return by_frr, (
+                f"lowest FRR at 1 FA/h among the Pareto models of the newest search ({newest_run.name})"
+            )
         best = max(
             cands,
             key=lambda p: (
@@ -76,3 +84,66 @@ def exported_checkpoint(ckpt: Path, dataset_name: str = "synth-kws", *, on_error
         feats = compute_features(load_dataset(name, on_error=on_error), spec.frontend)
         export_model(spec, model, np.asarray(feats.subset("train").x[:200]), out)
     return out
+
+
+def _pareto_rows(run_dir: Path) -> dict[int, dict]:
+    path = run_dir / "pareto.csv"
+    if not path.exists():
+        return {}
+    with open(path, newline="") as fh:
+        return {int(r["trial"]): r for r in csv.DictReader(fh)}
+
+
+def _trial_id(model_dir: Path) -> int | None:
+    name = Path(model_dir).name
+    return int(name.split("-")[1]) if name.startswith("trial-") and name.split("-")[1].isdigit() else None
+
+
+def _lowest_frr(run_dir: Path, cands: list[Path]) -> Path | None:
+    """The exported candidate with the lowest FRR at 1 FA/h in the run's pareto.csv (None without it)."""
+    rows = _pareto_rows(run_dir)
+    scored = [
+        (float(rows[i]["frr_at_1_fa_h"]), p)
+        for p in cands
+        if (i := _trial_id(p)) is not None and rows.get(i, {}).get("frr_at_1_fa_h")
+    ]
+    return min(scored)[1] if scored else None
+
+
+@dataclass
+class StreamFigure:
+    """A model's FRR at 1 FA/h on the long held-out test stream, with the recognizer chosen for it."""
+
+    frr: float
+    fa_h: float
+    threshold: float
+    smoothing_s: float | None
+    source: str
+
+
+def frr_at_1_fa_h(
+    model_dir: Path, dataset_name: str = "synth-kws", *, on_error: str = "raise"
+) -> StreamFigure:
+    """From the search's pareto.csv when it has the column, else from ``stream_eval.json`` beside the model,
+    else computed now (the streams of ``search_eval``; minutes for a large model, then cached)."""
+    model_dir = Path(model_dir)
+    k = target_key(1.0)
+    tid = _trial_id(model_dir)
+    row = _pareto_rows(model_dir.parent.parent).get(tid, {}) if tid is not None else {}
+    if row.get(f"frr_at_{k}_fa_h"):
+        return StreamFigure(
+            float(row[f"frr_at_{k}_fa_h"]),
+            float(row[f"test_fa_h_at_{k}_fa_h"]),
+            float(row[f"threshold_at_{k}_fa_h"].rstrip("*")),
+            float(row[f"smoothing_s_at_{k}_fa_h"]),
+            f"{model_dir.parent.parent / 'pareto.csv'}",
+        )
+    cache = model_dir / "stream_eval.json"
+    if cache.exists():
+        r = json.loads(cache.read_text())["targets"][k]
+        return StreamFigure(r["frr"], r["fa_h"], r["threshold"], r["smoothing_s"], str(cache))
+    log.info("no stored streaming figure for %s: computing FRR at 1 FA/h on the long streams", model_dir)
+    ds = load_dataset(dataset_name, on_error=on_error)
+    streams = build_streams(ds, 1.0, 360.0, 0)
+    r = evaluate_exported({0: model_dir}, ds, streams, on_error)[0]["targets"][k]
+    return StreamFigure(r["frr"], r["fa_h"], r["threshold"], r["smoothing_s"], f"computed now ({cache})")

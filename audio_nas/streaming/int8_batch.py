@@ -39,11 +39,23 @@ from audio_nas.training import load_checkpoint
 FLOAT32_EXACT = 2**24
 
 
+def checkpoint_of(model_dir: str | Path) -> Path | None:
+    """The checkpoint an exported model came from: ``DIR/checkpoint`` (a search's pareto/trial-*) or the
+    parent (``CKPT/exported`` from the demo), else None."""
+    model_dir = Path(model_dir)
+    for c in (model_dir / "checkpoint", model_dir.parent):
+        if (c / "checkpoint.json").exists():
+            return c
+    return None
+
+
 def graph_for_export(model_dir: str | Path, calib_x: np.ndarray) -> Graph:
     """The quantised graph of ``model_dir`` (model.tflite + checkpoint/), rebuilt with the exporter's
     calibration features ``calib_x``; raises StreamingError when it does not reproduce model.tflite."""
     model_dir = Path(model_dir)
-    ckpt = model_dir / "checkpoint"
+    ckpt = checkpoint_of(model_dir)
+    if ckpt is None:
+        raise StreamingError(f"{model_dir} has no checkpoint to rebuild its graph from")
     spec, model, meta = load_checkpoint(ckpt)
     g = lower_model(model.eval())
     quantize_graph(g, np.asarray(calib_x, np.float32))

@@ -25,7 +25,7 @@ from audio_nas.errors import StreamingError
 from audio_nas.features.config import FrontEndConfig
 from audio_nas.features.frontends import make_frontend
 from audio_nas.progress import track
-from audio_nas.streaming.int8_batch import graph_for_export, probabilities
+from audio_nas.streaming.int8_batch import checkpoint_of, graph_for_export, probabilities
 from audio_nas.streaming.long_stream import LongStream
 from audio_nas.streaming.metrics import grid_scores
 from audio_nas.streaming.pipeline import TflmModel
@@ -106,7 +106,7 @@ def model_posteriors(
     model_dir: Path, windows: np.ndarray, calib_x: np.ndarray | None
 ) -> tuple[np.ndarray, str]:
     """Posteriors [N, K] of the exported model on ``windows``; (probs, how they were computed)."""
-    if calib_x is not None and (Path(model_dir) / "checkpoint").exists():
+    if calib_x is not None and checkpoint_of(model_dir) is not None:
         try:
             g = graph_for_export(model_dir, calib_x)
         except StreamingError as exc:

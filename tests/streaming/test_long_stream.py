@@ -199,3 +199,30 @@ def test_evaluate_front_columns_cache_and_composition(exported_run, monkeypatch)
     assert cached["windows"] > 0
     again = search_eval.evaluate_front(runner, front, negative_hours=1.5 / 60, events_per_hour=360)
     assert again.values == rep.values  # from the cache
+
+
+def test_demo_states_its_model_spec_and_frr_at_1_fa_h(exported_run, tmp_path, monkeypatch):
+    import shutil
+
+    from typer.testing import CliRunner
+
+    import audio_nas.data as data_mod
+    from audio_nas.cli import app
+
+    ds, home = exported_run
+    run = tmp_path / "runs" / "s"
+    shutil.copytree(home / "run" / "pareto" / "trial-0007", run / "pareto" / "trial-0007")
+    (run / "pareto" / "trial-0007" / "stream_eval.json").unlink(missing_ok=True)
+    (run / "pareto.csv").write_text(
+        "trial,spec,frr_at_1_fa_h,test_fa_h_at_1_fa_h,threshold_at_1_fa_h,smoothing_s_at_1_fa_h\n"
+        "7,x,0.1234,0.90,0.985,0.5\n"
+    )
+    monkeypatch.setenv("AUDIO_NAS_HOME", str(tmp_path))
+    monkeypatch.setattr(data_mod, "load_dataset", lambda name, **kw: ds)
+    out = tmp_path / "d.jsonl"
+    r = CliRunner().invoke(app, ["stream", "--demo", "--synthetic", "0.2", "--evaluate", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert f"model: {run / 'pareto' / 'trial-0007'}" in r.output and "lowest FRR at 1 FA/h" in r.output
+    assert "spec: fe:" in r.output
+    assert "FRR at 1 false alarm/hour on the long held-out test stream: 0.123" in r.output
+    assert "threshold 0.985," in r.output and "(threshold 0.985);" in r.output  # the chosen one is used
