@@ -214,3 +214,11 @@ def test_synth_kws_recipe_unchanged():
         assert meta["content_hash"].startswith("f1026ad5f383") and meta["generator_version"] == 1
         w = np.load(stored, mmap_mode="r")
         assert all(np.array_equal(clips[i], w[11 * 300 + i]) for i in range(6))
+
+
+def test_default_directory_names(audio_nas_home):
+    d = kws.default_dir(kws.KwsArgs(("hey nova", "lights on", "stop")))
+    assert d.name == "kws-hey_nova-lights_on-stop-n200-s0"
+    long = kws.KwsArgs(tuple(f"word{c}" for c in "abcdefghijk".replace("", " ").split()), engines=("flite",))
+    name = kws.default_dir(long).name
+    assert name.startswith("kws-worda-wordb-wordc-and8-") and name.endswith("-n200-s0-flite")
