@@ -69,28 +69,33 @@ def graph_for_export(model_dir: str | Path, calib_x: np.ndarray) -> Graph:
 
 
 def _requant(acc: np.ndarray, si: float, w_scale: np.ndarray, so: float) -> np.ndarray:
-    """Per-channel MultiplyByQuantizedMultiplier of integer accumulators [..., C] (float64 holding
-    integers), bit-exact, without int64 work on every element.
+    """Per-channel requantisation of integer accumulators [..., C] (float64 holding integers)."""
+    c = acc.shape[-1]
+    pairs = [quantize_multiplier(si * float(w_scale[i if len(w_scale) > 1 else 0]) / so) for i in range(c)]
+    return _mbqm_fast(
+        acc, np.array([p[0] for p in pairs], np.int64), np.array([p[1] for p in pairs], np.int64)
+    )
+
+
+def _mbqm_fast(x: np.ndarray, m: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """MultiplyByQuantizedMultiplier of integers held in float64, with m / shift per last-axis channel
+    (length C) or shared (length 1); bit-exact, without int64 work on every element.
 
     ``mbqm`` rounds x * m * 2**(shift - 31) to nearest twice (SRDHM, then RDBPOT by ``right`` bits), so the
     result is the nearest integer to that product v unless v lies within 0.5 / 2**right (plus float64
     round-off) of a half: only those few elements are recomputed with the integer reference.
     """
-    c = acc.shape[-1]
-    pairs = [quantize_multiplier(si * float(w_scale[i if len(w_scale) > 1 else 0]) / so) for i in range(c)]
-    m = np.array([p[0] for p in pairs], np.int64)
-    shift = np.array([p[1] for p in pairs], np.int64)
     real = m.astype(np.float64) * np.exp2(shift.astype(np.float64) - 31)  # exact: m < 2**31
     right = np.where(shift < 0, -shift, 0)
     margin = np.where(right > 0, 0.5 * np.exp2(-right.astype(np.float64)), 0.0) + 1e-6
-    v = acc * real
+    v = x * real
     y = np.rint(v)
     d = np.subtract(v, y, out=v)
     near = np.abs(d, out=d) >= 0.5 - margin
     if near.any():
         idx = np.nonzero(near)
-        ch = idx[-1]
-        y[idx] = _mbqm_per_element(acc[idx].astype(np.int64), m[ch], shift[ch]).astype(np.float64)
+        ch = idx[-1] if len(m) > 1 else np.zeros(len(idx[0]), np.int64)
+        y[idx] = _mbqm_per_element(x[idx].astype(np.int64), m[ch], shift[ch]).astype(np.float64)
     return y
 
 
@@ -148,15 +153,16 @@ def run_int8_batched(g: Graph, xq: np.ndarray) -> np.ndarray:
             y = _clamp(_requant(acc, si, w.scale, so) + zo, op.options["act"], so, zo)
         elif op.kind == "ADD":
             tb = T[op.inputs[1]]
-            a, b_ = a.astype(np.int64), vals[op.inputs[1]].astype(np.int64)
+            b_ = np.asarray(vals[op.inputs[1]], np.float64)
             sb, zb = float(tb.scale[0]), int(tb.zero_point[0])
             twice_max = 2 * max(si, sb)
-            m1, s1 = quantize_multiplier(si / twice_max)
-            m2, s2 = quantize_multiplier(sb / twice_max)
-            mo, s_o = quantize_multiplier(twice_max / ((1 << 20) * so))
-            x1 = mbqm((a - zi) * (1 << 20), m1, s1)
-            x2 = mbqm((b_ - zb) * (1 << 20), m2, s2)
-            y = _clamp(mbqm(x1 + x2, mo, s_o) + zo, op.options["act"], so, zo)
+            q = [
+                quantize_multiplier(r) for r in (si / twice_max, sb / twice_max, twice_max / ((1 << 20) * so))
+            ]
+            m_, sh = (np.array([[p[k]] for p in q], np.int64) for k in (0, 1))
+            x1 = _mbqm_fast((np.asarray(a, np.float64) - zi) * (1 << 20), m_[0], sh[0])
+            x2 = _mbqm_fast((b_ - zb) * (1 << 20), m_[1], sh[1])
+            y = _clamp(_mbqm_fast(x1 + x2, m_[2], sh[2]) + zo, op.options["act"], so, zo)
         elif op.kind == "AVERAGE_POOL_2D":
             count = a.shape[1] * a.shape[2]
             acc = a.astype(np.int64).sum(axis=(1, 2), keepdims=True)

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from audio_nas.data import load_dataset
 from audio_nas.features import compute_features
@@ -22,6 +25,7 @@ from audio_nas.streaming.stream_eval import (
     STRIDE_MS,
     THRESHOLDS,
     StreamPair,
+    cached_result,
     evaluate_model,
     target_key,
 )
@@ -68,20 +72,41 @@ def evaluate_exported(
     dataset,
     streams: StreamPair,
     on_error: str = "raise",
+    workers: int = 1,
 ) -> dict[int, dict]:
-    """{key: evaluate_model result} for exported model dirs (each with checkpoint/ for the fast path)."""
-    out = {}
+    """{key: evaluate_model result} for exported model dirs (each with its checkpoint for the fast path);
+    with ``workers`` > 1 the models are scored in that many processes (features computed here, once per
+    front-end config)."""
+    jobs = {}
     calib: dict[str, np.ndarray] = {}
-    with Progress("streaming FRR at FA/h", len(model_dirs), unit="model", logger=log) as bar:
-        for key, d in model_dirs.items():
-            spec = ArchSpec.from_str(_spec_of(d))
-            fe = spec.frontend
-            ck = repr(fe)
-            if ck not in calib:  # the exporter's calibration set: 200 training clips
-                calib[ck] = np.asarray(compute_features(dataset, fe).subset("train").x[:200])
-            out[key] = evaluate_model(d, streams, tuple(dataset.class_names), calib[ck], fe)
-            bar.update(1, **{"FRR@1FA/h": f"{out[key]['targets']['1']['frr']:.3f}"})
+    out = {k: r for k, d in model_dirs.items() if (r := cached_result(d, streams.key())) is not None}
+    for key, d in model_dirs.items():
+        if key in out:
+            continue
+        fe = ArchSpec.from_str(_spec_of(d)).frontend
+        if repr(fe) not in calib:  # the exporter's calibration set: 200 training clips
+            calib[repr(fe)] = np.asarray(compute_features(dataset, fe).subset("train").x[:200])
+        jobs[key] = (str(d), tuple(dataset.class_names), calib[repr(fe)], fe)
+    with Progress("streaming FRR at FA/h", len(jobs), unit="model", logger=log) as bar:
+        if workers <= 1 or len(jobs) <= 1:
+            for key, (d, names, cal, fe) in jobs.items():
+                out[key] = evaluate_model(d, streams, names, cal, fe)
+                bar.update(1, **{"FRR@1FA/h": f"{out[key]['targets']['1']['frr']:.3f}"})
+            return out
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=ctx, initializer=_one_thread) as pool:
+            futs = {
+                pool.submit(evaluate_model, d, streams.light(fe), names, cal, fe): key
+                for key, (d, names, cal, fe) in jobs.items()
+            }
+            for fut in as_completed(futs):
+                out[futs[fut]] = fut.result()
+                bar.update(1, **{"FRR@1FA/h": f"{out[futs[fut]]['targets']['1']['frr']:.3f}"})
     return out
+
+
+def _one_thread() -> None:
+    torch.set_num_threads(1)
 
 
 def _spec_of(model_dir: Path) -> str:
@@ -95,9 +120,11 @@ def evaluate_front(
     negative_hours: float = NEGATIVE_HOURS,
     events_per_hour: float = EVENTS_PER_HOUR,
     seed: int = STREAM_SEED,
+    workers: int | None = None,
 ) -> StreamReport:
     """FRR at 0.5 / 1 / 2 FA/h of every exported Pareto model of ``runner``'s run directory."""
     t0 = time.perf_counter()
+    workers = getattr(runner.cfg, "workers", 1) if workers is None else workers
     rep = StreamReport(columns=csv_columns())
     dirs = {
         t.id: runner.run_dir / "pareto" / f"trial-{t.id:04d}"
@@ -113,7 +140,7 @@ def evaluate_front(
     ds = load_dataset(runner.cfg.dataset, on_error=runner.cfg.on_error)
     streams = build_streams(ds, negative_hours, events_per_hour, seed)
     t_built = time.perf_counter()
-    results = evaluate_exported(dirs, ds, streams, runner.cfg.on_error)
+    results = evaluate_exported(dirs, ds, streams, runner.cfg.on_error, workers=workers)
     rep.seconds = time.perf_counter() - t0
     for tid, r in results.items():
         row = {}

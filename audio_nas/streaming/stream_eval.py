@@ -12,6 +12,7 @@ stream (its FRR and the FA/h it actually reaches there).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -86,9 +87,10 @@ class StreamPair:
     val: LongStream
     test: LongStream
     _features: dict = field(default_factory=dict)
+    _key: str | None = None
 
     def features(self, cfg: FrontEndConfig) -> tuple[np.ndarray, np.ndarray]:
-        key = cfg.to_str() if hasattr(cfg, "to_str") else repr(cfg)
+        key = repr(cfg)
         if key not in self._features:
             self._features[key] = (
                 stream_features(self.val.audio, cfg),
@@ -97,29 +99,42 @@ class StreamPair:
         return self._features[key]
 
     def key(self) -> str:
-        comp = json.dumps([self.val.composition(), self.test.composition()], sort_keys=True)
-        grid = json.dumps([FA_TARGETS, THRESHOLDS, SMOOTHING_S, STRIDE_MS])
-        return hashlib.sha256((comp + grid).encode()).hexdigest()[:16]
+        if self._key is None:
+            comp = json.dumps([self.val.composition(), self.test.composition()], sort_keys=True)
+            grid = json.dumps([FA_TARGETS, THRESHOLDS, SMOOTHING_S, STRIDE_MS])
+            self._key = hashlib.sha256((comp + grid).encode()).hexdigest()[:16]
+        return self._key
+
+    def light(self, cfg: FrontEndConfig) -> StreamPair:
+        """A copy without the audio, holding ``cfg``'s features: what a worker process needs."""
+        empty = np.zeros(0, np.float32)
+        return StreamPair(
+            dataclasses.replace(self.val, audio=empty),
+            dataclasses.replace(self.test, audio=empty),
+            {repr(cfg): self.features(cfg)},
+            self.key(),
+        )
 
 
 def model_posteriors(
-    model_dir: Path, windows: np.ndarray, calib_x: np.ndarray | None
-) -> tuple[np.ndarray, str]:
-    """Posteriors [N, K] of the exported model on ``windows``; (probs, how they were computed)."""
+    model_dir: Path, windows: list[np.ndarray], calib_x: np.ndarray | None
+) -> tuple[list[np.ndarray], str]:
+    """Posteriors [N, K] of the exported model on each array of ``windows``; (probs, how computed)."""
     if calib_x is not None and checkpoint_of(model_dir) is not None:
         try:
             g = graph_for_export(model_dir, calib_x)
         except StreamingError as exc:
             log.warning("%s", exc)
         else:
-            probs = probabilities(g, windows)
+            probs = [probabilities(g, w) for w in windows]
             # the simulation's claim checked on a sample: the TFLM interpreter on the same windows
             m = TflmModel(model_dir)
-            idx = np.linspace(0, len(windows) - 1, min(16, len(windows))).astype(int)
-            ref = np.stack([m.probabilities(np.asarray(windows[i])) for i in idx]) if len(idx) else probs[:0]
-            diff = float(np.abs(ref - probs[idx]).max()) if len(idx) else 0.0
+            w0, p0 = windows[-1], probs[-1]
+            idx = np.linspace(0, len(w0) - 1, min(16, len(w0))).astype(int)
+            ref = np.stack([m.probabilities(np.asarray(w0[i])) for i in idx]) if len(idx) else p0[:0]
+            diff = float(np.abs(ref - p0[idx]).max()) if len(idx) else 0.0
             if diff <= MAX_SIM_DIFF:
-                return probs, f"int8 simulation (max |p - p_TFLM| {diff:.1g} on {len(idx)} sampled windows)"
+                return probs, f"int8 simulation (max abs diff to TFLM {diff:.1g} on {len(idx)} windows)"
             log.warning(
                 "%s: the batched int8 simulation differs from TFLM by %.3g on sampled windows: scoring with "
                 "the TFLM interpreter (slow)",
@@ -127,8 +142,13 @@ def model_posteriors(
                 diff,
             )
     m = TflmModel(model_dir)
-    probs = np.stack([m.probabilities(np.asarray(w)) for w in track(windows, "TFLM windows", logger=log)])
-    return probs.astype(np.float32), "TFLM host interpreter"
+    out = [
+        np.stack([m.probabilities(np.asarray(x)) for x in track(w, "TFLM windows", logger=log)]).astype(
+            np.float32
+        )
+        for w in windows
+    ]
+    return out, "TFLM host interpreter"
 
 
 def choose_and_report(
@@ -173,6 +193,16 @@ def choose_and_report(
     return out
 
 
+def cached_result(model_dir: str | Path, key: str) -> dict | None:
+    """The stored result of ``evaluate_model`` for streams with ``key``, if there is one."""
+    cache = Path(model_dir) / "stream_eval.json"
+    if cache.exists():
+        got = json.loads(cache.read_text())
+        if got.get("key") == key:
+            return got
+    return None
+
+
 def evaluate_model(
     model_dir: str | Path,
     streams: StreamPair,
@@ -184,16 +214,16 @@ def evaluate_model(
     model_dir = Path(model_dir)
     cache = model_dir / "stream_eval.json"
     key = streams.key()
-    if cache.exists():
-        got = json.loads(cache.read_text())
-        if got.get("key") == key:
-            return got
+    got = cached_result(model_dir, key)
+    if got is not None:
+        return got
     t0 = time.perf_counter()
     stride_frames = max(1, int(round(STRIDE_MS / cfg.hop_ms)))
     val_frames, test_frames = streams.features(cfg)
     t1 = time.perf_counter()
-    vp, how = model_posteriors(model_dir, windows_of(val_frames, cfg, stride_frames), calib_x)
-    tp, _ = model_posteriors(model_dir, windows_of(test_frames, cfg, stride_frames), calib_x)
+    (vp, tp), how = model_posteriors(
+        model_dir, [windows_of(f, cfg, stride_frames) for f in (val_frames, test_frames)], calib_x
+    )
     t2 = time.perf_counter()
     res = choose_and_report(vp, tp, streams, cfg, class_names, stride_frames)
     out = {

@@ -106,7 +106,15 @@ def test_grid_scores_equal_the_recognizer_and_match():
     assert match(dets, ev)["matched"] == 2
 
 
-@pytest.mark.parametrize("arch", ["ds_cnn_s", "mobilenet_v2_x0.35", "micro_speech_tiny_conv"])
+@pytest.mark.parametrize(
+    "arch",
+    [
+        "ds_cnn_s",
+        "mobilenet_v2_x0.35",
+        "micro_speech_tiny_conv",
+        "fe:logmel_w40_h20_m20|stem:c1d_k5_s1_c16_relu6|uib_a3_k5_e1_s1_c32_r1_relu6|mqa_h2_d16_kv2|head:c64_relu|n12",
+    ],
+)
 def test_batched_int8_simulation_equals_run_int8(arch):
     from audio_nas.export.graph import lower_model
     from audio_nas.export.quantize import quantize_graph, quantize_input, run_int8
@@ -226,3 +234,24 @@ def test_demo_states_its_model_spec_and_frr_at_1_fa_h(exported_run, tmp_path, mo
     assert "spec: fe:" in r.output
     assert "FRR at 1 false alarm/hour on the long held-out test stream: 0.123" in r.output
     assert "threshold 0.985," in r.output and "(threshold 0.985);" in r.output  # the chosen one is used
+
+
+@pytest.mark.slow  # two spawned workers import torch: ~15 s idle, ~37 s on the loaded 2-core machine
+def test_models_scored_in_worker_processes_equal_the_serial_result(exported_run, tmp_path, monkeypatch):
+    import shutil
+
+    from audio_nas.streaming.search_eval import build_streams, evaluate_exported
+
+    ds, home = exported_run
+    monkeypatch.setenv("AUDIO_NAS_HOME", str(home))
+    dirs = {}
+    for k in (1, 2):
+        dirs[k] = tmp_path / f"m{k}"
+        shutil.copytree(home / "run" / "pareto" / "trial-0007", dirs[k])
+        (dirs[k] / "stream_eval.json").unlink(missing_ok=True)
+    streams = build_streams(ds, 0.5 / 60, 360, 5)
+    par = evaluate_exported(dirs, ds, streams, workers=2)
+    (dirs[1] / "stream_eval.json").unlink()
+    serial = evaluate_exported({1: dirs[1]}, ds, streams, workers=1)
+    assert par[1]["targets"] == par[2]["targets"] == serial[1]["targets"]
+    assert par[1]["windows"] == serial[1]["windows"] > 0
