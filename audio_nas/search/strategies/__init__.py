@@ -1,7 +1,7 @@
 """Strategy registry: name -> class taking (ctx, seed, **kwargs)."""
 
 from audio_nas.search.strategies.base import BaseStrategy, Strategy, StrategyContext
-from audio_nas.search.strategies.hybrid import Hybrid
+from audio_nas.search.strategies.hybrid import CreditHybrid, Hybrid
 from audio_nas.search.strategies.model_based import MOBayesOpt, ParticleSwarm
 from audio_nas.search.strategies.simple import RandomSearch, RegularizedEvolution
 
@@ -11,6 +11,7 @@ STRATEGIES: dict[str, type[BaseStrategy]] = {
     "bo": MOBayesOpt,
     "pso": ParticleSwarm,
     "hybrid": Hybrid,
+    "hybrid-credit": CreditHybrid,
 }
 
 __all__ = [
@@ -23,4 +24,5 @@ __all__ = [
     "MOBayesOpt",
     "ParticleSwarm",
     "Hybrid",
+    "CreditHybrid",
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from sklearn.ensemble import RandomForestRegressor
 
@@ -18,9 +20,11 @@ class MOBayesOpt(BaseStrategy):
     surrogate is a random forest (scikit-learn) from ``encode(spec)`` to accuracy; its per-tree spread
     is the uncertainty. A candidate's acquisition is the hypervolume it would add to the current front
     at its optimistic accuracy ``mean + kappa * std`` and its known energy and RAM (an upper-confidence
-    form of expected hypervolume improvement). Candidates: random samples plus mutations of the front.
-    When asked for several, each pick is added to the front at its optimistic value before the next
-    (a "believer" batch), so the batch spreads over the front.
+    form of expected hypervolume improvement). Candidates: random samples plus mutations of the front,
+    plus whatever ``extra_candidates`` supplies (the hybrid adds evolution's children and the swarm's
+    moves). Trials asked but not yet told (running on other workers) enter the front at their predicted
+    mean accuracy as fantasies, and when asked for several, each pick is added at its optimistic value
+    before the next (a "believer" batch), so parallel proposals spread over the front.
     """
 
     name = "bo"
@@ -41,24 +45,42 @@ class MOBayesOpt(BaseStrategy):
             kappa,
             min_observations,
         )
+        # () -> [(spec, origin)]: more candidates to rank (feasible, unseen, not claimed)
+        self.extra_candidates: Callable[[], list[tuple[ArchSpec, str]]] | None = None
 
-    def _candidates(self, front_specs: list[str]) -> list[tuple[ArchSpec, tuple[float, float]]]:
-        pool: dict[str, tuple[ArchSpec, tuple[float, float]]] = {}
-        gens = [lambda: sample_spec(self.rng, self.ctx.space)] * self.n_random
+    def _candidates(self, front_specs: list[str]) -> list[tuple[ArchSpec, tuple[float, float], str]]:
+        pool: dict[str, tuple[ArchSpec, tuple[float, float], str]] = {}
+        gens = [lambda: (sample_spec(self.rng, self.ctx.space), self.name)] * self.n_random
         if front_specs:
             parents = [ArchSpec.from_str(s) for s in front_specs]
             gens += [
-                lambda: mutate(parents[int(self.rng.integers(len(parents)))], self.rng, self.ctx.space)
+                lambda: (
+                    mutate(parents[int(self.rng.integers(len(parents)))], self.rng, self.ctx.space),
+                    self.name,
+                )
             ] * self.n_mutants
-        for g in gens:
-            s = g()
+        proposals = [g() for g in gens] + (self.extra_candidates() if self.extra_candidates else [])
+        for s, origin in proposals:
             key = s.to_str()
             if key in pool or key in self.ctx.seen:
                 continue
             cheap = self.ctx.cheap_objectives(s)
             if cheap is not None:
-                pool[key] = (s, cheap)
+                pool[key] = (s, cheap, origin)
         return list(pool.values())
+
+    def _fantasies(self, rf: RandomForestRegressor) -> np.ndarray:
+        """Asked-but-untold specs at their predicted mean accuracy and known costs."""
+        told = {s for s, _ in self.history}
+        pending = [ArchSpec.from_str(s) for s in sorted(self.ctx.seen - told)]
+        pts = []
+        for spec in pending:
+            cheap = self.ctx.cheap_objectives(spec)
+            if cheap is None:
+                continue
+            acc = float(np.clip(rf.predict(encode(spec, self.ctx.space)[None])[0], 0, 1))
+            pts.append([1 - acc, cheap[0], cheap[1]])
+        return np.array(pts, float).reshape(-1, 3)
 
     def ask(self, n: int) -> list[tuple[ArchSpec, str]]:
         specs, F = self.observed()
@@ -73,13 +95,13 @@ class MOBayesOpt(BaseStrategy):
         cands = self._candidates(front_specs)
         if not cands:
             return [(self.random_feasible(), "random") for _ in range(n)]
-        Xc = np.stack([encode(s, self.ctx.space) for s, _ in cands])
+        Xc = np.stack([encode(s, self.ctx.space) for s, _, _ in cands])
         per_tree = np.stack([t.predict(Xc) for t in rf.estimators_])
         acc_opt = np.clip(per_tree.mean(0) + self.kappa * per_tree.std(0), 0, 1)
-        pts = np.array([[1 - a, c[0], c[1]] for a, (_, c) in zip(acc_opt, cands)])
+        pts = np.array([[1 - a, c[0], c[1]] for a, (_, c, _) in zip(acc_opt, cands)])
         ref = self.ctx.hv_reference
         out = []
-        current = front.copy()
+        current = np.vstack([front, self._fantasies(rf)])
         for _ in range(n):
             base = hypervolume(current, ref)
             # a candidate dominated by the current front adds nothing: only compute HV for the rest
@@ -89,12 +111,13 @@ class MOBayesOpt(BaseStrategy):
             gains = np.zeros(len(pts))
             for j in np.flatnonzero(~dominated):
                 gains[j] = hypervolume(np.vstack([current, pts[j]]), ref) - base
-            gains[[i for i, (s, _) in enumerate(cands) if s.to_str() in self.ctx.seen]] = -1
+            gains[[i for i, (s, _, _) in enumerate(cands) if s.to_str() in self.ctx.seen]] = -1
             i = int(np.argmax(gains))
             if gains[i] < 0:
                 out.append((self.random_feasible(), "random"))
                 continue
-            out.append((self.claim(cands[i][0]), self.name))
+            spec, _, origin = cands[i]
+            out.append((self.claim(spec), origin))
             current = np.vstack([current, pts[i]])
         return out
 
@@ -130,6 +153,28 @@ class ParticleSwarm(BaseStrategy):
         self.pbest_f: list[list[float] | None] = [None] * n_particles
         self.next_particle = 0
         self.pending: dict[str, int] = {}
+
+    def moves(self) -> list[tuple[ArchSpec, str]]:
+        """Every particle's next position, decoded, without moving it (candidates for the hybrid's ranking;
+        ``commit`` moves the particle whose position was chosen)."""
+        saved = (self.x.copy(), self.v.copy(), set(self.ctx.seen))
+        out, self._tentative = [], {}
+        for i in range(self.n):
+            spec = self._step(i)
+            self._tentative[spec.to_str()] = (i, self.x[i].copy(), self.v[i].copy())
+            out.append((spec, self.name))
+        self.x, self.v, seen = saved
+        self.ctx.seen.clear()
+        self.ctx.seen.update(seen)
+        return out
+
+    def commit(self, spec: ArchSpec) -> None:
+        """Move the particle whose tentative position decoded to ``spec`` there."""
+        hit = getattr(self, "_tentative", {}).get(spec.to_str())
+        if hit is not None:
+            i, x, v = hit
+            self.x[i], self.v[i] = x, v
+            self.pending[spec.to_str()] = i
 
     def _step(self, i: int) -> ArchSpec:
         front_specs, _ = self.front()

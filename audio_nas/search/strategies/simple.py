@@ -69,3 +69,21 @@ class RegularizedEvolution(BaseStrategy):
 
     def ask(self, n: int) -> list[tuple[ArchSpec, str]]:
         return [(self.propose(), self.name) for _ in range(n)]
+
+    def children(self, k: int) -> list[tuple[ArchSpec, str]]:
+        """Up to ``k`` feasible unseen children of tournament winners, not claimed (candidates for the
+        hybrid's ranking); none before the population can hold a tournament."""
+        specs, F = self._population()
+        if len(specs) < self.tournament_size:
+            return []
+        out: dict[str, ArchSpec] = {}
+        for _ in range(k * 4):
+            parent = self._tournament(specs, F)
+            if self.rng.random() < self.crossover_prob:
+                parent = crossover(parent, self._tournament(specs, F), self.rng, self.ctx.space)
+            child = mutate(parent, self.rng, self.ctx.space)
+            if self.feasible_new(child):
+                out.setdefault(child.to_str(), child)
+            if len(out) >= k:
+                break
+        return [(c, self.name) for c in out.values()]
