@@ -24,6 +24,7 @@ import dataclasses
 import gzip
 import io
 import json
+import logging
 import math
 import os
 import time
@@ -37,6 +38,8 @@ import numpy as np
 
 from audio_nas.config import from_dict
 from audio_nas.data import load_dataset
+from audio_nas.energy import make_energy_model
+from audio_nas.energy.boards import available_boards, board_memory, load_board
 from audio_nas.errors import ConfigError, DataError
 from audio_nas.features import compute_features
 from audio_nas.space import PRESETS, ArchSpec, DSSpec, MQASpec, UIBSpec, arch_costs, sample_spec
@@ -44,6 +47,7 @@ from audio_nas.space.plan import plan_layers
 from audio_nas.space.sampling import DEFAULT_SPACE, SearchSpace
 from audio_nas.training import TrainConfig, train
 
+log = logging.getLogger(__name__)
 BLOCK_TYPES: tuple[str, ...] = ("ds", "uib_extradw", "uib_ib", "uib_convnext", "uib_ffn", "mqa")
 SAMPLED, PRESET = "sampled", "preset"
 
@@ -316,18 +320,60 @@ def _csv_value(col: str, v: Any) -> str:
     return str(v)
 
 
-def write_table(rows: list[dict[str, Any]], path: str | Path, plan: list[PlanItem] | None = None) -> Path:
-    """Write rows as CSV (gzip when the name ends in .gz), in plan order, atomically (temp + rename)."""
+BOARD_COST_PREFIXES = ("energy_uj__", "latency_ms__", "board_ram_bytes__", "board_flash_bytes__")
+
+
+def board_cost_columns(spec_str: str, boards: Iterable[str] | None = None) -> dict[str, float | int]:
+    """Per-board costs of a spec from the current cost models (``energy_uj__<board>``, ``latency_ms__<board>``
+    from the ``emulated`` source, ``board_ram_bytes__``/``board_flash_bytes__`` the board totals). They are
+    computed when the table is written, never trained, so a better cost model only needs a re-write."""
+    spec = ArchSpec.from_str(spec_str)
+    costs = arch_costs(spec)
+    model = make_energy_model("emulated")
+    out: dict[str, float | int] = {}
+    for name in boards or available_boards():
+        board = load_board(name)
+        est = model.estimate(spec, board, layers=costs.layers)
+        mem = board_memory(spec, board, costs)
+        key = name.replace("-", "_")
+        out[f"energy_uj__{key}"] = round(float(est.energy_uj), 3)
+        out[f"latency_ms__{key}"] = round(float(est.latency_ms), 4)
+        out[f"board_ram_bytes__{key}"] = int(mem.total_ram_bytes)
+        out[f"board_flash_bytes__{key}"] = int(mem.total_flash_bytes)
+    return out
+
+
+def write_table(
+    rows: list[dict[str, Any]],
+    path: str | Path,
+    plan: list[PlanItem] | None = None,
+    board_costs: bool = True,
+) -> Path:
+    """Write rows as CSV (gzip when the name ends in .gz), in plan order, atomically (temp + rename), with the
+    per-board cost columns of ``board_cost_columns`` after ``ROW_COLUMNS``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if plan is not None:
         rank = {it.key: i for i, it in enumerate(plan)}
         rows = sorted(rows, key=lambda r: rank.get((r["spec_hash"], int(r["seed"])), len(rank)))
+    extra: dict[str, dict[str, float | int]] = {}
+    if board_costs:
+        for r in rows:
+            if r["spec"] not in extra:
+                try:
+                    extra[r["spec"]] = board_cost_columns(r["spec"])
+                except Exception as exc:  # noqa: BLE001 - one spec the cost models reject must not lose the table
+                    extra[r["spec"]] = {}
+                    log.warning("no board costs for %s: %s", r["spec"], exc)
+    cost_cols = sorted({c for d in extra.values() for c in d})
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(ROW_COLUMNS)
+    w.writerow(list(ROW_COLUMNS) + cost_cols)
     for r in rows:
-        w.writerow([_csv_value(c, r.get(c)) for c in ROW_COLUMNS])
+        costs = extra.get(r["spec"], {})
+        w.writerow(
+            [_csv_value(c, r.get(c)) for c in ROW_COLUMNS] + [_csv_value(c, costs.get(c)) for c in cost_cols]
+        )
     tmp = path.with_name(f".{path.name}.tmp")
     data = buf.getvalue().encode()
     if path.name.endswith(".gz"):
@@ -353,6 +399,9 @@ def read_table(path: str | Path) -> list[dict[str, Any]]:
                 row[c] = int(row[c])
         for c in FLOAT_COLUMNS:
             if row.get(c) is not None:
+                row[c] = float(row[c])
+        for c in row:
+            if c.startswith(BOARD_COST_PREFIXES) and row[c] is not None:
                 row[c] = float(row[c])
         if row.get("val_acc_curve"):
             row["val_acc_curve"] = json.loads(row["val_acc_curve"])

@@ -205,3 +205,16 @@ def test_write_and_read_round_trip(tmp_path):
         back = read_table(write_table(rows, tmp_path / name))
         assert back[0]["val_acc_curve"] == [0.25, 0.5] and back[0]["macs"] == 10 and back[0]["val_acc"] == 0.5
         assert back[1]["error"] == "x" and back[1]["val_acc"] is None
+
+
+def test_table_carries_per_board_costs_from_the_current_models(tmp_path):
+    from audio_nas.energy.boards import available_boards
+    from audio_nas.space import resolve_arch
+
+    spec = resolve_arch("ds_cnn_s").to_str()
+    rows = [{"spec": spec, "spec_hash": "h", "seed": 0, "val_acc": 0.5, "val_acc_curve": [0.5]}]
+    back = read_table(write_table(rows, tmp_path / "t.csv"))[0]
+    for board in available_boards():
+        key = board.replace("-", "_")
+        assert back[f"energy_uj__{key}"] > 0 and back[f"latency_ms__{key}"] > 0
+        assert back[f"board_ram_bytes__{key}"] > 0 and back[f"board_flash_bytes__{key}"] > 0
