@@ -90,7 +90,9 @@ def register(app: typer.Typer) -> None:
         """Run benchmarks and write the results to docs/benchmarks.md."""
         _run_areas(area, quick or bool(ctx.parent and ctx.parent.params.get("quick")))
 
-    table_app = typer.Typer(no_args_is_help=True, help="The table of trained architectures (build, info).")
+    table_app = typer.Typer(
+        no_args_is_help=True, help="The table of trained architectures (build, info, surrogate)."
+    )
 
     @table_app.command("build")
     def table_build(
@@ -136,6 +138,19 @@ def register(app: typer.Typer) -> None:
         from audio_nas.bench import table
 
         table.info(path, echo=lambda line: typer.echo(line))
+
+    @table_app.command("surrogate")
+    def table_surrogate(
+        path: Path = typer.Argument(..., help="A table (.csv.gz, .csv) or its .work.jsonl."),
+        folds: int = typer.Option(5, "--folds", help="Cross-validation folds (by architecture)."),
+    ) -> None:
+        """Held-out fidelity of the learning-curve surrogate (evaluator: surrogate) fitted on a table."""
+        import json
+
+        from audio_nas.search.surrogate import cross_validate
+        from audio_nas.search.table import read_table
+
+        typer.echo(json.dumps(cross_validate(read_table(path), folds=folds), indent=1))
 
     bench_app.add_typer(table_app, name="table")
     app.add_typer(bench_app, name="bench")
