@@ -34,8 +34,8 @@ log = logging.getLogger(__name__)
 
 ARMS = (("w8", (8,)), ("w4/8", (4, 8)))
 SEEDS, N_TRIALS, EPOCHS, QAT_EPOCHS = (0, 1), 24, 8, 3
-FLASH_BUDGETS_BYTES = (15_000, 25_000, 40_000, 60_000, 100_000)
-ENERGY_BUDGETS_UJ = (100.0, 200.0, 400.0, 800.0, 1600.0)
+FLASH_BUDGETS_BYTES = (10_000, 15_000, 25_000, 40_000, 60_000)
+ENERGY_BUDGETS_UJ = (200.0, 400.0, 800.0, 1600.0, 3200.0, 6400.0)
 FLASH_HV_REF = (1.0, 7.0)  # (1 - acc, log10 bytes): accuracy 0, 10 MB
 
 
@@ -70,16 +70,19 @@ def has_w4(spec_text: str) -> bool:
     return any(b.weight_bits == 4 for b in s.blocks) or s.head.weight_bits == 4
 
 
-def trial_rows(run_dir: Path) -> list[dict]:
-    """Complete trials with their costs (model flash from the spec: int4 packed)."""
+def trial_rows(run_dir: Path, budget: int | None = None) -> list[dict]:
+    """Complete trials with their costs (model flash from the spec: int4 packed); with ``budget``, among the
+    first ``budget`` trials the search asked (by trial id), so runs of different length compare at equal
+    budget."""
     from audio_nas.search.store import TrialStore
     from audio_nas.space import ArchSpec, arch_costs
 
     store = TrialStore(run_dir / "study.sqlite")
     try:
         rows = []
+        first = sorted(t.id for t in store.trials())[:budget] if budget else None
         for t in store.trials(("complete",)):
-            if not t.has_objectives:
+            if not t.has_objectives or (first is not None and t.id not in first):
                 continue
             rows.append(
                 {
@@ -169,7 +172,14 @@ def _med(xs: list[float]) -> str:
     return f"{np.median(xs):.3f} [{min(xs):.3f}, {max(xs):.3f}]"
 
 
-def run(seeds=SEEDS, n_trials: int = N_TRIALS, epochs: int = EPOCHS, write: bool = True) -> dict:
+def run(
+    seeds=SEEDS,
+    n_trials: int = N_TRIALS,
+    epochs: int = EPOCHS,
+    write: bool = True,
+    budget: int | None = None,
+    search: bool = True,
+) -> dict:
     from audio_nas.search import run_search
 
     t_start = time.perf_counter()
@@ -178,6 +188,9 @@ def run(seeds=SEEDS, n_trials: int = N_TRIALS, epochs: int = EPOCHS, write: bool
         for arm, bits in ARMS:
             cfg = arm_config(arm, bits, seed, n_trials, epochs)
             t0 = time.perf_counter()
+            if not search:
+                results[(arm, seed)] = summarise(trial_rows(run_dir_of(cfg), budget))
+                continue
             res = run_search(cfg, run_dir_of(cfg))
             log.info(
                 "%s seed %d: %d trials, hv %.4f (%.0f s)",
@@ -187,7 +200,7 @@ def run(seeds=SEEDS, n_trials: int = N_TRIALS, epochs: int = EPOCHS, write: bool
                 res.hypervolume,
                 time.perf_counter() - t0,
             )
-            results[(arm, seed)] = summarise(trial_rows(run_dir_of(cfg)))
+            results[(arm, seed)] = summarise(trial_rows(run_dir_of(cfg), budget))
     twins = {}
     for seed in seeds:
         cfg = arm_config("w4/8", (4, 8), seed, n_trials, epochs)
@@ -196,11 +209,11 @@ def run(seeds=SEEDS, n_trials: int = N_TRIALS, epochs: int = EPOCHS, write: bool
         )
     minutes = (time.perf_counter() - t_start) / 60
     if write:
-        _write(results, twins, seeds, n_trials, epochs, minutes)
+        _write(results, twins, seeds, n_trials, epochs, minutes, budget)
     return {"results": results, "twins": twins}
 
 
-def _write(results, twins, seeds, n_trials, epochs, minutes) -> None:
+def _write(results, twins, seeds, n_trials, epochs, minutes, budget=None) -> None:
     per_run = []
     for (arm, seed), s in sorted(results.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         per_run.append(
@@ -250,13 +263,16 @@ def _write(results, twins, seeds, n_trials, epochs, minutes) -> None:
     deltas = [r["acc"] - r["twin_acc"] for sd in seeds for r in twins[sd]]
     tdeltas = [r["test_acc"] - r["twin_test_acc"] for sd in seeds for r in twins[sd]]
     body = (
-        f"Two arms of the same search on synth-kws, equal budget: {n_trials} trials each, hybrid strategy, "
+        f"Two arms of the same search on synth-kws, equal budget: {budget or n_trials} trials each "
+        + (f"(the first {budget} asked of {n_trials}-trial runs)" if budget else "")
+        + ", hybrid strategy, "
         f"`train: epochs {epochs}, qat: true, qat_epochs {QAT_EPOCHS}` (both arms fine-tune with fake "
         f"quantisation, best checkpoint among the QAT epochs), pareto-median pruning, 2 workers, board "
         f"nucleo-l4r5zi, seeds {list(seeds)}; the arms differ only in `weight_bits` ([8] vs [4, 8]). "
         "Energy is "
         "the per-op model with the measured int4 kernels. Total "
-        f"{minutes:.0f} min on the shared 2-core machine (nice 5).\n\n"
+        f"{minutes:.0f} min for the invocation that wrote this (stored searches resume, not rerun) on "
+        "the shared 2-core machine (nice 5).\n\n"
         "Per run (complete trials only; `w4 trials`: trials with at least one int4 layer; front: "
         "non-dominated in (1 - val acc, log10 µJ, log10 board RAM)):\n\n"
         + markdown_table(
@@ -294,7 +310,7 @@ def _write(results, twins, seeds, n_trials, epochs, minutes) -> None:
         "quant-fronts",
         "Quantisation: 8-bit-only vs mixed 4/8-bit fronts at equal search budget",
         f"python -m audio_nas.bench.quant_fronts --seeds {' '.join(map(str, seeds))} --trials {n_trials} "
-        f"--epochs {epochs}",
+        f"--epochs {epochs}" + (f" --budget {budget}" if budget else ""),
         body,
     )
 
@@ -307,9 +323,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--trials", type=int, default=N_TRIALS)
     ap.add_argument("--epochs", type=int, default=EPOCHS)
     ap.add_argument("--no-write", action="store_true", help="print, do not write docs/benchmarks.md")
+    ap.add_argument("--budget", type=int, default=None, help="compare the first N trials of each run")
+    ap.add_argument("--analyse-only", action="store_true", help="summarise the stored runs, run no search")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    run(tuple(args.seeds), args.trials, args.epochs, write=not args.no_write)
+    run(
+        tuple(args.seeds),
+        args.trials,
+        args.epochs,
+        write=not args.no_write,
+        budget=args.budget,
+        search=not args.analyse_only,
+    )
     return 0
 
 
