@@ -158,3 +158,26 @@ def compare_fronts(real_run: str | Path, datafree_run: str | Path) -> dict[str, 
             for e in levels
         ],
     }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m audio_nas.search.datafree_eval REAL_RUN DATAFREE_RUN SYNTH_DIR DATASET TEACHER OUT_PNG``:
+    the numbers of docs/benchmarks.md "Data-free search" as JSON on stdout, and the picture."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 6:
+        print(main.__doc__, file=sys.stderr)
+        return 2
+    real_run, free_run, synth_dir, dataset, teacher, png = args
+    out = {
+        "synth": describe_synth(synth_dir, dataset, teacher),
+        "fronts": compare_fronts(real_run, free_run),
+        "picture": str(plot_synth_vs_real(synth_dir, dataset, png)),
+    }
+    print(json.dumps(out, indent=1, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
