@@ -217,7 +217,7 @@ def evaluate_model(
     got = cached_result(model_dir, key)
     if got is not None:
         return got
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     stride_frames = max(1, int(round(STRIDE_MS / cfg.hop_ms)))
     val_frames, test_frames = streams.features(cfg)
     t1 = time.perf_counter()
@@ -232,6 +232,7 @@ def evaluate_model(
         "posteriors": how,
         "windows": int(len(vp) + len(tp)),
         "seconds": {"features": t1 - t0, "posteriors": t2 - t1, "recognizer_grid": time.perf_counter() - t2},
+        "cpu_seconds": time.process_time() - c0,  # this process only (features may come from the parent)
     }
     cache.write_text(json.dumps(out, indent=1))
     return out
