@@ -44,7 +44,10 @@ def test_config_checks():
     with pytest.raises(ConfigError, match="evaluator"):
         SearchConfig(data_free=True, teacher="x", evaluator="synthetic")
     assert SearchConfig(data_free=True, teacher="x").train.distill_alpha == 0.9
-    assert SearchConfig(data_free=True, teacher="x", train=TrainConfig(distill_alpha=0.5)).train.distill_alpha == 0.5
+    assert (
+        SearchConfig(data_free=True, teacher="x", train=TrainConfig(distill_alpha=0.5)).train.distill_alpha
+        == 0.5
+    )
 
 
 @pytest.mark.slow  # ~30-45 s on the shared 2-core machine: teacher, synthesis, 2 trials, retrain + export
@@ -89,3 +92,23 @@ def test_tiny_data_free_search_end_to_end(folder_dataset, tmp_path, audio_nas_ho
     acc = json.loads(real[0].read_text())
     assert 0.0 <= acc["real_test_accuracy"] <= 1.0 and acc["real_test_examples"] == 8
     assert 0.0 <= teacher_res.test_accuracy <= 1.0
+
+
+def test_compare_fronts_uses_real_test_accuracy(tmp_path):
+    from audio_nas.search.datafree_eval import compare_fronts
+
+    header = "trial,val_accuracy,test_accuracy,energy_uj,total_ram_bytes,params,spec\n"
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "pareto.csv").write_text(
+        header + "1,0.8,0.7,100,50000,10,a\n2,0.9,0.8,300,60000,20,b\n"
+    )
+    free = tmp_path / "free"
+    (free / "pareto" / "trial-0003").mkdir(parents=True)
+    (free / "pareto.csv").write_text(header + "3,0.99,n/a,150,50000,10,c\n")
+    (free / "pareto" / "trial-0003" / "real_test.json").write_text('{"real_test_accuracy": 0.75}')
+    out = compare_fronts(tmp_path / "real", free)
+    assert [m["test_accuracy"] for m in out["datafree"]] == [0.75]
+    at = {row["energy_uj"]: (row["real"], row["datafree"]) for row in out["best_test_at_energy"]}
+    assert at[100.0] == (0.7, None) and at[150.0] == (0.7, 0.75) and at[300.0] == (0.8, 0.75)
+    hv = out["hypervolume_real_test"]
+    assert hv["real"] > 0 and hv["datafree"] > 0

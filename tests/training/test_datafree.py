@@ -43,7 +43,9 @@ def test_bn_matching_loss_decreases(teacher_dir):
     assert last < 0.8 * first
     assert res.x.shape == (12, 14, 20) and np.isfinite(res.x).all()
     assert np.bincount(res.labels, minlength=3).tolist() == [4, 4, 4]  # class-balanced
-    assert set(res.split.tolist()) <= {0, 1} and (res.split == 1).sum() == 3  # one validation example per class
+    assert (
+        set(res.split.tolist()) <= {0, 1} and (res.split == 1).sum() == 3
+    )  # one validation example per class
 
 
 def test_same_seed_same_set_other_seed_differs(teacher_dir):
@@ -102,7 +104,9 @@ def test_bad_teachers_get_clear_errors(teacher_dir, tmp_path):
         load_teacher(teacher_dir, expected_frontend="mfcc")
     assert load_teacher(teacher_dir, expected_frontend="logmel").frontend.kind == "logmel"
     with pytest.raises(TrainingError, match="front-end"):
-        synthesize(teacher_dir, InversionConfig(**FAST), tmp_path / "x", expected_frontend="pcen", progress=False)
+        synthesize(
+            teacher_dir, InversionConfig(**FAST), tmp_path / "x", expected_frontend="pcen", progress=False
+        )
     assert not (tmp_path / "x").exists() and not (tmp_path / "x.partial").exists()
 
 
@@ -115,7 +119,9 @@ def test_teacher_without_batch_norm_warns_and_uses_the_other_terms(teacher_dir, 
     with caplog.at_level(logging.WARNING):
         res = invert_teacher(no_bn, InversionConfig(**FAST), progress=False)
     assert "no batch-norm" in caplog.text
-    assert "bn" not in res.terms and "feature" not in res.terms and "ce" in res.terms and "tv_time" in res.terms
+    assert (
+        "bn" not in res.terms and "feature" not in res.terms and "ce" in res.terms and "tv_time" in res.terms
+    )
     assert all("last_bn" not in h for h in res.loss_history)
 
 
