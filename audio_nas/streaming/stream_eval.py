@@ -34,10 +34,9 @@ from audio_nas.streaming.pipeline import TflmModel
 log = logging.getLogger(__name__)
 
 FA_TARGETS: tuple[float, ...] = (0.5, 1.0, 2.0)
-THRESHOLDS: tuple[float, ...] = tuple(
-    np.round(
-        np.concatenate([np.arange(0.3, 0.9, 0.05), [0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995, 0.998]]), 3
-    )
+THRESHOLDS: tuple[float, ...] = (
+    *(round(0.3 + 0.05 * k, 2) for k in range(12)),  # 0.3 ... 0.85
+    *(0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995, 0.998),
 )
 SMOOTHING_S: tuple[float, ...] = (0.2, 0.3, 0.5)
 STRIDE_MS = 100.0
