@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from audio_nas.data import load_dataset
+from audio_nas.errors import StreamingError
 from audio_nas.features import compute_features
 from audio_nas.progress import Progress
 from audio_nas.space import ArchSpec
@@ -138,9 +139,14 @@ def evaluate_front(
         )
         return rep
     ds = load_dataset(runner.cfg.dataset, on_error=runner.cfg.on_error)
-    streams = build_streams(ds, negative_hours, events_per_hour, seed)
-    t_built = time.perf_counter()
-    results = evaluate_exported(dirs, ds, streams, runner.cfg.on_error, workers=workers)
+    try:
+        streams = build_streams(ds, negative_hours, events_per_hour, seed)
+        t_built = time.perf_counter()
+        results = evaluate_exported(dirs, ds, streams, runner.cfg.on_error, workers=workers)
+    except StreamingError as exc:  # e.g. a split without keyword clips: the rest of the report stands
+        log.warning("streaming evaluation skipped: %s", exc)
+        rep.markdown.append(f"Skipped: {exc}")
+        return rep
     rep.seconds = time.perf_counter() - t0
     for tid, r in results.items():
         row = {}

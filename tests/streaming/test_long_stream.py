@@ -255,3 +255,17 @@ def test_models_scored_in_worker_processes_equal_the_serial_result(exported_run,
     serial = evaluate_exported({1: dirs[1]}, ds, streams, workers=1)
     assert par[1]["targets"] == par[2]["targets"] == serial[1]["targets"]
     assert par[1]["windows"] == serial[1]["windows"] > 0
+
+
+def test_a_split_without_keywords_skips_the_section_not_the_report(tmp_path, monkeypatch):
+    from audio_nas.streaming import search_eval
+
+    ds = noise_dataset(per_class=2)
+    bg = np.isin(ds.labels, [KWS12_CLASSES.index("_silence_"), KWS12_CLASSES.index("_unknown_")])
+    no_kw = AudioDataset("bg", ds.waveforms[bg], ds.labels[bg], ds.split[bg], ds.class_names, SR, "bg-only")
+    monkeypatch.setattr(search_eval, "load_dataset", lambda name, **kw: no_kw)
+    (tmp_path / "pareto" / "trial-0001").mkdir(parents=True)
+    (tmp_path / "pareto" / "trial-0001" / "model.tflite").write_bytes(b"")
+    runner = SimpleNamespace(run_dir=tmp_path, cfg=SimpleNamespace(dataset="bg", on_error="raise"))
+    rep = search_eval.evaluate_front(runner, [SimpleNamespace(id=1)], negative_hours=0.01)
+    assert rep.values == {} and any("no keyword clips" in line for line in rep.markdown)
