@@ -179,6 +179,7 @@ def run(
     write: bool = True,
     budget: int | None = None,
     search: bool = True,
+    arms: tuple[str, ...] | None = None,
 ) -> dict:
     from audio_nas.search import run_search
 
@@ -186,6 +187,8 @@ def run(
     results: dict = {}
     for seed in seeds:
         for arm, bits in ARMS:
+            if arms is not None and arm not in arms:
+                continue
             cfg = arm_config(arm, bits, seed, n_trials, epochs)
             t0 = time.perf_counter()
             if not search:
@@ -201,6 +204,8 @@ def run(
                 time.perf_counter() - t0,
             )
             results[(arm, seed)] = summarise(trial_rows(run_dir_of(cfg), budget))
+    if arms is not None:  # one arm's searches only (run beside the other arm's process)
+        return {"results": results}
     twins = {}
     for seed in seeds:
         cfg = arm_config("w4/8", (4, 8), seed, n_trials, epochs)
@@ -325,6 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-write", action="store_true", help="print, do not write docs/benchmarks.md")
     ap.add_argument("--budget", type=int, default=None, help="compare the first N trials of each run")
     ap.add_argument("--analyse-only", action="store_true", help="summarise the stored runs, run no search")
+    ap.add_argument("--arms", nargs="+", default=None, help="run only these arms' searches (w8, w4/8)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     run(
@@ -334,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
         write=not args.no_write,
         budget=args.budget,
         search=not args.analyse_only,
+        arms=tuple(args.arms) if args.arms else None,
     )
     return 0
 
