@@ -269,3 +269,26 @@ def test_a_split_without_keywords_skips_the_section_not_the_report(tmp_path, mon
     runner = SimpleNamespace(run_dir=tmp_path, cfg=SimpleNamespace(dataset="bg", on_error="raise"))
     rep = search_eval.evaluate_front(runner, [SimpleNamespace(id=1)], negative_hours=0.01)
     assert rep.values == {} and any("no keyword clips" in line for line in rep.markdown)
+
+
+def test_batched_windows_reproduce_run_stream_on_tflm(exported_run, monkeypatch):
+    """The evaluation's windows, times and posteriors are those the host stream (TFLM) produces."""
+    from audio_nas.features import compute_features
+    from audio_nas.streaming.pipeline import TflmModel, run_stream
+    from audio_nas.streaming.sources import chunked
+    from audio_nas.streaming.stream_eval import model_posteriors, stream_features, window_times, windows_of
+
+    ds, home = exported_run
+    monkeypatch.setenv("AUDIO_NAS_HOME", str(home))
+    d = home / "run" / "pareto" / "trial-0007"
+    m = TflmModel(d)
+    fe = m.spec.frontend
+    s = build_long_stream(ds, "test", negative_hours=0.3 / 60, seed=2)
+    res = run_stream(m, chunked(s.audio, 1600), SR, ds.class_names, keep_scores=True)
+    stride = max(1, round(100 / fe.hop_ms))
+    w = windows_of(stream_features(s.audio, fe), fe, stride)
+    (p,), how = model_posteriors(d, [w], np.asarray(compute_features(ds, fe).subset("train").x[:200]))
+    assert "int8 simulation" in how
+    assert len(w) == len(res.scores)
+    assert np.array_equal(window_times(len(w), fe, stride), [t for t, _ in res.scores])
+    np.testing.assert_allclose(p, np.stack([q for _, q in res.scores]), atol=1e-6)
