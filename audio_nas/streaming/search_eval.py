@@ -135,7 +135,8 @@ def evaluate_front(
     rep.markdown += ["", "## Streaming: FRR at a false-alarm rate", ""]
     if not dirs:
         rep.markdown.append(
-            "No exported Pareto model (export_pareto off or evaluator `synthetic`): nothing to stream."
+            "No exported Pareto model (export_pareto off, or an evaluator that trains no model): "
+            "nothing to stream."
         )
         return rep
     ds = load_dataset(runner.cfg.dataset, on_error=runner.cfg.on_error)
