@@ -188,3 +188,38 @@ def register(app: typer.Typer) -> None:
                     else "(no threshold reaches 1 FA/h)"
                 )
             )
+
+    @app.command("stream-eval")
+    def stream_eval(
+        model: Path = typer.Option(
+            ...,
+            "--model",
+            help="Exported model directory (model.tflite + summary.json; its checkpoint "
+            "beside it, as a search's pareto/trial-* has, for the fast integer simulation).",
+        ),
+        dataset: str = typer.Option("synth-kws", "--dataset", help="Dataset whose splits build the streams."),
+        hours: float = typer.Option(1.0, "--hours", help="Hours of negatives in each stream."),
+        events_per_hour: float = typer.Option(360.0, "--events-per-hour", help="Keyword events per hour."),
+        seed: int = typer.Option(0, "--seed", help="Stream seed."),
+        on_error: OnError = on_error_option(),
+    ) -> None:
+        """FRR at 0.5 / 1 / 2 false alarms per hour on long held-out streams (recognizer chosen on the
+        validation stream, reported on the test stream), as the search report gives it."""
+        from audio_nas.data import load_dataset
+        from audio_nas.streaming.search_eval import build_streams, composition_lines, evaluate_exported
+        from audio_nas.streaming.stream_eval import FA_TARGETS, target_key
+
+        ds = load_dataset(dataset, on_error=on_error_value(on_error))
+        streams = build_streams(ds, hours, events_per_hour, seed)
+        for line in composition_lines(streams)[:2]:
+            typer.echo(line)
+        r = evaluate_exported({0: model}, ds, streams, on_error_value(on_error))[0]
+        typer.echo(f"model: {model} (posteriors: {r['posteriors']})")
+        for t in FA_TARGETS:
+            x = r["targets"][target_key(t)]
+            typer.echo(
+                f"FRR at {t:g} FA/h: {x['frr']:.3f} (test FA/h {x['fa_h']:.2f}; threshold "
+                f"{x['threshold']:.3f}, smoothing {x['smoothing_s']:.1f} s"
+                + ("" if x["val_reached"] else "; no recognizer reached the target on validation")
+                + ")"
+            )

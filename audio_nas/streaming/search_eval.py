@@ -88,7 +88,7 @@ def evaluate_exported(
         if repr(fe) not in calib:  # the exporter's calibration set: 200 training clips
             calib[repr(fe)] = np.asarray(compute_features(dataset, fe).subset("train").x[:200])
         jobs[key] = (str(d), tuple(dataset.class_names), calib[repr(fe)], fe)
-    with Progress("streaming FRR at FA/h", len(jobs), unit="model", logger=log) as bar:
+    with Progress("streaming FRR at FA/h", len(jobs), unit="model", logger=log, enabled=bool(jobs)) as bar:
         if workers <= 1 or len(jobs) <= 1:
             for key, (d, names, cal, fe) in jobs.items():
                 out[key] = evaluate_model(d, streams, names, cal, fe)

@@ -292,3 +292,20 @@ def test_batched_windows_reproduce_run_stream_on_tflm(exported_run, monkeypatch)
     assert len(w) == len(res.scores)
     assert np.array_equal(window_times(len(w), fe, stride), [t for t, _ in res.scores])
     np.testing.assert_allclose(p, np.stack([q for _, q in res.scores]), atol=1e-6)
+
+
+def test_cli_stream_eval_prints_frr_at_each_target(exported_run, monkeypatch):
+    from typer.testing import CliRunner
+
+    import audio_nas.data as data_mod
+    from audio_nas.cli import app
+
+    ds, home = exported_run
+    monkeypatch.setenv("AUDIO_NAS_HOME", str(home))
+    monkeypatch.setattr(data_mod, "load_dataset", lambda name, **kw: ds)
+    d = home / "run" / "pareto" / "trial-0007"
+    r = CliRunner().invoke(app, ["stream-eval", "--model", str(d), "--hours", "0.01"])
+    assert r.exit_code == 0, r.output
+    assert "test stream" in r.output and "int8 simulation" in r.output
+    for t in ("0.5", "1", "2"):
+        assert f"FRR at {t} FA/h: " in r.output
