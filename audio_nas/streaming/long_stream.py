@@ -32,7 +32,7 @@ from audio_nas.errors import StreamingError
 from audio_nas.streaming.recognizer import BACKGROUND_CLASSES
 from audio_nas.streaming.sources import Event
 
-# negative segment kinds -> (share of negative time, duration range in s)
+# negative segment kinds -> (probability of the kind for each segment, duration range in s)
 NEGATIVE_MIX: dict[str, tuple[float, tuple[float, float]]] = {
     "words": (0.25, (1.0, 1.0)),
     "near_miss": (0.15, (1.0, 1.0)),
@@ -126,7 +126,8 @@ def build_long_stream(
         "background": [i for i, lab in zip(global_idx, labels) if names[lab] in ("_silence_", "background")],
         "music": [i for i, lab in zip(global_idx, labels) if names[lab] in MUSIC_CLASSES],
     }
-    kind_of["keyword"] = [i for i in kind_of["keyword"] if i not in set(kind_of["music"])]
+    music = set(kind_of["music"])
+    kind_of["keyword"] = [i for i in kind_of["keyword"] if i not in music]
     if not kind_of["keyword"]:
         raise StreamingError(
             f"the {split} split of {dataset.name} has no keyword clips to build a stream from"
@@ -146,8 +147,8 @@ def build_long_stream(
     shares = np.array([NEGATIVE_MIX[k][0] for k in kinds])
     shares = shares / shares.sum()
 
-    # plan: (kind, start_s, duration_s, payload); a gap of negatives, then an event, until the target
-    plan: list[tuple[str, int, int, object]] = []
+    # plan: (kind, start sample, length in samples, seed); a gap of negatives, then an event, to the target
+    plan: list[tuple[str, int, int, int]] = []
     pos = 0
     neg = 0
     seconds_by_kind = {k: 0.0 for k in kinds}
