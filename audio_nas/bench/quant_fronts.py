@@ -39,19 +39,37 @@ ENERGY_BUDGETS_UJ = (200.0, 400.0, 800.0, 1600.0, 3200.0, 6400.0)
 FLASH_HV_REF = (1.0, 7.0)  # (1 - acc, log10 bytes): accuracy 0, 10 MB
 
 
-def arm_config(arm: str, bits: tuple[int, ...], seed: int, n_trials: int, epochs: int):
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """What every trial of both arms trains with (and how the search starts)."""
+
+    qat_epochs: int = QAT_EPOCHS
+    max_train_examples: int | None = None  # None: the whole train split
+    n_initial: int = 8
+    tag: str = ""  # run directory suffix: a different recipe is a different study
+
+
+def arm_config(arm: str, bits: tuple[int, ...], seed: int, n_trials: int, epochs: int, recipe=Recipe()):
     from audio_nas.search import SearchConfig
     from audio_nas.training.config import TrainConfig
 
+    train = TrainConfig(
+        epochs=epochs,
+        batch_size=64,
+        num_threads=1,
+        qat=True,
+        qat_epochs=recipe.qat_epochs,
+        max_train_examples=recipe.max_train_examples,
+    )
     return SearchConfig(
-        name=f"quant-fronts-{arm.replace('/', '')}-s{seed}",
+        name=f"quant-fronts-{arm.replace('/', '')}-s{seed}{recipe.tag}",
         dataset="synth-kws",
         n_trials=n_trials,
         workers=2,
         seed=seed,
-        n_initial=min(8, n_trials),
+        n_initial=min(recipe.n_initial, n_trials),
         weight_bits=bits,
-        train=TrainConfig(epochs=epochs, batch_size=64, num_threads=1, qat=True, qat_epochs=QAT_EPOCHS),
+        train=train,
         baselines=(),
         export_pareto=False,
     )
@@ -180,6 +198,7 @@ def run(
     budget: int | None = None,
     search: bool = True,
     arms: tuple[str, ...] | None = None,
+    recipe: Recipe = Recipe(),
 ) -> dict:
     from audio_nas.search import run_search
 
@@ -189,7 +208,7 @@ def run(
         for arm, bits in ARMS:
             if arms is not None and arm not in arms:
                 continue
-            cfg = arm_config(arm, bits, seed, n_trials, epochs)
+            cfg = arm_config(arm, bits, seed, n_trials, epochs, recipe)
             t0 = time.perf_counter()
             if not search:
                 results[(arm, seed)] = summarise(trial_rows(run_dir_of(cfg), budget))
@@ -208,17 +227,17 @@ def run(
         return {"results": results}
     twins = {}
     for seed in seeds:
-        cfg = arm_config("w4/8", (4, 8), seed, n_trials, epochs)
+        cfg = arm_config("w4/8", (4, 8), seed, n_trials, epochs, recipe)
         twins[seed] = twin_accuracies(
-            cfg, results[("w4/8", seed)]["front"], run_dir_of(cfg).parent / "int8-twins.json"
+            cfg, results[("w4/8", seed)]["front"], run_dir_of(cfg).parent / f"int8-twins{recipe.tag}.json"
         )
     minutes = (time.perf_counter() - t_start) / 60
     if write:
-        _write(results, twins, seeds, n_trials, epochs, minutes, budget)
+        _write(results, twins, seeds, n_trials, epochs, minutes, budget, recipe)
     return {"results": results, "twins": twins}
 
 
-def _write(results, twins, seeds, n_trials, epochs, minutes, budget=None) -> None:
+def _write(results, twins, seeds, n_trials, epochs, minutes, budget=None, recipe=Recipe()) -> None:
     per_run = []
     for (arm, seed), s in sorted(results.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         per_run.append(
@@ -270,8 +289,9 @@ def _write(results, twins, seeds, n_trials, epochs, minutes, budget=None) -> Non
     body = (
         f"Two arms of the same search on synth-kws, equal budget: {budget or n_trials} trials each "
         + (f"(the first {budget} asked of {n_trials}-trial runs)" if budget else "")
-        + ", hybrid strategy, "
-        f"`train: epochs {epochs}, qat: true, qat_epochs {QAT_EPOCHS}` (both arms fine-tune with fake "
+        + f", hybrid strategy (n_initial {recipe.n_initial}), "
+        f"`train: epochs {epochs}, qat: true, qat_epochs {recipe.qat_epochs}, max_train_examples "
+        f"{recipe.max_train_examples}` (both arms fine-tune with fake "
         f"quantisation, best checkpoint among the QAT epochs), pareto-median pruning, 2 workers, board "
         f"nucleo-l4r5zi, seeds {list(seeds)}; the arms differ only in `weight_bits` ([8] vs [4, 8]). "
         "Energy is "
@@ -315,7 +335,10 @@ def _write(results, twins, seeds, n_trials, epochs, minutes, budget=None) -> Non
         "quant-fronts",
         "Quantisation: 8-bit-only vs mixed 4/8-bit fronts at equal search budget",
         f"python -m audio_nas.bench.quant_fronts --seeds {' '.join(map(str, seeds))} --trials {n_trials} "
-        f"--epochs {epochs}" + (f" --budget {budget}" if budget else ""),
+        f"--epochs {epochs} --qat-epochs {recipe.qat_epochs} --n-initial {recipe.n_initial}"
+        + (f" --max-train {recipe.max_train_examples}" if recipe.max_train_examples else "")
+        + (f" --tag {recipe.tag}" if recipe.tag else "")
+        + (f" --budget {budget}" if budget else ""),
         body,
     )
 
@@ -331,6 +354,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget", type=int, default=None, help="compare the first N trials of each run")
     ap.add_argument("--analyse-only", action="store_true", help="summarise the stored runs, run no search")
     ap.add_argument("--arms", nargs="+", default=None, help="run only these arms' searches (w8, w4/8)")
+    ap.add_argument("--qat-epochs", type=int, default=QAT_EPOCHS)
+    ap.add_argument("--max-train", type=int, default=None, help="train examples per trial (default: all)")
+    ap.add_argument("--n-initial", type=int, default=8, help="random trials before the model-based parts")
+    ap.add_argument("--tag", default="", help="run directory suffix (a different recipe is another study)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     run(
@@ -341,6 +368,7 @@ def main(argv: list[str] | None = None) -> int:
         budget=args.budget,
         search=not args.analyse_only,
         arms=tuple(args.arms) if args.arms else None,
+        recipe=Recipe(args.qat_epochs, args.max_train, args.n_initial, args.tag),
     )
     return 0
 
