@@ -337,7 +337,7 @@ def _write(results, twins, seeds, n_trials, epochs, minutes, budget=None, recipe
         f"python -m audio_nas.bench.quant_fronts --seeds {' '.join(map(str, seeds))} --trials {n_trials} "
         f"--epochs {epochs} --qat-epochs {recipe.qat_epochs} --n-initial {recipe.n_initial}"
         + (f" --max-train {recipe.max_train_examples}" if recipe.max_train_examples else "")
-        + (f" --tag {recipe.tag}" if recipe.tag else "")
+        + (f" --tag={recipe.tag}" if recipe.tag else "")
         + (f" --budget {budget}" if budget else ""),
         body,
     )
