@@ -15,15 +15,19 @@ from audio_nas.training.synthesize import DATAFREE_DISTILL_ALPHA
 
 @dataclass(frozen=True, kw_only=True)
 class PrunerConfig:
-    kind: Literal["pareto-median", "none"] = "pareto-median"
-    warmup_epochs: int = 2  # never stop before this many epochs
-    min_peers: int = 4  # cheaper completed trials needed before a trial can be stopped
+    # rules in search/pruners.py; `audio-nas bench pruning` replays them on the table's real curves
+    kind: Literal["pareto-median", "asha", "pareto-asha", "lc-extrapolation", "none"] = "pareto-median"
+    warmup_epochs: int = 2  # never stop before this many epochs (ASHA: the first rung)
+    min_peers: int = 4  # (cheaper) completed trials needed before a trial can be stopped
+    eta: int = 3  # ASHA: rungs at warmup_epochs * eta^k, keep the top 1/eta
 
     def __post_init__(self) -> None:
         if self.warmup_epochs < 1:
             raise ConfigError(f"pruner.warmup_epochs must be >= 1, got {self.warmup_epochs}")
         if self.min_peers < 1:
             raise ConfigError(f"pruner.min_peers must be >= 1, got {self.min_peers}")
+        if self.eta < 2:
+            raise ConfigError(f"pruner.eta must be >= 2, got {self.eta}")
 
 
 DEFAULT_TRAIN = TrainConfig(epochs=15, batch_size=64, num_threads=1)
@@ -36,7 +40,10 @@ class SearchConfig:
     on_error: Literal["raise", "skip"] = "raise"  # unreadable audio files: fail naming the file, or skip them
     board: str = "nucleo-l4r5zi"
     strategy: str = "hybrid"
-    evaluator: Literal["train", "synthetic"] = "train"
+    # train: real training; surrogate: the learning-curve surrogate fitted on a table of trained
+    # architectures (search/surrogate.py; strategy benchmarks and tests)
+    evaluator: Literal["train", "surrogate"] = "train"
+    surrogate_table: str = "datasets/nas-table/synth-kws.csv.gz"
     n_trials: int = 60
     time_budget_s: float | None = None
     workers: int = 2
@@ -73,6 +80,12 @@ class SearchConfig:
 
         if self.strategy not in STRATEGIES:
             raise ConfigError(f"strategy {self.strategy!r} is unknown; choose one of {', '.join(STRATEGIES)}")
+        if self.evaluator not in ("train", "surrogate"):
+            raise ConfigError(
+                f"evaluator {self.evaluator!r} is unknown; choose train or surrogate (the hand-written "
+                "'synthetic' objective was removed: use evaluator: surrogate with surrogate_table: a table "
+                "of trained architectures, e.g. tests/search/data/nas-table-fixture.csv.gz in tests)"
+            )
         if self.n_trials < 1:
             raise ConfigError(f"n_trials must be >= 1, got {self.n_trials}")
         if self.n_initial < 1 or self.n_initial > self.n_trials:

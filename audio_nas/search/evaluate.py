@@ -1,31 +1,26 @@
-"""Evaluating one trial: cheap objectives + constraints, then training (or the synthetic objective).
+"""Evaluating one trial: cheap objectives + constraints, then training (or the table surrogate).
 
 ``evaluate_trial(payload)`` is a top-level function so process pools and Ray can run it. It never
 raises: a crash, a NaN loss or a diverged run comes back as a 'failed' result with the error text.
 
-Pruning ("pareto-median", multi-objective aware): after ``warmup_epochs``, a trial stops when at least
-``min_peers`` finished trials that are no more expensive in energy had a higher median validation
-accuracy at the same epoch. A cheap model is therefore never stopped by expensive ones: it only
-competes with models that cost the same or less, which is what keeps the low-energy end of the front.
+Pruning: the configured rule of ``search.pruners`` (default "pareto-median", multi-objective aware: after
+``warmup_epochs``, a trial stops when at least ``min_peers`` finished trials that are no more expensive in
+energy had a higher median validation accuracy at the same epoch, so a cheap model only competes with
+models that cost the same or less, which keeps the low-energy end of the front). ``audio-nas bench
+pruning`` replays every rule on the table's real curves.
 
-The synthetic objective (for tests and the strategy benchmark) keeps the structure of the real one:
-energy and RAM are the *real* cost models of the spec; accuracy saturates with capacity
-(log MACs, log params) as trained accuracy does, with a smooth architecture-dependent term
-(front-end kind and resolution, depth, kernel sizes, expansion) and small per-spec noise; learning
-curves rise like 1 - exp(-epoch / tau) with a spec-dependent tau, so early epochs rank candidates
-imperfectly, as in real training, and pruning has something to get wrong.
+The surrogate objective (``evaluator: surrogate``, for strategy benchmarks and tests) answers with the
+learning curve ``search.surrogate`` predicts from a table of trained architectures (measured rows where
+the table has them); energy and RAM are the real cost models either way.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import time
 import traceback
 from typing import Any
-
-import numpy as np
 
 from audio_nas.config import from_dict
 from audio_nas.data import load_dataset
@@ -34,6 +29,8 @@ from audio_nas.energy.boards import board_memory
 from audio_nas.errors import TrainingError
 from audio_nas.features import compute_features
 from audio_nas.features.synthset import is_synth_name
+from audio_nas.search.pruners import should_stop
+from audio_nas.search.surrogate import load_surrogate
 from audio_nas.space import ArchSpec, arch_costs
 from audio_nas.training import train
 from audio_nas.training.config import TrainConfig
@@ -75,12 +72,19 @@ def cheap_objectives(spec, board, energy_source: str = "emulated") -> dict[str, 
 
 
 def should_prune(
-    epoch: int, acc: float, log_energy: float, peers: list[tuple[float, list[float]]], cfg: dict
+    epoch: int,
+    acc: float,
+    log_energy: float,
+    peers: list[tuple[float, list[float]]],
+    cfg: dict,
+    curve: list[float] | None = None,
+    epochs: int | None = None,
 ) -> bool:
-    if cfg["kind"] == "none" or epoch + 1 < cfg["warmup_epochs"]:
-        return False
-    cheaper = [curve[epoch] for le, curve in peers if le <= log_energy and len(curve) > epoch]
-    return len(cheaper) >= cfg["min_peers"] and acc < float(np.median(cheaper))
+    """The configured rule of ``search.pruners`` after ``epoch`` (0-based); ``curve`` is the validation
+    curve so far (needed by lc-extrapolation, whose fit also needs the recipe's ``epochs``)."""
+    so_far = list(curve) if curve is not None else [acc] * (epoch + 1)
+    so_far[epoch] = acc
+    return should_stop(cfg["kind"], epoch, so_far, log_energy, peers, {**cfg, "epochs": epochs or epoch + 2})
 
 
 def _features(dataset_name: str, frontend, on_error: str = "raise"):
@@ -110,27 +114,6 @@ def training_data(dataset_name: str, frontend, on_error: str = "raise"):
     return synth.features, logits
 
 
-def synthetic_curve(spec, epochs: int, costs: dict) -> list[float]:
-    h = int(hashlib.sha256(spec.to_str().encode()).hexdigest()[:8], 16)
-    noise = np.random.default_rng(h)
-    lm, lp = math.log10(max(costs["macs"], 1)), math.log10(max(costs["params"], 1))
-    fe = spec.frontend
-    arch = (
-        0.03 * (fe.kind == "mfcc")
-        + 0.02 * math.tanh((fe.n_bins - 20) / 20)
-        - 0.015 * (fe.hop_ms > 20)
-        + 0.01 * min(len(spec.blocks), 4)
-        + 0.01 * math.sin(lp * 3.1 + lm)
-    )
-    acc_max = 0.93 / (1 + math.exp(-2.2 * (lp - 3.7))) * (0.85 + 0.15 * math.tanh(lm - 5.5)) + arch
-    acc_max = float(np.clip(acc_max + noise.normal(0, 0.01), 0.09, 0.99))
-    tau = 0.8 + 2.5 * noise.random()
-    return [
-        float(np.clip(acc_max * (1 - math.exp(-(e + 1) / tau)) + noise.normal(0, 0.005), 0, 1))
-        for e in range(epochs)
-    ]
-
-
 def evaluate_trial(payload: dict[str, Any]) -> dict[str, Any]:
     """payload: spec, evaluator, dataset, on_error (optional), train (TrainConfig dict), pruner (dict), peers,
     cheap (dict)."""
@@ -141,13 +124,16 @@ def evaluate_trial(payload: dict[str, Any]) -> dict[str, Any]:
         log_e = math.log10(max(cheap["energy_uj"], 1e-9))
         cfg = from_dict(TrainConfig, payload["train"])
         peers = payload.get("peers", [])
-        if payload["evaluator"] == "synthetic":
-            curve_full = synthetic_curve(spec, cfg.epochs, cheap)
+        if payload["evaluator"] == "surrogate":
+            surrogate = load_surrogate(str(payload["surrogate_table"]))
+            curve_full, test_acc = surrogate.predict_curve(spec, seed=cfg.seed, epochs=cfg.epochs)
             curve = []
             pruned = False
             for e, acc in enumerate(curve_full):
                 curve.append(acc)
-                if should_prune(e, acc, log_e, peers, payload["pruner"]) and e + 1 < cfg.epochs:
+                if e + 1 < cfg.epochs and should_prune(
+                    e, acc, log_e, peers, payload["pruner"], curve, cfg.epochs
+                ):
                     pruned = True
                     break
             if payload.get("sleep_s"):
@@ -155,7 +141,8 @@ def evaluate_trial(payload: dict[str, Any]) -> dict[str, Any]:
             return {
                 "state": "pruned" if pruned else "complete",
                 "accuracy": max(curve),
-                "test_accuracy": max(curve),
+                # a stopped trial's test accuracy is not in the table: its best validation accuracy stands in
+                "test_accuracy": max(curve) if pruned else test_acc,
                 "curve": curve,
                 "epochs_run": len(curve),
                 "duration_s": time.perf_counter() - t0,
@@ -165,13 +152,13 @@ def evaluate_trial(payload: dict[str, Any]) -> dict[str, Any]:
         feats, teacher_logits = training_data(payload["dataset"], spec.frontend, on_error)
         if teacher_logits is not None:  # data-free: distil to the teacher's soft labels
             cfg = datafree_train_config(cfg)
-        res = train(
-            spec,
-            feats,
-            cfg,
-            on_epoch=lambda e, acc, loss: not should_prune(e, acc, log_e, peers, payload["pruner"]),
-            teacher_logits=teacher_logits,
-        )
+        seen: list[float] = []
+
+        def keep_going(e: int, acc: float, loss: float) -> bool:
+            seen.append(acc)
+            return not should_prune(e, acc, log_e, peers, payload["pruner"], seen, cfg.epochs)
+
+        res = train(spec, feats, cfg, on_epoch=keep_going, teacher_logits=teacher_logits)
         if not math.isfinite(res.val_accuracy):
             raise FloatingPointError("validation accuracy is NaN")
         return {

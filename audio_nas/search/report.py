@@ -77,6 +77,7 @@ def _baseline_payload(runner: SearchRunner, name: str) -> dict:
     return {
         "spec": spec.to_str(),
         "evaluator": runner.cfg.evaluator,
+        "surrogate_table": runner.cfg.surrogate_table,
         "dataset": runner.train_dataset,
         "on_error": runner.cfg.on_error,
         "train": to_dict(runner.cfg.train),

@@ -55,7 +55,7 @@ class SearchResult:
 def _space_for(cfg: SearchConfig):
 
     bits = tuple(sorted(set(cfg.weight_bits)))
-    if cfg.evaluator == "synthetic":
+    if cfg.evaluator == "surrogate":
         return SearchSpace(weight_bits_choices=bits)
 
     ds = load_dataset(cfg.dataset, on_error=cfg.on_error)  # generates the embedded dataset on first use
@@ -129,6 +129,7 @@ class SearchRunner:
         return {
             "spec": t.spec,
             "evaluator": self.cfg.evaluator,
+            "surrogate_table": self.cfg.surrogate_table,
             "dataset": self.train_dataset,
             "on_error": self.cfg.on_error,
             "train": to_dict(self.cfg.train),
