@@ -164,6 +164,16 @@ def _embedding_hook(model: nn.Module) -> tuple[list[torch.Tensor], Any]:
     return store, handle
 
 
+def _bn_layers_run(model: nn.Module, hooks: _BNHooks, teacher: Teacher, device: torch.device) -> bool:
+    """Whether a forward pass calls the BN layers (a QAT teacher folds them and never does)."""
+    hooks.reset()
+    with torch.no_grad():
+        model(torch.zeros(2, *teacher.frontend.output_shape, device=device))
+    ran = bool(hooks.bn)
+    hooks.reset()
+    return ran
+
+
 def applicable_terms(teacher: Teacher, has_embedding: bool) -> tuple[str, ...]:
     terms = [t for t in ALL_TERMS if teacher.bn_layers or t not in BN_TERMS]
     return tuple(t for t in terms if has_embedding or t != "diversity")
@@ -258,10 +268,17 @@ def invert_teacher(teacher: Teacher, cfg: InversionConfig, *, progress: bool = T
     hooks = _BNHooks(bn_layers, cfg.feature_layers) if bn_layers else None
     emb, emb_handle = _embedding_hook(model)
     terms = applicable_terms(teacher, emb_handle is not None)
+    if hooks is not None and not _bn_layers_run(model, hooks, teacher, device):
+        # e.g. a quantisation-aware teacher: its BN statistics are folded into the convolutions, the BN
+        # modules never run, so their hooks see nothing
+        hooks.close()
+        hooks, bn_layers = None, []
+        terms = tuple(t for t in terms if t not in BN_TERMS)
     if not bn_layers:
         log.warning(
-            "teacher %s has no batch-norm layers with running statistics: batch-norm statistics matching and "
-            "the feature-level term do not apply; inverting with %s only",
+            "teacher %s has no batch-norm layers that run with running statistics (none, or folded into the "
+            "convolutions by quantisation-aware training): batch-norm statistics matching and the feature-level "
+            "term do not apply; inverting with %s only",
             teacher.path,
             ", ".join(terms),
         )

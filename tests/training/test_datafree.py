@@ -125,6 +125,17 @@ def test_teacher_without_batch_norm_warns_and_uses_the_other_terms(teacher_dir, 
     assert all("last_bn" not in h for h in res.loss_history)
 
 
+def test_quantisation_aware_teacher_has_no_bn_terms(teacher_dir, tmp_path, caplog):
+    from audio_nas.export.qat import prepare_qat
+    from audio_nas.training import load_checkpoint
+
+    spec, model, _ = load_checkpoint(teacher_dir)
+    qat_dir = save_checkpoint(tmp_path / "qat", spec, prepare_qat(model).eval(), {}, CLASSES)
+    with caplog.at_level(logging.WARNING):
+        res = invert_teacher(load_teacher(qat_dir), InversionConfig(**FAST), progress=False)
+    assert "no batch-norm" in caplog.text and "bn" not in res.terms and "ce" in res.terms
+
+
 def test_train_on_synth_dataset_distils_and_checks_the_frontend(teacher_dir, tmp_path, audio_nas_home):
     from audio_nas.training.pipeline import train_and_save
 
