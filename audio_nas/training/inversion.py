@@ -277,8 +277,8 @@ def invert_teacher(teacher: Teacher, cfg: InversionConfig, *, progress: bool = T
     if not bn_layers:
         log.warning(
             "teacher %s has no batch-norm layers that run with running statistics (none, or folded into the "
-            "convolutions by quantisation-aware training): batch-norm statistics matching and the feature-level "
-            "term do not apply; inverting with %s only",
+            "convolutions by quantisation-aware training): batch-norm statistics matching and the "
+            "feature-level term do not apply; inverting with %s only",
             teacher.path,
             ", ".join(terms),
         )
