@@ -118,6 +118,18 @@ def trial_rows(run_dir: Path, budget: int | None = None) -> list[dict]:
         store.close()
 
 
+def wall_minutes(run_dir: Path) -> float:
+    """Wall-clock of a search: first trial asked to last trial finished (resumes included)."""
+    import sqlite3
+
+    db = sqlite3.connect(run_dir / "study.sqlite")
+    try:
+        lo, hi = db.execute("SELECT MIN(created), MAX(finished) FROM trials").fetchone()
+    finally:
+        db.close()
+    return (hi - lo) / 60 if lo and hi else float("nan")
+
+
 def summarise(rows: list[dict]) -> dict:
     from audio_nas.search.objectives import hypervolume, non_dominated
 
@@ -212,6 +224,7 @@ def run(
             t0 = time.perf_counter()
             if not search:
                 results[(arm, seed)] = summarise(trial_rows(run_dir_of(cfg), budget))
+                results[(arm, seed)]["wall_min"] = wall_minutes(run_dir_of(cfg))
                 continue
             res = run_search(cfg, run_dir_of(cfg))
             log.info(
@@ -223,6 +236,7 @@ def run(
                 time.perf_counter() - t0,
             )
             results[(arm, seed)] = summarise(trial_rows(run_dir_of(cfg), budget))
+            results[(arm, seed)]["wall_min"] = wall_minutes(run_dir_of(cfg))
     if arms is not None:  # one arm's searches only (run beside the other arm's process)
         return {"results": results}
     twins = {}
@@ -250,6 +264,7 @@ def _write(results, twins, seeds, n_trials, epochs, minutes, budget=None, recipe
                 f"{s['hv_flash']:.4f}",
                 len(s["front"]),
                 s["front_w4"],
+                f"{s.get('wall_min', float('nan')):.0f}",
             ]
         )
     summary = []
@@ -275,7 +290,7 @@ def _write(results, twins, seeds, n_trials, epochs, minutes, budget=None, recipe
             twin_rows.append(
                 [
                     seed,
-                    f"`{r['spec']}`",
+                    "`" + r["spec"].replace("|", "\\|") + "`",
                     f"{r['acc']:.3f}",
                     f"{r['twin_acc']:.3f}",
                     f"{r['test_acc']:.3f}",
@@ -287,8 +302,8 @@ def _write(results, twins, seeds, n_trials, epochs, minutes, budget=None, recipe
     deltas = [r["acc"] - r["twin_acc"] for sd in seeds for r in twins[sd]]
     tdeltas = [r["test_acc"] - r["twin_test_acc"] for sd in seeds for r in twins[sd]]
     body = (
-        f"Two arms of the same search on synth-kws, equal budget: {budget or n_trials} trials each "
-        + (f"(the first {budget} asked of {n_trials}-trial runs)" if budget else "")
+        f"Two arms of the same search on synth-kws, equal budget: {budget or n_trials} trials each"
+        + (f" (the first {budget} asked of {n_trials}-trial runs)" if budget else "")
         + f", hybrid strategy (n_initial {recipe.n_initial}), "
         f"`train: epochs {epochs}, qat: true, qat_epochs {recipe.qat_epochs}, max_train_examples "
         f"{recipe.max_train_examples}` (both arms fine-tune with fake "
@@ -310,6 +325,7 @@ def _write(results, twins, seeds, n_trials, epochs, minutes, budget=None, recipe
                 "HV acc/flash",
                 "front",
                 "front w4",
+                "search min",
             ],
             per_run,
         )
