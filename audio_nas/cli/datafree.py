@@ -26,7 +26,7 @@ def synthesize_cmd(
         help="Expected front-end (a kind like logmel or a token like fe:logmel_w30_h20_m40): error if the "
         "teacher's differs.",
     ),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto (GPU when present)."),
+    device: str = typer.Option("auto", "--device", help="auto (a GPU when present, else CPU), cpu or cuda."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output directory."),
 ) -> None:
     """Invert a trained teacher into a class-balanced feature set with soft labels (use it as synth:DIR)."""

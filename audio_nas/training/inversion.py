@@ -77,7 +77,7 @@ class InversionConfig:
     jitter_frames: int = 3
     val_fraction: float = 0.15
     seed: int = 0
-    device: str = "cpu"  # cpu, cuda or auto
+    device: str = "auto"  # cpu, cuda or auto (a GPU when present)
 
     def __post_init__(self) -> None:
         for name in ("per_class", "steps", "rounds", "batch_size"):

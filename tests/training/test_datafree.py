@@ -20,7 +20,7 @@ from audio_nas.training.teacher import Teacher, load_teacher
 
 SPEC = "fe:logmel_w30_h20_m20_l300|stem:c2d_k3_s2_c8_relu|ds_k3_s1_c8_r1_relu|head:c0|n3"
 CLASSES = ("a", "b", "c")
-FAST = dict(per_class=4, steps=12, batch_size=12, rounds=2)
+FAST = dict(per_class=4, steps=12, batch_size=12, rounds=2, device="cpu")  # CPU: bit-exact determinism
 
 
 @pytest.fixture(scope="module")
