@@ -166,7 +166,18 @@ class TrialStore:
             self.set_meta("config", config)
             return
         defaults = defaults or {}
-        diff = [k for k in compat_keys if old.get(k, defaults.get(k)) != config.get(k)]
+
+        def with_defaults(value, default):
+            # nested sections (train:, pruner:) gain keys too: a stored one lacking a key has its default
+            if isinstance(value, dict) and isinstance(default, dict):
+                return {**default, **{k: with_defaults(v, default.get(k)) for k, v in value.items()}}
+            return value
+
+        diff = [
+            k
+            for k in compat_keys
+            if with_defaults(old.get(k, defaults.get(k)), defaults.get(k)) != config.get(k)
+        ]
         if diff:
             detail = "; ".join(f"{k}: {old.get(k)!r} there, {config.get(k)!r} now" for k in diff)
             raise SearchError(

@@ -321,3 +321,19 @@ def test_a_run_stored_before_a_compat_key_existed_still_resumes(tmp_path):
     assert run_search(synth_cfg(n_trials=6), tmp_path).n_finished == 6
     with pytest.raises(SearchError, match="weight_bits"):
         run_search(synth_cfg(n_trials=8, weight_bits=(4, 8)), tmp_path)
+
+
+def test_a_run_stored_before_a_nested_key_existed_still_resumes(tmp_path):
+    from audio_nas.config import to_dict
+
+    cfg = synth_cfg()
+    old = to_dict(cfg)
+    old["pruner"] = {k: v for k, v in old["pruner"].items() if k != "eta"}  # written before pruner.eta
+    store = TrialStore(tmp_path / "study.sqlite")
+    store.check_config(old, SearchConfig.COMPATIBILITY_KEYS)
+    store.check_config(
+        to_dict(cfg), SearchConfig.COMPATIBILITY_KEYS, defaults=to_dict(SearchConfig(name="t"))
+    )
+    changed = to_dict(synth_cfg(pruner=from_dict(type(cfg.pruner), {"kind": "asha"})))
+    with pytest.raises(SearchError, match="pruner"):
+        store.check_config(changed, SearchConfig.COMPATIBILITY_KEYS, defaults=to_dict(SearchConfig(name="t")))
