@@ -30,13 +30,8 @@ FIXTURE_TABLE = str(Path(__file__).resolve().parent / "data" / "nas-table-fixtur
 
 
 def cheap_evaluator() -> dict:
-    """The cheap test evaluator: the learning-curve surrogate on the fixture table where this tree has it,
-    else the older hand-written ``synthetic`` objective (the search tests move from one to the other)."""
-    try:
-        SearchConfig(evaluator="surrogate", surrogate_table=FIXTURE_TABLE)
-        return {"evaluator": "surrogate", "surrogate_table": FIXTURE_TABLE}
-    except (ConfigError, TypeError):
-        return {"evaluator": "synthetic"}
+    """The cheap test evaluator: the learning-curve surrogate on the fixture table of real rows."""
+    return {"evaluator": "surrogate", "surrogate_table": FIXTURE_TABLE}
 
 
 def test_registry_has_units_and_references_and_the_default_is_unchanged():

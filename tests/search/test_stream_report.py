@@ -10,7 +10,6 @@ from types import SimpleNamespace
 
 import pytest
 
-from audio_nas.errors import ConfigError
 from audio_nas.search import SearchConfig, run_search
 from audio_nas.search.report import write_report
 from audio_nas.search.runner import SearchRunner
@@ -21,10 +20,7 @@ FIXTURE_TABLE = str(Path(__file__).resolve().parent / "data" / "nas-table-fixtur
 
 def tiny_cfg(**kw) -> SearchConfig:
     base = dict(name="t", n_trials=6, workers=1, n_initial=3, seed=0, baselines=("ds_cnn_s",), **kw)
-    try:  # the table-fitted surrogate evaluator where this tree has it, else the older synthetic one
-        return SearchConfig(evaluator="surrogate", surrogate_table=FIXTURE_TABLE, **base)
-    except (ConfigError, TypeError):
-        return SearchConfig(evaluator="synthetic", **base)
+    return SearchConfig(evaluator="surrogate", surrogate_table=FIXTURE_TABLE, **base)
 
 
 def fake_stream_eval(runner, front):
