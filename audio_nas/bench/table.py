@@ -25,6 +25,7 @@ from audio_nas.errors import ConfigError
 from audio_nas.search.config import SearchConfig
 from audio_nas.search.table import (
     BLOCK_TYPES,
+    ROW_COLUMNS,
     RowLog,
     coverage,
     manifest,
@@ -161,6 +162,13 @@ def build(
     plan_args = {"count": count, "seeds_for": seeds_for, "plan_seed": plan_seed, "presets": presets}
     plan = sample_plan(count, seeds_for=seeds_for, space=space, seed=plan_seed, presets=presets)
     out = Path(out)
+    if not work_path(out).exists() and out.exists():
+        # a committed table resumes without its (git-ignored) working file: its rows seed a new one
+        rows = read_table(out)
+        seeded = RowLog(work_path(out))
+        for r in rows:
+            seeded.append({c: r.get(c) for c in ROW_COLUMNS})
+        echo(f"resuming from {out}: {len(rows)} rows copied into {work_path(out)}")
     log = RowLog(work_path(out))
     done = log.done()
     todo = [it for it in plan if it.key not in done]
