@@ -36,13 +36,20 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import soxr
 
-from audio_nas.data.audio_io import read_audio, write_wav
+from audio_nas.data.audio_io import write_wav
 from audio_nas.data.augment import augment_speech, channel_colour, room_reverb, speed_perturb
 from audio_nas.data.dataset import SPLIT_IDS, SPLITS, AudioDataset, content_hash, fix_length, register_dataset
 from audio_nas.data.engines import ENGINES, engine_of, get_engine
-from audio_nas.data.synthetic import _finish, _mix_at_snr, _noise, _place, _rms, _split_of
+from audio_nas.data.synthetic import (
+    _finish,
+    _mix_at_snr,
+    _noise,
+    _place,
+    _rms,
+    _split_of,
+    dataset_from_manifest,
+)
 from audio_nas.data.words import RESERVED_CLASSES, NegativePlan, class_name, parse_keywords, parse_word_list
 from audio_nas.data.words import plan_negatives as _plan_negatives
 from audio_nas.errors import DataError
@@ -372,34 +379,8 @@ def read_manifest(path: str | Path) -> tuple[dict, list[dict]]:
 def load_kws(path: str | Path, sample_rate_hz: int = SAMPLE_RATE_HZ) -> AudioDataset:
     path = Path(path)
     meta, rows = read_manifest(path)
-    classes = tuple(meta["classes"])
-    labels = np.array([classes.index(r["label"]) for r in rows], np.int64)
-    split = np.array([SPLIT_IDS[r["split"]] for r in rows], np.uint8)
-    cache = path / "waveforms.int16.npy"
-    if cache.exists():
-        waves = np.load(cache).astype(np.float32) / 32767
-    else:
-        waves = np.stack(
-            [fix_length(read_audio(path / r["path"], SAMPLE_RATE_HZ), CLIP_SAMPLES) for r in rows]
-        )
-    h = content_hash(waves, labels, split, classes)
-    if h != meta["content_hash"]:
-        raise DataError(
-            f"{path}: content hash {h[:12]} does not match manifest.json ({meta['content_hash'][:12]}): "
-            f"files were changed; delete the directory and regenerate with `{meta['command']} --out {path}`"
-        )
-    if sample_rate_hz != SAMPLE_RATE_HZ:
-        waves = np.stack([soxr.resample(w, SAMPLE_RATE_HZ, sample_rate_hz) for w in waves]).astype(np.float32)
-        h = content_hash(waves, labels, split, classes)
-    return AudioDataset(
-        name=f"kws:{path.name}",
-        waveforms=waves,
-        labels=labels,
-        split=split,
-        class_names=classes,
-        sample_rate_hz=sample_rate_hz,
-        content_hash=h,
-        groups=np.array([r["group"] for r in rows]),
+    return dataset_from_manifest(
+        path, meta, rows, f"kws:{path.name}", f"{meta['command']} --out {path}", sample_rate_hz
     )
 
 

@@ -447,8 +447,18 @@ def make_dataset(
 
 def load_generated(path: Path, sample_rate_hz: int = SAMPLE_RATE_HZ) -> AudioDataset:
     meta = json.loads((path / "manifest.json").read_text())
-    classes = tuple(meta["classes"])
     rows = list(csv.DictReader(open(path / "manifest.csv", newline="")))
+    return dataset_from_manifest(
+        path, meta, rows, meta["name"], f"audio-nas data make {meta['name']}", sample_rate_hz
+    )
+
+
+def dataset_from_manifest(
+    path: Path, meta: dict, rows: list[dict], name: str, regenerate: str, sample_rate_hz: int = SAMPLE_RATE_HZ
+) -> AudioDataset:
+    """The AudioDataset of a generated directory (synth-kws, synth-events, kws): the waveform cache (or the
+    WAVs), checked against the manifest's content hash; ``regenerate`` is the command the error names."""
+    classes = tuple(meta["classes"])
     labels = np.array([classes.index(r["label"]) for r in rows], np.int64)
     split = np.array([SPLIT_IDS[r["split"]] for r in rows], np.uint8)
     cache = path / "waveforms.int16.npy"
@@ -462,14 +472,13 @@ def load_generated(path: Path, sample_rate_hz: int = SAMPLE_RATE_HZ) -> AudioDat
     if h != meta["content_hash"]:
         raise DataError(
             f"{path}: content hash {h[:12]} does not match manifest.json ({meta['content_hash'][:12]}): "
-            f"files were changed; delete the directory and regenerate with "
-            f"`audio-nas data make {meta['name']}`"
+            f"files were changed; delete the directory and regenerate with `{regenerate}`"
         )
     if sample_rate_hz != SAMPLE_RATE_HZ:
         waves = np.stack([soxr.resample(w, SAMPLE_RATE_HZ, sample_rate_hz) for w in waves]).astype(np.float32)
         h = content_hash(waves, labels, split, classes)
     return AudioDataset(
-        name=meta["name"],
+        name=name,
         waveforms=waves,
         labels=labels,
         split=split,
