@@ -210,8 +210,10 @@ def test_synth_kws_recipe_unchanged():
     assert h.hexdigest() == "b5febedb270d2a2a19225f2957f9d431e063bbf1f328608321b7b391bf4e9ead"
     stored = synthetic.data_dir() / "synth-kws" / "waveforms.int16.npy"
     if stored.exists():  # the cached default set, when this checkout has it: the same samples
+        # (not the same content hash: espeak-ng's audio varies between processes and machines, so a set
+        # generated elsewhere hashes differently; these pure-numpy clips do not)
         meta = json.loads((stored.parent / "manifest.json").read_text())
-        assert meta["content_hash"].startswith("f1026ad5f383") and meta["generator_version"] == 1
+        assert meta["generator_version"] == 1
         w = np.load(stored, mmap_mode="r")
         assert all(np.array_equal(clips[i], w[11 * 300 + i]) for i in range(6))
 
