@@ -250,7 +250,8 @@ def run_bench(quick: bool = False, table: str = DEFAULT_TABLE) -> None:
     body = (
         f"Objective: the table surrogate (`{table}`, {surrogate.n_rows} rows, {fid['archs']} architectures "
         f"between {fid['macs_range'][0]:,} and {fid['macs_range'][1]:,} MACs; held-out Kendall tau "
-        f"{fid['kendall_tau']:.3f}, two-seed noise floor tau {fid['noise_floor'].get('kendall_tau')}) for "
+        f"{fid['kendall_tau']:.3f}, two-seed noise floor tau "
+        f"{_fmt(fid['noise_floor'].get('kendall_tau'))} over {fid['noise_floor'].get('pairs', 0)} pairs) for "
         f"accuracy, the emulated energy model ({BOARD}) and board RAM for costs. {len(seeds)} seeds, "
         f"{budget} evaluations{' (quick: no optuna-gp)' if quick else ''}; infeasible and repeated proposals "
         "are answered free for every method. "
@@ -263,6 +264,10 @@ def run_bench(quick: bool = False, table: str = DEFAULT_TABLE) -> None:
         "audio-nas bench search" + (" --quick" if quick else ""),
         body,
     )
+
+
+def _fmt(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.3f}"
 
 
 def _table_path(table: str) -> Path:
