@@ -153,6 +153,16 @@ def misaligned(spec: ArchSpec, rng: np.random.Generator) -> ArchSpec:
     )
 
 
+def _first_of_each_spec(items: list[tuple[str, ArchSpec]]) -> list[tuple[str, ArchSpec]]:
+    """(source, spec) pairs without repeated specs, the first source kept."""
+    seen, out = set(), []
+    for src, s in items:
+        if s.spec_hash not in seen:
+            seen.add(s.spec_hash)
+            out.append((src, s))
+    return out
+
+
 def campaign_list(count: int, seed: int, n_misaligned: int = 0) -> list[tuple[str, ArchSpec]]:
     """(source, spec): the presets, ``count`` board-sized samples of the default space (fit in the
     Nucleo-L4R5ZI's SRAM), then ``n_misaligned`` more samples with channel counts off multiples of 4."""
@@ -161,12 +171,7 @@ def campaign_list(count: int, seed: int, n_misaligned: int = 0) -> list[tuple[st
     items += [("sampled", s) for s in campaign_specs(count, seed, board)]
     rng = np.random.default_rng(seed + 1)
     items += [("misaligned", misaligned(s, rng)) for s in campaign_specs(n_misaligned, seed + 1, board)]
-    seen, out = set(), []
-    for src, s in items:
-        if s.spec_hash not in seen:
-            seen.add(s.spec_hash)
-            out.append((src, s))
-    return out
+    return _first_of_each_spec(items)
 
 
 def all_w4(spec: ArchSpec) -> ArchSpec:
@@ -229,12 +234,7 @@ def mixed_campaign_list(
     extra = draw(n_misaligned, np.random.default_rng(seed + 2))
     items += [("misaligned_w4", misaligned(s, rng)) for s in extra]
     items += [("conv_w4", s) for s in conv_block_specs(n_conv, np.random.default_rng(seed + 3))]
-    seen, out = set(), []
-    for src, s in items:
-        if s.spec_hash not in seen:
-            seen.add(s.spec_hash)
-            out.append((src, s))
-    return out
+    return _first_of_each_spec(items)
 
 
 def profile_campaign(
