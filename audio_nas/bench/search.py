@@ -21,7 +21,10 @@ the evaluations the default needs to reach the best peer's median hypervolume at
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import functools
+import multiprocessing as mp
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -186,17 +189,40 @@ def _q(x: np.ndarray) -> str:
     return f"{med:.3f} [{q1:.3f}, {q3:.3f}]"
 
 
+def _run_job(name: str, table: str, seed: int, budget: int) -> tuple[np.ndarray, dict]:
+    """One (method, seed) run in a worker process: the surrogate is fitted once per process."""
+    return run_method(name, load_surrogate(table), seed, budget)
+
+
 def compare(
-    surrogate: CurveSurrogate, seeds: list[int], budget: int, methods: list[str], progress=None
+    surrogate: CurveSurrogate | str,
+    seeds: list[int],
+    budget: int,
+    methods: list[str],
+    progress=None,
+    jobs: int = 1,
 ) -> tuple[dict[str, np.ndarray], dict[str, list[dict]]]:
-    curves: dict[str, np.ndarray] = {}
-    info: dict[str, list[dict]] = {}
-    for name in methods:
-        runs = [run_method(name, surrogate, s, budget) for s in seeds]
-        curves[name] = np.stack([r[0] for r in runs])
-        info[name] = [r[1] for r in runs]
-        if progress:
-            progress(f"{name}: median HV@{budget} {np.median(curves[name][:, -1]):.3f}")
+    """Every (method, seed) run; ``jobs`` > 1 runs them in that many processes (``surrogate`` is then the
+    table path, so that each process fits its own). Results do not depend on ``jobs``."""
+    runs: dict[tuple[str, int], tuple[np.ndarray, dict]] = {}
+    if jobs > 1:
+        if not isinstance(surrogate, str):
+            raise TypeError("compare(jobs > 1) needs the table path, not a fitted surrogate")
+        with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
+            futs = {pool.submit(_run_job, m, surrogate, s, budget): (m, s) for m in methods for s in seeds}
+            for n, fut in enumerate(cf.as_completed(futs), 1):
+                runs[futs[fut]] = fut.result()
+                if progress:
+                    progress(f"[{n}/{len(futs)}] {futs[fut][0]} seed {futs[fut][1]} done")
+    else:
+        sur = load_surrogate(surrogate) if isinstance(surrogate, str) else surrogate
+        for m in methods:
+            for s in seeds:
+                runs[m, s] = run_method(m, sur, s, budget)
+            if progress:
+                progress(f"{m}: done")
+    curves = {m: np.stack([runs[m, s][0] for s in seeds]) for m in methods}
+    info = {m: [runs[m, s][1] for s in seeds] for m in methods}
     return curves, info
 
 
@@ -237,24 +263,32 @@ def summary_md(
     )
 
 
-def run_bench(quick: bool = False, table: str = DEFAULT_TABLE) -> None:
-    """Full: 20 seeds x 200 evaluations, every method. Quick: 5 seeds x 100 evaluations without Optuna's GP
-    sampler (its per-step cost grows with the history: about 100 s for a 30-evaluation run here)."""
+def run_bench(quick: bool = False, table: str = DEFAULT_TABLE, jobs: int | None = None) -> None:
+    """Full: 20 seeds x 200 evaluations. Quick: 5 seeds x 100. Both leave out Optuna's GP sampler unless
+    ``AUDIO_NAS_BENCH_GP=1``: its per-step cost grows with the history (about 100 s for a 30-evaluation
+    run here, far more at 200). ``jobs`` (default: every core) runs the (method, seed) grid in parallel."""
     seeds = list(range(5 if quick else 20))
     budget = 100 if quick else 200
-    methods = [m for m in METHODS if not (quick and m == "optuna-gp")]
+    with_gp = os.environ.get("AUDIO_NAS_BENCH_GP") == "1"
+    methods = [m for m in METHODS if with_gp or m != "optuna-gp"]
     rows = read_table(_table_path(table))
     surrogate = load_surrogate(str(_table_path(table)))
     fid = cross_validate(rows, folds=5)
-    curves, info = compare(surrogate, seeds, budget, methods)
+    jobs = jobs or os.cpu_count() or 1
+    t0 = time.perf_counter()
+    curves, info = compare(
+        str(_table_path(table)) if jobs > 1 else surrogate, seeds, budget, methods, progress=print, jobs=jobs
+    )
+    wall_min = (time.perf_counter() - t0) / 60
     body = (
         f"Objective: the table surrogate (`{table}`, {surrogate.n_rows} rows, {fid['archs']} architectures "
         f"between {fid['macs_range'][0]:,} and {fid['macs_range'][1]:,} MACs; held-out Kendall tau "
         f"{fid['kendall_tau']:.3f}, two-seed noise floor tau "
         f"{_fmt(fid['noise_floor'].get('kendall_tau'))} over {fid['noise_floor'].get('pairs', 0)} pairs) for "
         f"accuracy, the emulated energy model ({BOARD}) and board RAM for costs. {len(seeds)} seeds, "
-        f"{budget} evaluations{' (quick: no optuna-gp)' if quick else ''}; infeasible and repeated proposals "
-        "are answered free for every method. "
+        f"{budget} evaluations{'' if with_gp else ' (optuna-gp left out: AUDIO_NAS_BENCH_GP=1 adds it)'}; "
+        f"{wall_min:.0f} min on {jobs} processes. Infeasible and repeated proposals are answered free for "
+        "every method. "
         f"Hypervolume of (1 - acc, log10 µJ, log10 B), reference {REF}. Not equalised: our model-based "
         "strategies use a candidate's energy and RAM (known from the spec) when choosing it and model only "
         "accuracy; the peers see those costs only as results.\n\n" + summary_md(curves, info, budget)

@@ -10,6 +10,7 @@ and at the end.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import json
 import multiprocessing as mp
 import os
 import platform
@@ -186,9 +187,15 @@ def build(
     t0 = time.time()
     commit, machine = _git_commit(), _machine(recipe.device)
 
-    def write(rows: list[dict[str, Any]]) -> dict[str, Any]:
-        import json
+    earlier: list[dict[str, Any]] = []
+    if manifest_path(out).exists():
+        try:
+            old = json.loads(manifest_path(out).read_text())
+            earlier = old.get("machines") or ([old["machine"]] if old.get("machine") else [])
+        except (OSError, ValueError):
+            earlier = []
 
+    def write(rows: list[dict[str, Any]]) -> dict[str, Any]:
         write_table(rows, out, plan)
         man = manifest(
             dataset=dataset,
@@ -201,6 +208,7 @@ def build(
             machine=machine,
             wall_s=time.time() - t0,
             space=space,
+            earlier_machines=earlier,
         )
         tmp = manifest_path(out).with_suffix(".tmp")
         tmp.write_text(json.dumps(man, indent=1) + "\n")

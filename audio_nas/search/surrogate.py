@@ -5,12 +5,16 @@ the search's recipe), the validation accuracy after every epoch and the test acc
 the fast objective for strategy benchmarks and for tests (``evaluator: surrogate``); it replaces the
 hand-written ``synthetic_curve``, whose constants were never fitted to anything.
 
-Model: extremely randomised trees (scikit-learn ``ExtraTreesRegressor``, multi-output: the whole curve
-and the test accuracy at once, so predicted curves keep the shapes real curves have). Inputs are the
-search space's own encoding of the spec (``space.encode``, what the strategies see) plus the log of its
-MACs, parameters and arena bytes (trees split on these far better than on the raw genes). Trees were
-chosen because they need no scaling, fit 1,000 rows in about a second on one core, and handle the
-categorical genes; no library ships a NAS-table surrogate, so the glue is ours.
+Model, two parts (scikit-learn; no library ships a NAS-table surrogate, so the glue is ours):
+- the *level*: gradient-boosted trees (``GradientBoostingRegressor``) predict the best validation accuracy
+  and, separately, the test accuracy;
+- the *shape*: extremely randomised trees (``ExtraTreesRegressor``, multi-output) predict the whole
+  validation curve, which is then shifted so that its best epoch equals the boosted prediction. Predicted
+  curves keep the shapes real curves have (the pruners replay them) and rank as well as the boosted model.
+Inputs: the search space's own encoding (``space.encode``, what the strategies see), the log of MACs,
+parameters and arena bytes, and the architecture descriptors of ``arch_features`` (depth, widths,
+downsampling, receptive field, per-block-type MACs, front-end). On the 1,080-row table the descriptors and
+boosting raised held-out Kendall tau from 0.64 (ExtraTrees on genes + log costs alone) to about 0.71.
 
 Seed noise: a trained accuracy is a draw, not a number. ``noise_sd`` is the per-seed standard deviation
 measured on the table's architectures trained with two seeds (``|a - b| / sqrt(2)``, median-based), and
@@ -34,9 +38,10 @@ from typing import Any
 
 import numpy as np
 from scipy.stats import kendalltau
-from sklearn.ensemble import ExtraTreesRegressor
+from sklearn.ensemble import ExtraTreesRegressor, GradientBoostingRegressor
 
 from audio_nas.errors import ConfigError, DataError
+from audio_nas.search.arch_features import descriptors
 from audio_nas.search.table import noise_floor, read_table
 from audio_nas.space import DEFAULT_SPACE, ArchSpec, arch_costs, encode
 from audio_nas.space.sampling import SearchSpace
@@ -46,10 +51,42 @@ MIN_ROWS = 8  # fewer usable rows cannot make a surrogate worth the name
 
 
 def spec_features(spec: ArchSpec, space: SearchSpace = DEFAULT_SPACE) -> np.ndarray:
-    """The strategies' encoding of ``spec`` plus log10 MACs, parameters and arena bytes."""
+    """The strategies' encoding of ``spec``, log10 MACs, parameters and arena bytes, and its descriptors."""
     c = arch_costs(spec)
     extra = [math.log10(max(c.macs, 1)), math.log10(max(c.params, 1)), math.log10(max(c.arena_bytes, 1))]
-    return np.concatenate([encode(spec, space), np.array(extra)])
+    return np.concatenate([encode(spec, space), np.array(extra), descriptors(spec)])
+
+
+def _level_model(seed: int) -> GradientBoostingRegressor:
+    """Boosted trees for one accuracy; settings chosen by 5-fold CV on the 1,080-row table (depth 4-5,
+    learning rate 0.01-0.03 and 600-1,500 trees all gave tau 0.70-0.72)."""
+    return GradientBoostingRegressor(
+        n_estimators=600, learning_rate=0.03, max_depth=4, subsample=0.8, random_state=seed
+    )
+
+
+@dataclass
+class _Models:
+    shape: ExtraTreesRegressor  # the validation curve
+    best: GradientBoostingRegressor  # its best value
+    test: GradientBoostingRegressor  # the test accuracy
+
+    @classmethod
+    def fit(cls, X: np.ndarray, rows: list[dict[str, Any]], epochs: int, seed: int, n_estimators: int):
+        Y = _targets(rows, epochs)
+        shape = ExtraTreesRegressor(
+            n_estimators=n_estimators, min_samples_leaf=2, random_state=seed, n_jobs=1
+        )
+        shape.fit(X, Y[:, :-1])
+        best = _level_model(seed).fit(X, np.array([float(r["val_acc"]) for r in rows]))
+        test = _level_model(seed).fit(X, Y[:, -1])
+        return cls(shape, best, test)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """[n, epochs + 1]: validation curves (shifted so their best epoch is the boosted level), test."""
+        curves = self.shape.predict(X)
+        curves = curves + (self.best.predict(X) - curves.max(axis=1))[:, None]
+        return np.column_stack([curves, self.test.predict(X)])
 
 
 def _usable(rows: list[dict[str, Any]], space: SearchSpace) -> tuple[list[dict], np.ndarray]:
@@ -89,7 +126,7 @@ def seed_noise_sd(rows: list[dict[str, Any]]) -> float:
 class CurveSurrogate:
     """Measured rows where the table has the (spec, seed); the fitted model with seed noise elsewhere."""
 
-    model: ExtraTreesRegressor
+    model: _Models
     epochs: int
     noise_sd: float
     n_rows: int
@@ -113,10 +150,7 @@ class CurveSurrogate:
                 f"has {len(keep)}. Build more rows with `audio-nas bench table build`"
             )
         epochs = int(np.median([len(r["val_acc_curve"]) for r in keep]))
-        model = ExtraTreesRegressor(
-            n_estimators=n_estimators, min_samples_leaf=2, random_state=seed, n_jobs=1
-        )
-        model.fit(X, _targets(keep, epochs))
+        model = _Models.fit(X, keep, epochs, seed, n_estimators)
         measured = {
             (ArchSpec.from_str(r["spec"]).to_str(), int(r["seed"])): (
                 [float(v) for v in r["val_acc_curve"]],
@@ -191,16 +225,13 @@ def cross_validate(
     fold_of = {specs[i]: k % folds for k, i in enumerate(order)}
     fold = np.array([fold_of[r["spec_hash"]] for r in keep])
     epochs = int(np.median([len(r["val_acc_curve"]) for r in keep]))
-    Y = _targets(keep, epochs)
     y_best = np.array([float(r["val_acc"]) for r in keep])
     pred_best = np.zeros(len(keep))
     per_fold = []
     for k in range(folds):
         test = fold == k
-        m = ExtraTreesRegressor(n_estimators=300, min_samples_leaf=2, random_state=seed, n_jobs=1)
-        m.fit(X[~test], Y[~test])
-        curves = m.predict(X[test])[:, :-1]
-        pred_best[test] = curves.max(axis=1)
+        m = _Models.fit(X[~test], [r for r, t in zip(keep, test, strict=True) if not t], epochs, seed, 300)
+        pred_best[test] = m.predict(X[test])[:, :-1].max(axis=1)
         t = kendalltau(pred_best[test], y_best[test]).statistic
         per_fold.append(float(t) if math.isfinite(t) else None)
     tau = float(kendalltau(pred_best, y_best).statistic)

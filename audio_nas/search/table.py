@@ -502,8 +502,17 @@ def manifest(
     machine: dict[str, Any],
     wall_s: float,
     space: SearchSpace = DEFAULT_SPACE,
+    earlier_machines: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    """``machine`` is this build's; ``earlier_machines`` (from the manifest being replaced) are kept, so a
+    table trained partly on CPUs and partly on a GPU machine names both; ``rows_by_device`` counts the
+    rows by the ``device`` column each row carries."""
     cov = coverage(rows)
+    machines = [m for m in (earlier_machines or []) if m != machine] + [machine]
+    by_device: dict[str, int] = defaultdict(int)
+    for r in rows:
+        if not r.get("error"):
+            by_device[str(r.get("device") or "unknown")] += 1
     done = {(r["spec_hash"], int(r["seed"])) for r in rows if not r.get("error")}
     return {
         "dataset": dataset,
@@ -515,6 +524,8 @@ def manifest(
         "complete": all(it.key in done for it in plan),
         "git_commit": git_commit,
         "machine": machine,
+        "machines": machines,
+        "rows_by_device": dict(sorted(by_device.items())),
         "hours": {"train": cov["train_hours"], "wall_this_build": wall_s / 3600},
         "counts": {k: cov[k] for k in ("rows", "rows_ok", "errors", "archs", "presets", "seeds")},
         "noise_floor": noise_floor(rows),
