@@ -259,7 +259,30 @@ def summary_md(
         + f"\n\nBest peer at {budget}: **{best_peer}** (median HV {target:.3f}). The default ({default}) "
         + (f"reaches it at **{reach}** evaluations" if reach else f"does **not** reach it within {budget}")
         + f" (goal: at most {budget // 2}). One-sided Mann-Whitney U, {default} > {best_peer} at {budget}: "
-        f"p = {p:.3g} over {curves[default].shape[0]} seeds."
+        f"p = {p:.3g} over {curves[default].shape[0]} seeds." + _against_own_parts(curves, default, budget)
+    )
+
+
+def _against_own_parts(curves: dict[str, np.ndarray], default: str, budget: int) -> str:
+    """One-sided Mann-Whitney U of the default against each of our other strategies at 100 and ``budget``
+    evaluations: is the default better than its parts (issue 14, item 4)?"""
+    ours = [m for m in curves if m != default and m not in PEERS]
+    if not ours:
+        return ""
+    at = sorted({min(100, budget), budget})
+    parts = []
+    for m in ours:
+        ps = [
+            mannwhitneyu(curves[default][:, k - 1], curves[m][:, k - 1], alternative="greater").pvalue
+            for k in at
+        ]
+        parts.append(f"{m} " + " / ".join(f"{v:.2g}" for v in ps))
+    return (
+        f" Against our other strategies ({default} > each, p at "
+        + " / ".join(str(k) for k in at)
+        + " evaluations): "
+        + "; ".join(parts)
+        + "."
     )
 
 
