@@ -129,3 +129,36 @@ def test_benchmark_oracle_answers_infeasible_and_repeated_specs_free(surrogate):
     with pytest.raises(BudgetExhausted):
         oracle(feasible[3])
     assert len(REF) == 3
+
+
+def test_descriptors_are_finite_and_of_one_length():
+    from audio_nas.search.arch_features import descriptors
+    from audio_nas.space.presets import PRESETS
+
+    rng = np.random.default_rng(3)
+    specs = [sample_spec(rng, DEFAULT_SPACE) for _ in range(20)] + [ArchSpec.from_str(PRESETS["ds_cnn_s"])]
+    vecs = [descriptors(s) for s in specs]
+    assert len({len(v) for v in vecs}) == 1 and all(np.isfinite(v).all() for v in vecs)
+    assert not np.allclose(vecs[0], vecs[1])
+
+
+def test_benchmark_grid_does_not_depend_on_the_process_count():
+    from audio_nas.bench.search import compare
+
+    one, _ = compare(str(FIXTURE), [0, 1], 6, ["random", "evolution"], jobs=1)
+    two, _ = compare(str(FIXTURE), [0, 1], 6, ["random", "evolution"], jobs=2)
+    assert all(np.allclose(one[m], two[m]) for m in one)
+
+
+def test_summary_tests_the_default_against_the_peer_and_its_own_parts():
+    from audio_nas.bench.search import summary_md
+
+    rng = np.random.default_rng(0)
+    curves = {
+        "hybrid": 3.0 + rng.random((8, 10)) * 0.1,
+        "bo": 2.5 + rng.random((8, 10)) * 0.1,
+        "random": 2.0 + rng.random((8, 10)) * 0.1,
+    }
+    info = {m: [{"evals": 10, "free": 0, "s": 1.0}] * 8 for m in curves}
+    md = summary_md(curves, info, 10)
+    assert "Best peer at 10: **random**" in md and "Against our other strategies" in md and "bo " in md

@@ -183,6 +183,7 @@ def test_build_resumes_after_kill_minus_9_and_writes_the_manifest(tmp_path):
     assert man["counts"]["rows_ok"] == 4 and man["counts"]["seeds"] == {"0": 3, "1": 1}
     assert man["noise_floor"]["pairs"] == 1
     assert "cpu_count" in man["machine"] and "hours" in man
+    assert man["machines"][-1] == man["machine"] and man["rows_by_device"] == {"cpu": 4}
 
     info = subprocess.run(
         [sys.executable, "-m", "audio_nas.cli", "bench", "table", "info", str(out)],
@@ -218,3 +219,41 @@ def test_table_carries_per_board_costs_from_the_current_models(tmp_path):
         key = board.replace("-", "_")
         assert back[f"energy_uj__{key}"] > 0 and back[f"latency_ms__{key}"] > 0
         assert back[f"board_ram_bytes__{key}"] > 0 and back[f"board_flash_bytes__{key}"] > 0
+
+
+def test_manifest_keeps_earlier_machines_and_counts_rows_by_device():
+    from audio_nas.search.table import manifest
+    from audio_nas.space import ArchSpec
+    from audio_nas.space.presets import PRESETS
+
+    specs = [ArchSpec.from_str(PRESETS[n]) for n in ("ds_cnn_s", "mobilenet_v1_x0.25", "mobilenet_v2_x0.35")]
+    rows = [
+        {
+            "spec": s.to_str(),
+            "spec_hash": s.spec_hash,
+            "seed": 0,
+            "device": d,
+            "block_type": "ds",
+            "macs": 1000,
+            "test_acc": 0.5,
+            "val_acc": 0.5,
+            "train_time_s": 1.0,
+        }
+        for s, d in zip(specs, ("cuda", "cpu", "cuda"), strict=True)
+    ]
+    rows[2]["error"] = "OutOfMemoryError: CUDA out of memory"
+    gpu, cpu = {"device": "cuda", "gpu": "H100"}, {"device": "cpu", "cpu_count": 2}
+    man = manifest(
+        dataset="d",
+        dataset_hash="h",
+        recipe={},
+        plan_args={},
+        plan=[],
+        rows=rows,
+        git_commit=None,
+        machine=cpu,
+        wall_s=1.0,
+        earlier_machines=[cpu, gpu],
+    )
+    assert man["machines"] == [gpu, cpu]  # this build's machine last, no repeat
+    assert man["rows_by_device"] == {"cpu": 1, "cuda": 1}  # error rows are not counted
