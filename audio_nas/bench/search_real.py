@@ -8,7 +8,7 @@ log10 board RAM; reference (1, 5, 6); complete trials among the first K asked), 
 seeds on the surrogate at the same budget beside them.
 
     python -m audio_nas.bench.search_real [--methods hybrid hybrid-credit bo] [--seeds 0 1 2]
-        [--trials 60] [--jobs 2]
+        [--trials 60] [--jobs 2] [--device cpu|cuda|auto]
 
 Stored searches resume (runs/bench-search-real/<method>-s<seed>), so a rerun only reports.
 """
@@ -36,7 +36,7 @@ def run_dir(method: str, seed: int) -> Path:
     return runs_dir() / "bench-search-real" / f"{method}-s{seed}"
 
 
-def search_config(method: str, seed: int, n_trials: int):
+def search_config(method: str, seed: int, n_trials: int, device: str = "cpu"):
     from audio_nas.search import SearchConfig
     from audio_nas.training.config import TrainConfig
 
@@ -48,18 +48,18 @@ def search_config(method: str, seed: int, n_trials: int):
         workers=1,
         seed=seed,
         n_initial=min(8, n_trials),
-        train=TrainConfig(epochs=15, batch_size=64, num_threads=1),
+        train=TrainConfig(epochs=15, batch_size=64, num_threads=1, device=device),
         baselines=(),
         export_pareto=False,
         stream_eval=False,
     )
 
 
-def _search(method: str, seed: int, n_trials: int) -> float:
+def _search(method: str, seed: int, n_trials: int, device: str) -> float:
     from audio_nas.search import run_search
 
     t0 = time.perf_counter()
-    run_search(search_config(method, seed, n_trials), run_dir(method, seed))
+    run_search(search_config(method, seed, n_trials, device), run_dir(method, seed))
     return time.perf_counter() - t0
 
 
@@ -81,10 +81,10 @@ def _q(x: list[float]) -> str:
     return f"{med:.3f} [{q1:.3f}, {q3:.3f}]"
 
 
-def run(methods=TOP_METHODS, seeds=(0, 1, 2), n_trials: int = 60, jobs: int = 2) -> str:
+def run(methods=TOP_METHODS, seeds=(0, 1, 2), n_trials: int = 60, jobs: int = 2, device: str = "cpu") -> str:
     t0 = time.perf_counter()
     with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
-        futs = {pool.submit(_search, m, s, n_trials): (m, s) for m in methods for s in seeds}
+        futs = {pool.submit(_search, m, s, n_trials, device): (m, s) for m in methods for s in seeds}
         for fut in cf.as_completed(futs):
             m, s = futs[fut]
             print(f"{m} seed {s}: {fut.result():.0f} s", flush=True)
@@ -129,8 +129,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--trials", type=int, default=60)
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"), help="train.device")
     a = ap.parse_args(argv)
-    print(run(tuple(a.methods), tuple(a.seeds), a.trials, a.jobs))
+    print(run(tuple(a.methods), tuple(a.seeds), a.trials, a.jobs, a.device))
 
 
 if __name__ == "__main__":
