@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
-import math
 import multiprocessing as mp
 import time
 from pathlib import Path
@@ -25,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from audio_nas.bench.report import markdown_table, write_section
-from audio_nas.bench.search import DEFAULT_TABLE, REF, _table_path, compare
+from audio_nas.bench.search import DEFAULT_TABLE, REF, _q, _table_path, compare
 
 TOP_METHODS = ("hybrid", "hybrid-credit", "bo")
 
@@ -65,20 +64,13 @@ def _search(method: str, seed: int, n_trials: int, device: str) -> float:
 
 def hv_at(method: str, seed: int, budgets: list[int]) -> list[float]:
     """Hypervolume of the complete trials among the first K asked, for each K in ``budgets``."""
-    from audio_nas.bench.quant_fronts import trial_rows
-    from audio_nas.search.objectives import hypervolume
+    from audio_nas.bench.quant_fronts import summarise, trial_rows  # the same HV (reference REF)
 
     out = []
     for k in budgets:
         rows = trial_rows(run_dir(method, seed), k)
-        F = np.array([[1 - r["acc"], math.log10(r["energy_uj"]), math.log10(r["ram_bytes"])] for r in rows])
-        out.append(hypervolume(F, REF) if len(F) else 0.0)
+        out.append(summarise(rows)["hv"] if rows else 0.0)
     return out
-
-
-def _q(x: list[float]) -> str:
-    q1, med, q3 = np.percentile(x, [25, 50, 75])
-    return f"{med:.3f} [{q1:.3f}, {q3:.3f}]"
 
 
 def run(methods=TOP_METHODS, seeds=(0, 1, 2), n_trials: int = 60, jobs: int = 2, device: str = "cpu") -> str:
@@ -94,9 +86,7 @@ def run(methods=TOP_METHODS, seeds=(0, 1, 2), n_trials: int = 60, jobs: int = 2,
     sur, _ = compare(str(_table_path(DEFAULT_TABLE)), list(seeds), n_trials, list(methods), jobs=jobs)
     rows = []
     for m in methods:
-        rows.append(
-            [m] + [_q(list(real[m][:, i])) for i in range(len(budgets))] + [_q(list(sur[m][:, n_trials - 1]))]
-        )
+        rows.append([m] + [_q(real[m][:, i]) for i in range(len(budgets))] + [_q(sur[m][:, n_trials - 1])])
     rank_real = sorted(methods, key=lambda m: -np.median(real[m][:, -1]))
     rank_sur = sorted(methods, key=lambda m: -np.median(sur[m][:, -1]))
     body = (

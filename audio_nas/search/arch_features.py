@@ -6,8 +6,9 @@ state them directly, from the ArchSpec and its layer plan (one ArchSpec, derived
 (kind, window, hop, feature map), the stem, per-block-type counts and MAC shares, depth, total
 downsampling, widths, activations, the head, the receptive field along time and frequency, the final
 feature map and the spread of per-layer MACs. On the 1,080-row trained-architecture table they raised the
-held-out Kendall tau of the same ExtraTrees from 0.645 (genes + log costs) to 0.685, and to 0.708 with the
-surrogate's boosted level (docs/benchmarks.md, ``audio-nas bench table surrogate``).
+held-out Kendall tau of the same ExtraTrees from 0.645 (genes + log costs) to 0.685 (the spec-level
+descriptors alone), and to 0.721 with the layer-plan ones and the surrogate's boosted level
+(docs/benchmarks.md, ``audio-nas bench table surrogate``).
 """
 
 from __future__ import annotations
@@ -18,21 +19,20 @@ import numpy as np
 
 from audio_nas.search.table import block_macs, block_type
 from audio_nas.space import ArchSpec
-from audio_nas.space.plan import plan_layers
+from audio_nas.space.plan import MAC_OPS, plan_layers
 
 BLOCK_KINDS = ("ds", "uib_extradw", "uib_ib", "uib_convnext", "uib_ffn", "mqa")
 FRONTEND_KINDS = ("logmel", "mfcc", "pcen")
 ACTIVATIONS = ("relu", "relu6", "hswish")
-_CONV_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D")
-_WEIGHT_OPS = (*_CONV_OPS, "FULLY_CONNECTED", "BATCH_MATMUL")
+_CONV_OPS = ("conv2d", "depthwise_conv2d")  # the layer plan's op names
 
 
-def _receptive_field(spec: ArchSpec) -> tuple[float, float, tuple[int, ...]]:
+def _receptive_field(layers: list) -> tuple[float, float, tuple[int, ...]]:
     """Receptive field (time, frequency) in input frames/bins along the conv chain, and the last conv's
     output shape (NHWC). Attention is global and left out: it would make every MQA net's field total."""
     rf_t = rf_f = jump_t = jump_f = 1.0
     last: tuple[int, ...] = (1, 1, 1, 1)
-    for layer in plan_layers(spec):
+    for layer in layers:
         if layer.op in _CONV_OPS:
             (kh, kw), (sh, sw) = layer.kernel_hw, layer.stride_hw
             rf_t += (kh - 1) * jump_t
@@ -77,9 +77,9 @@ def descriptors(spec: ArchSpec) -> np.ndarray:
     out += [depth, math.log2(downsampling), max(widths), widths[-1], float(np.mean(widths))]
     out += [acts[a] for a in ACTIVATIONS]
     out += [spec.head.channels, float(spec.head.pool == "avg")]
-    rf_t, rf_f, last = _receptive_field(spec)
     layers = plan_layers(spec)
-    layer_macs = np.log10([max(layer.macs, 1) for layer in layers if layer.op in _WEIGHT_OPS] or [1])
+    rf_t, rf_f, last = _receptive_field(layers)
+    layer_macs = np.log10([max(layer.macs, 1) for layer in layers if layer.op in MAC_OPS] or [1])
     out += [
         math.log2(rf_t),
         math.log2(rf_f),

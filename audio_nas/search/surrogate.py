@@ -14,7 +14,7 @@ Model, two parts (scikit-learn; no library ships a NAS-table surrogate, so the g
 Inputs: the search space's own encoding (``space.encode``, what the strategies see), the log of MACs,
 parameters and arena bytes, and the architecture descriptors of ``arch_features`` (depth, widths,
 downsampling, receptive field, per-block-type MACs, front-end). On the 1,080-row table the descriptors and
-boosting raised held-out Kendall tau from 0.64 (ExtraTrees on genes + log costs alone) to about 0.71.
+boosting raised held-out Kendall tau from 0.64 (ExtraTrees on genes + log costs alone) to 0.72.
 
 Seed noise: a trained accuracy is a draw, not a number. ``noise_sd`` is the per-seed standard deviation
 measured on the table's architectures trained with two seeds (``|a - b| / sqrt(2)``, median-based), and

@@ -140,6 +140,9 @@ def test_descriptors_are_finite_and_of_one_length():
     vecs = [descriptors(s) for s in specs]
     assert len({len(v) for v in vecs}) == 1 and all(np.isfinite(v).all() for v in vecs)
     assert not np.allclose(vecs[0], vecs[1])
+    # the layer-plan descriptors (receptive field in time, conv count, layer count, largest and smallest
+    # per-layer MACs) must see the plan's ops: they once matched no op name and were constant
+    assert np.ptp(np.stack(vecs)[:, -9:], axis=0)[[0, 2, 3, 6, 7]].min() > 0
 
 
 def test_benchmark_grid_does_not_depend_on_the_process_count():
