@@ -119,16 +119,18 @@ def compute_features(
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    meta_tmp = meta_path.with_suffix(".json.tmp")
-    meta_tmp.write_text(
-        json.dumps(
+    # A temporary name of its own: searches in parallel processes may write the same key at once; a
+    # shared "<key>.json.tmp" let one process rename the other's file away (FileNotFoundError).
+    fd, meta_tmp = tempfile.mkstemp(dir=root, prefix=f".{key}.", suffix=".json.tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(
             {
                 "shape": list(shape),
                 "dataset": dataset.name,
                 "dataset_hash": dataset.content_hash,
                 "frontend": to_dict(cfg),
-            }
+            },
+            f,
         )
-    )
     os.replace(meta_tmp, meta_path)
     return FeatureSet(x=np.memmap(data_path, np.float32, "r", shape=shape), **meta)

@@ -128,6 +128,19 @@ def test_cache_reuses_and_keys_on_config_and_data(tmp_path):
     assert len(sub.labels) == int((ds.split == 1).sum())
 
 
+def test_cache_survives_concurrent_writers_of_one_key(tmp_path):
+    # Parallel searches extract the same front-end at once; a shared temporary name for the metadata made
+    # one writer rename the other's file away (FileNotFoundError, a failed trial on the GPU machine).
+    from concurrent.futures import ThreadPoolExecutor
+
+    ds, cfg = fake_dataset(), FrontEndConfig()
+    with ThreadPoolExecutor(6) as pool:
+        keys = list(pool.map(lambda _: compute_features(ds, cfg, tmp_path).key, range(12)))
+    assert len(set(keys)) == 1
+    assert not list(tmp_path.glob("*.tmp"))
+    assert np.asarray(compute_features(ds, cfg, tmp_path).x).shape[0] == len(ds.labels)
+
+
 def test_cache_is_much_faster_than_recomputing(tmp_path):
     ds = fake_dataset(n=200)
     cfg = FrontEndConfig()
