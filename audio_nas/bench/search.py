@@ -33,7 +33,9 @@ import numpy as np
 from scipy.stats import mannwhitneyu
 
 from audio_nas.bench.report import markdown_table, write_section
+from audio_nas.config import load_yaml
 from audio_nas.energy import load_board
+from audio_nas.search import SearchConfig
 from audio_nas.search.evaluate import cheap_objectives
 from audio_nas.search.objectives import hypervolume, objective_vector
 from audio_nas.search.strategies import STRATEGIES, StrategyContext
@@ -41,6 +43,8 @@ from audio_nas.search.surrogate import CurveSurrogate, cross_validate, load_surr
 from audio_nas.search.table import read_table
 from audio_nas.space import DEFAULT_SPACE, ArchSpec, decode
 from audio_nas.space.sampling import encoding_dim
+
+DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "search" / "configs" / "default.yaml"
 
 REF = (1.0, 5.0, 6.0)
 BOARD = "nucleo-l4r5zi"
@@ -184,6 +188,12 @@ def run_method(name: str, surrogate: CurveSurrogate, seed: int, budget: int) -> 
     return hv, {"evals": len(F), "free": oracle.free_answers, "s": time.perf_counter() - t0}
 
 
+@functools.cache
+def user_budget() -> int:
+    """``n_trials`` of the default search config: the budget a user's `make search` spends."""
+    return int(load_yaml(SearchConfig, DEFAULT_CONFIG).n_trials)
+
+
 def _q(x: np.ndarray) -> str:
     q1, med, q3 = np.percentile(x, [25, 50, 75])
     return f"{med:.3f} [{q1:.3f}, {q3:.3f}]"
@@ -229,7 +239,7 @@ def compare(
 def summary_md(
     curves: dict[str, np.ndarray], info: dict[str, list[dict]], budget: int, default: str = DEFAULT_STRATEGY
 ) -> str:
-    checkpoints = [k for k in (25, 50, 100, 200) if k <= budget] or [budget]
+    checkpoints = sorted({k for k in (25, 50, user_budget(), 100, 200) if k <= budget}) or [budget]
     rows = []
     for name, c in curves.items():
         evals = [i["evals"] for i in info[name]]
@@ -264,12 +274,12 @@ def summary_md(
 
 
 def _against_own_parts(curves: dict[str, np.ndarray], default: str, budget: int) -> str:
-    """One-sided Mann-Whitney U of the default against each of our other strategies at 100 and ``budget``
-    evaluations: is the default better than its parts (issue 14, item 4)?"""
+    """One-sided Mann-Whitney U of the default against each of our other strategies at the default config's
+    budget, 100 and ``budget`` evaluations: is the default better than its parts (issue 14, item 4)?"""
     ours = [m for m in curves if m != default and m not in PEERS]
     if not ours:
         return ""
-    at = sorted({min(100, budget), budget})
+    at = sorted({k for k in (user_budget(), 100) if k <= budget} | {budget})
     parts = []
     for m in ours:
         ps = [
