@@ -49,7 +49,7 @@ DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "search" / "configs" / "d
 REF = (1.0, 5.0, 6.0)
 BOARD = "nucleo-l4r5zi"
 DEFAULT_TABLE = "datasets/nas-table/synth-kws.csv.gz"
-DEFAULT_STRATEGY = "hybrid"
+DEFAULT_STRATEGY = "bo"
 MAX_FREE_ANSWERS_PER_EVAL = 50
 
 

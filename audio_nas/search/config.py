@@ -39,7 +39,7 @@ class SearchConfig:
     dataset: str = "synth-kws"
     on_error: Literal["raise", "skip"] = "raise"  # unreadable audio files: fail naming the file, or skip them
     board: str = "nucleo-l4r5zi"
-    strategy: str = "hybrid"
+    strategy: str = "bo"
     # train: real training; surrogate: the learning-curve surrogate fitted on a table of trained
     # architectures (search/surrogate.py; strategy benchmarks and tests)
     evaluator: Literal["train", "surrogate"] = "train"
@@ -53,7 +53,7 @@ class SearchConfig:
     energy_source: Literal["emulated", "analytic", "predicted"] = "emulated"
     train: TrainConfig = DEFAULT_TRAIN
     pruner: PrunerConfig = field(default_factory=PrunerConfig)
-    n_initial: int = 8  # random trials before the model-based parts start
+    n_initial: int = 5  # random trials before the model-based parts start
     # weight bit-widths the space may choose per block and head: (8,) int8 only; (4, 8) mixed precision (int4
     # weights, bit-exact in TFLM; `audio-nas bench quant` measures their accuracy cost)
     weight_bits: tuple[int, ...] = (8,)

@@ -9,6 +9,7 @@ strategy, tells it the results it had not been told, and continues until the bud
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import time
@@ -99,8 +100,11 @@ class SearchRunner:
         self.ctx = StrategyContext(
             space=self.space, cheap_objectives=self._cheap_for_strategy, hv_reference=cfg.hv_reference
         )
-        kwargs = {"n_initial": cfg.n_initial} if cfg.strategy == "hybrid" else {}
-        self.strategy = STRATEGIES[cfg.strategy](self.ctx, seed=cfg.seed, **kwargs)
+        strategy_cls = STRATEGIES[cfg.strategy]
+        # n_initial goes to every strategy that has a random start (bo, hybrid, hybrid-credit)
+        takes_n_initial = "n_initial" in inspect.signature(strategy_cls).parameters
+        kwargs = {"n_initial": cfg.n_initial} if takes_n_initial else {}
+        self.strategy = strategy_cls(self.ctx, seed=cfg.seed, **kwargs)
         state = self.store.get_meta("strategy_state")
         if state is not None:
             self.strategy.load_state_dict(state)

@@ -36,15 +36,11 @@ class MOBayesOpt(BaseStrategy):
         n_random: int = 40,
         n_mutants: int = 40,
         kappa: float = 1.0,
-        min_observations: int = 5,
+        n_initial: int = 5,
     ):
         super().__init__(ctx, seed)
-        self.n_random, self.n_mutants, self.kappa, self.min_observations = (
-            n_random,
-            n_mutants,
-            kappa,
-            min_observations,
-        )
+        # n_initial: random proposals until this many trials have finished and the forest can be fitted
+        self.n_random, self.n_mutants, self.kappa, self.n_initial = n_random, n_mutants, kappa, n_initial
         # () -> [(spec, origin)]: more candidates to rank (feasible, unseen, not claimed)
         self.extra_candidates: Callable[[], list[tuple[ArchSpec, str]]] | None = None
 
@@ -84,7 +80,7 @@ class MOBayesOpt(BaseStrategy):
 
     def ask(self, n: int) -> list[tuple[ArchSpec, str]]:
         specs, F = self.observed()
-        if len(specs) < self.min_observations:
+        if len(specs) < self.n_initial:
             return [(self.random_feasible(), "random") for _ in range(n)]
         X = np.stack([encode(ArchSpec.from_str(s), self.ctx.space) for s in specs])
         rf = RandomForestRegressor(
