@@ -8,16 +8,20 @@ log10 board RAM; reference (1, 5, 6); complete trials among the first K asked), 
 seeds on the surrogate at the same budget beside them.
 
     python -m audio_nas.bench.search_real [--methods hybrid hybrid-credit bo] [--seeds 0 1 2]
-        [--trials 60] [--jobs 2] [--device cpu|cuda|auto]
+        [--trials 60] [--jobs 2] [--device cpu|cuda|auto] [--report-only]
 
-Stored searches resume (runs/bench-search-real/<method>-s<seed>), so a rerun only reports.
+Stored searches resume (runs/bench-search-real/<method>-s<seed>); each records where it ran
+(``machine.json``). ``--report-only`` writes the section from stored searches without touching them, e.g.
+after copying them back from the GPU machine that ran them.
 """
 
 from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
+import json
 import multiprocessing as mp
+import os
 import time
 from pathlib import Path
 
@@ -27,6 +31,7 @@ from audio_nas.bench.report import markdown_table, write_section
 from audio_nas.bench.search import DEFAULT_TABLE, REF, _q, _table_path, compare
 
 TOP_METHODS = ("hybrid", "hybrid-credit", "bo")
+MACHINE_FILE = "machine.json"  # where a stored search ran
 
 
 def run_dir(method: str, seed: int) -> Path:
@@ -46,7 +51,7 @@ def search_config(method: str, seed: int, n_trials: int, device: str = "cpu"):
         n_trials=n_trials,
         workers=1,
         seed=seed,
-        n_initial=min(8, n_trials),
+        n_initial=min(5 if method == "bo" else 8, n_trials),  # as in the stored runs of 2026-11-23
         train=TrainConfig(epochs=15, batch_size=64, num_threads=1, device=device),
         baselines=(),
         export_pareto=False,
@@ -55,11 +60,37 @@ def search_config(method: str, seed: int, n_trials: int, device: str = "cpu"):
 
 
 def _search(method: str, seed: int, n_trials: int, device: str) -> float:
+    from audio_nas.bench.report import machine_description
     from audio_nas.search import run_search
 
     t0 = time.perf_counter()
     run_search(search_config(method, seed, n_trials, device), run_dir(method, seed))
-    return time.perf_counter() - t0
+    wall_s = time.perf_counter() - t0
+    where = {"machine": machine_description(), "device": device, "gpu": _gpu_name(device), "wall_s": wall_s}
+    (run_dir(method, seed) / MACHINE_FILE).write_text(json.dumps(where, indent=1) + "\n")
+    return wall_s
+
+
+def _gpu_name(device: str) -> str | None:
+    import torch
+
+    return torch.cuda.get_device_name(0) if device != "cpu" and torch.cuda.is_available() else None
+
+
+def ran_on(methods, seeds) -> str:
+    """Where the stored searches ran, from their machine.json (written when a search finishes)."""
+    seen = set()
+    for m in methods:
+        for s in seeds:
+            f = run_dir(m, s) / MACHINE_FILE
+            if f.exists():
+                w = json.loads(f.read_text())
+                seen.add(
+                    f"{w['machine']}, train.device {w['device']}" + (f" ({w['gpu']})" if w["gpu"] else "")
+                )
+            else:
+                seen.add("not recorded")
+    return "; ".join(sorted(seen))
 
 
 def hv_at(method: str, seed: int, budgets: list[int]) -> list[float]:
@@ -73,31 +104,47 @@ def hv_at(method: str, seed: int, budgets: list[int]) -> list[float]:
     return out
 
 
-def run(methods=TOP_METHODS, seeds=(0, 1, 2), n_trials: int = 60, jobs: int = 2, device: str = "cpu") -> str:
+def run_searches(methods, seeds, n_trials: int, jobs: int, device: str) -> float:
+    """Run (or resume) every (method, seed) search; returns the wall minutes."""
     t0 = time.perf_counter()
     with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
         futs = {pool.submit(_search, m, s, n_trials, device): (m, s) for m in methods for s in seeds}
         for fut in cf.as_completed(futs):
             m, s = futs[fut]
             print(f"{m} seed {s}: {fut.result():.0f} s", flush=True)
-    minutes = (time.perf_counter() - t0) / 60
+    return (time.perf_counter() - t0) / 60
+
+
+def report(methods, seeds, n_trials: int, jobs: int, device: str, minutes: float | None) -> str:
+    """The section from the stored searches, with the surrogate's answer for the same methods and seeds."""
     budgets = sorted({25, 50, n_trials})
     real = {m: np.array([hv_at(m, s, budgets) for s in seeds]) for m in methods}
-    sur, _ = compare(str(_table_path(DEFAULT_TABLE)), list(seeds), n_trials, list(methods), jobs=jobs)
+    cores = min(jobs, os.cpu_count() or 1)  # this machine's, whatever ran the real searches
+    sur, _ = compare(str(_table_path(DEFAULT_TABLE)), list(seeds), n_trials, list(methods), jobs=cores)
     rows = []
     for m in methods:
         rows.append([m] + [_q(real[m][:, i]) for i in range(len(budgets))] + [_q(sur[m][:, n_trials - 1])])
+    per_seed = [
+        [m, s] + [f"{v:.3f}" for v in real[m][i]] + [f"{sur[m][i, n_trials - 1]:.3f}"]
+        for m in methods
+        for i, s in enumerate(seeds)
+    ]
     rank_real = sorted(methods, key=lambda m: -np.median(real[m][:, -1]))
     rank_sur = sorted(methods, key=lambda m: -np.median(sur[m][:, -1]))
+    wall = f"{minutes:.0f} min in all" if minutes is not None else "wall time in each run's machine.json"
     body = (
         f"Real searches on synth-kws: {len(seeds)} seeds x {n_trials} trials per method, 15 epochs, "
-        f"batch 64, the default pruner (pareto-median), 1 worker per search, {jobs} searches at a time; "
-        f"{minutes:.0f} min in all. Hypervolume of the complete trials among the first K asked "
-        f"(1 - val acc, log10 µJ, log10 board RAM; reference {REF}); beside it, the same methods and seeds "
-        f"on the table surrogate at {n_trials} evaluations (median [IQR]).\n\n"
+        f"batch 64, the default pruner (pareto-median), 1 worker per search, train.device {device}, "
+        f"{jobs} searches at a time; {wall}. Ran on: {ran_on(methods, seeds)}. Hypervolume of the complete "
+        f"trials among the first K asked (1 - val acc, log10 µJ, log10 board RAM; reference {REF}); beside "
+        f"it, the same methods and seeds on the table surrogate at {n_trials} evaluations (median [IQR]).\n\n"
         + markdown_table(
             ["method"] + [f"real HV@{k}" for k in budgets] + [f"surrogate HV@{n_trials}"],
             rows,
+        )
+        + "\n\nPer seed:\n\n"
+        + markdown_table(
+            ["method", "seed"] + [f"real HV@{k}" for k in budgets] + [f"surrogate HV@{n_trials}"], per_seed
         )
         + f"\n\nRanking by median at {n_trials}: real {' > '.join(rank_real)}; surrogate "
         f"{' > '.join(rank_sur)}. "
@@ -107,10 +154,22 @@ def run(methods=TOP_METHODS, seeds=(0, 1, 2), n_trials: int = 60, jobs: int = 2,
         "search-real",
         "Search strategies: real-training check of the surrogate ranking",
         f"python -m audio_nas.bench.search_real --methods {' '.join(methods)} --seeds "
-        f"{' '.join(map(str, seeds))} --trials {n_trials} --jobs {jobs}",
+        f"{' '.join(map(str, seeds))} --trials {n_trials} --jobs {jobs} --device {device}",
         body,
     )
     return body
+
+
+def run(
+    methods=TOP_METHODS,
+    seeds=(0, 1, 2),
+    n_trials: int = 60,
+    jobs: int = 2,
+    device: str = "cpu",
+    report_only: bool = False,
+) -> str:
+    minutes = None if report_only else run_searches(methods, seeds, n_trials, jobs, device)
+    return report(methods, seeds, n_trials, jobs, device, minutes)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -120,8 +179,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--trials", type=int, default=60)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"), help="train.device")
+    ap.add_argument(
+        "--report-only",
+        action="store_true",
+        help="only report the stored searches (e.g. copied back from the GPU machine that ran them)",
+    )
     a = ap.parse_args(argv)
-    print(run(tuple(a.methods), tuple(a.seeds), a.trials, a.jobs, a.device))
+    print(run(tuple(a.methods), tuple(a.seeds), a.trials, a.jobs, a.device, a.report_only))
 
 
 if __name__ == "__main__":
