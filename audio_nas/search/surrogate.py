@@ -9,8 +9,8 @@ Model, two parts (scikit-learn; no library ships a NAS-table surrogate, so the g
 - the *level*: the mean of gradient-boosted trees and a Gaussian process (``VotingRegressor``) predicts the
   best validation accuracy and, separately, the test accuracy;
 - the *shape*: extremely randomised trees (``ExtraTreesRegressor``, multi-output) predict the whole
-  validation curve, which is then shifted so that its best epoch equals the boosted prediction. Predicted
-  curves keep the shapes real curves have (the pruners replay them) and rank as well as the boosted model.
+  validation curve, which is then shifted so that its best epoch equals the level prediction. Predicted
+  curves keep the shapes real curves have (the pruners replay them) and rank as well as the level model.
 Inputs: the search space's own encoding (``space.encode``, what the strategies see), the log of MACs,
 parameters and arena bytes, and the architecture descriptors of ``arch_features`` (depth, widths,
 downsampling, receptive field, per-block-type MACs, front-end). On the 1,100-row table the descriptors,
@@ -106,7 +106,7 @@ class _Models:
         return cls(shape, best, test)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        """[n, epochs + 1]: validation curves (shifted so their best epoch is the boosted level), test."""
+        """[n, epochs + 1]: validation curves (shifted so their best epoch is the predicted level), test."""
         curves = self.shape.predict(X)
         curves = curves + (self.best.predict(X) - curves.max(axis=1))[:, None]
         return np.column_stack([curves, self.test.predict(X)])
