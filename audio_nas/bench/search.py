@@ -35,6 +35,7 @@ from scipy.stats import mannwhitneyu
 from audio_nas.bench.report import markdown_table, write_section
 from audio_nas.config import load_yaml
 from audio_nas.energy import load_board
+from audio_nas.errors import ConfigError
 from audio_nas.search import SearchConfig
 from audio_nas.search.evaluate import cheap_objectives
 from audio_nas.search.objectives import hypervolume, objective_vector
@@ -334,6 +335,42 @@ def run_bench(quick: bool = False, table: str = DEFAULT_TABLE, jobs: int | None 
     )
 
 
+def run_subset(methods: list[str], n_seeds: int, budget: int, jobs: int | None = None) -> str:
+    """A few methods on more evaluations than ``--quick`` and fewer than the full run, in their own section
+    ("search-subset"): e.g. Optuna's GP sampler, too slow for the full grid, against the default."""
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ConfigError(f"unknown methods {unknown}; available: {', '.join(METHODS)}")
+    seeds = list(range(n_seeds))
+    jobs = jobs or os.cpu_count() or 1
+    t0 = time.perf_counter()
+    curves, info = compare(str(_table_path(DEFAULT_TABLE)), seeds, budget, methods, progress=print, jobs=jobs)
+    body = (
+        f"The table surrogate as in the full benchmark; {n_seeds} seeds (0-{n_seeds - 1}, as there), "
+        f"{budget} evaluations, {(time.perf_counter() - t0) / 60:.0f} min on {jobs} processes.\n\n"
+        + summary_md(curves, info, budget)
+    )
+    write_section(
+        "search-subset",
+        "Search strategies: a subset at a smaller budget (Optuna GP)",
+        f"python -m audio_nas.bench.search --methods {' '.join(methods)} --seeds {n_seeds} --budget {budget}",
+        body,
+    )
+    return body
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(description="Some strategies on the table surrogate (section search-subset)")
+    ap.add_argument("--methods", nargs="+", required=True, help=", ".join(METHODS))
+    ap.add_argument("--seeds", type=int, default=20, help="number of seeds (0..N-1)")
+    ap.add_argument("--budget", type=int, default=100, help="evaluations per run")
+    ap.add_argument("--jobs", type=int, default=None, help="processes (default: every core)")
+    a = ap.parse_args(argv)
+    print(run_subset(a.methods, a.seeds, a.budget, a.jobs))
+
+
 def _fmt(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.3f}"
 
@@ -341,3 +378,7 @@ def _fmt(v: float | None) -> str:
 def _table_path(table: str) -> Path:
     p = Path(table)
     return p if p.exists() or p.is_absolute() else Path(__file__).resolve().parents[2] / p
+
+
+if __name__ == "__main__":
+    main()

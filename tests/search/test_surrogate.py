@@ -165,3 +165,11 @@ def test_summary_tests_the_default_against_the_peer_and_its_own_parts():
     info = {m: [{"evals": 10, "free": 0, "s": 1.0}] * 8 for m in curves}
     md = summary_md(curves, info, 10)
     assert "Best peer at 10: **random**" in md and "Against our other strategies" in md and "bo " in md
+
+
+def test_subset_benchmark_names_unknown_methods():
+    from audio_nas.bench.search import run_subset
+    from audio_nas.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown methods.*available: random"):
+        run_subset(["optuna-gpp"], 1, 5)
