@@ -269,7 +269,8 @@ def summary_md(
         table
         + f"\n\nBest peer at {budget}: **{best_peer}** (median HV {target:.3f}). The default ({default}) "
         + (f"reaches it at **{reach}** evaluations" if reach else f"does **not** reach it within {budget}")
-        + f" (goal: at most {budget // 2}). One-sided Mann-Whitney U, {default} > {best_peer} at {budget}: "
+        + f" (2x sample efficiency, the issue's goal: at most {budget // 2}). "
+        f"One-sided Mann-Whitney U, {default} > {best_peer} at {budget}: "
         f"p = {p:.3g} over {curves[default].shape[0]} seeds." + _against_own_parts(curves, default, budget)
     )
 

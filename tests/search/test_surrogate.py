@@ -154,17 +154,19 @@ def test_benchmark_grid_does_not_depend_on_the_process_count():
 
 
 def test_summary_tests_the_default_against_the_peer_and_its_own_parts():
-    from audio_nas.bench.search import summary_md
+    from audio_nas.bench.search import DEFAULT_STRATEGY, summary_md
 
     rng = np.random.default_rng(0)
+    part = "hybrid" if DEFAULT_STRATEGY != "hybrid" else "bo"
     curves = {
-        "hybrid": 3.0 + rng.random((8, 10)) * 0.1,
-        "bo": 2.5 + rng.random((8, 10)) * 0.1,
+        DEFAULT_STRATEGY: 3.0 + rng.random((8, 10)) * 0.1,
+        part: 2.5 + rng.random((8, 10)) * 0.1,
         "random": 2.0 + rng.random((8, 10)) * 0.1,
     }
     info = {m: [{"evals": 10, "free": 0, "s": 1.0}] * 8 for m in curves}
     md = summary_md(curves, info, 10)
-    assert "Best peer at 10: **random**" in md and "Against our other strategies" in md and "bo " in md
+    assert "Best peer at 10: **random**" in md and f"The default ({DEFAULT_STRATEGY}) reaches it" in md
+    assert f"Against our other strategies ({DEFAULT_STRATEGY} > each, p at 10 evaluations): {part} " in md
 
 
 def test_subset_benchmark_names_unknown_methods():
