@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import functools
+import json
 import multiprocessing as mp
 import os
 import time
@@ -162,17 +163,25 @@ def run_pymoo(oracle: Oracle, seed: int) -> None:
         algorithm.tell(infills=pop)
 
 
+def run_botorch(oracle: Oracle, seed: int) -> None:
+    from audio_nas.bench.botorch_peer import run_botorch as run
+
+    ctx = _ctx()
+    run(oracle, seed, ctx.cheap_objectives, DEFAULT_SPACE, REF)
+
+
 METHODS: dict[str, Callable[[Oracle, int], None]] = {
     **{
         name: functools.partial(run_ours, name)
-        for name in ("random", "evolution", "bo", "pso", "hybrid", "hybrid-credit")
+        for name in ("random", "evolution", "bo", "bo-gp", "pso", "hybrid", "hybrid-credit")
     },
     "optuna-tpe": functools.partial(run_optuna, "tpe"),
     "optuna-nsga2": functools.partial(run_optuna, "nsga2"),
     "optuna-gp": functools.partial(run_optuna, "gp"),
     "pymoo-nsga2": run_pymoo,
+    "botorch-qehvi": run_botorch,
 }
-PEERS = ("random", "optuna-tpe", "optuna-nsga2", "optuna-gp", "pymoo-nsga2")
+PEERS = ("random", "optuna-tpe", "optuna-nsga2", "optuna-gp", "pymoo-nsga2", "botorch-qehvi")
 
 
 def run_method(name: str, surrogate: CurveSurrogate, seed: int, budget: int) -> tuple[np.ndarray, dict]:
@@ -201,7 +210,11 @@ def _q(x: np.ndarray) -> str:
 
 
 def _run_job(name: str, table: str, seed: int, budget: int) -> tuple[np.ndarray, dict]:
-    """One (method, seed) run in a worker process: the surrogate is fitted once per process."""
+    """One (method, seed) run in a worker process: the surrogate is fitted once per process; one thread
+    per process, as the pool already has a process per core (GP methods oversubscribed the cores)."""
+    import torch
+
+    torch.set_num_threads(1)
     return run_method(name, load_surrogate(table), seed, budget)
 
 
@@ -336,25 +349,77 @@ def run_bench(quick: bool = False, table: str = DEFAULT_TABLE, jobs: int | None 
     )
 
 
-def run_subset(methods: list[str], n_seeds: int, budget: int, jobs: int | None = None) -> str:
+SUBSET_SECTIONS = {
+    "search-subset": "Search strategies: a subset at a smaller budget (Optuna GP)",
+    "search-botorch": "Search strategies: BoTorch's GP and qLogEHVI as a peer and inside bo (bo-gp)",
+}
+
+
+def _subset_store(section: str) -> Path:
+    from audio_nas.paths import runs_dir
+
+    return runs_dir() / "bench-search" / f"{section}.npz"
+
+
+def run_subset(
+    methods: list[str],
+    n_seeds: int,
+    budget: int,
+    jobs: int | None = None,
+    section: str = "search-subset",
+    report_only: bool = False,
+    table: str = DEFAULT_TABLE,
+) -> str:
     """A few methods on more evaluations than ``--quick`` and fewer than the full run, in their own section
-    ("search-subset"): e.g. Optuna's GP sampler, too slow for the full grid, against the default."""
+    (``SUBSET_SECTIONS``): e.g. the GP-based methods, too slow for the full grid, against the default.
+
+    The hypervolume curves are kept in ``runs/bench-search/<section>.npz``; ``report_only`` writes the
+    section again from them (e.g. after the default strategy changed) without running anything."""
+    if section not in SUBSET_SECTIONS:
+        raise ConfigError(f"unknown section {section!r}; available: {', '.join(SUBSET_SECTIONS)}")
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise ConfigError(f"unknown methods {unknown}; available: {', '.join(METHODS)}")
-    seeds = list(range(n_seeds))
-    jobs = jobs or os.cpu_count() or 1
-    t0 = time.perf_counter()
-    curves, info = compare(str(_table_path(DEFAULT_TABLE)), seeds, budget, methods, progress=print, jobs=jobs)
+    store = _subset_store(section)
+    if report_only:
+        if not store.exists():
+            raise ConfigError(f"no stored runs at {store}; run the subset without --report-only first")
+        saved = np.load(store, allow_pickle=False)
+        meta = json.loads(str(saved["meta"]))
+        missing = [m for m in methods if m not in meta["methods"]]
+        if missing or meta["seeds"] != n_seeds or meta["budget"] != budget:
+            raise ConfigError(
+                f"{store} holds {meta['methods']} x {meta['seeds']} seeds x {meta['budget']} evaluations; "
+                f"asked for {methods} x {n_seeds} x {budget}{f' (missing {missing})' if missing else ''}"
+            )
+        curves = {m: saved[f"hv__{m}"] for m in methods}
+        info = {m: meta["info"][m] for m in methods}
+        minutes, jobs = meta["minutes"], meta["jobs"]
+    else:
+        jobs = jobs or os.cpu_count() or 1
+        t0 = time.perf_counter()
+        curves, info = compare(
+            str(_table_path(table)), list(range(n_seeds)), budget, methods, progress=print, jobs=jobs
+        )
+        minutes = (time.perf_counter() - t0) / 60
+        meta = {"methods": methods, "seeds": n_seeds, "budget": budget, "info": info}
+        store.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(
+            store,
+            meta=json.dumps({**meta, "minutes": minutes, "jobs": jobs}),
+            **{f"hv__{m}": c for m, c in curves.items()},
+        )
     body = (
         f"The table surrogate as in the full benchmark; {n_seeds} seeds (0-{n_seeds - 1}, as there), "
-        f"{budget} evaluations, {(time.perf_counter() - t0) / 60:.0f} min on {jobs} processes.\n\n"
-        + summary_md(curves, info, budget)
+        f"{budget} evaluations, {minutes:.0f} min on {jobs} processes.\n\n" + summary_md(curves, info, budget)
+    )
+    command = (
+        f"python -m audio_nas.bench.search --methods {' '.join(methods)} --seeds {n_seeds} --budget {budget}"
     )
     write_section(
-        "search-subset",
-        "Search strategies: a subset at a smaller budget (Optuna GP)",
-        f"python -m audio_nas.bench.search --methods {' '.join(methods)} --seeds {n_seeds} --budget {budget}",
+        section,
+        SUBSET_SECTIONS[section],
+        command + ("" if section == "search-subset" else f" --section {section}"),
         body,
     )
     return body
@@ -368,8 +433,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seeds", type=int, default=20, help="number of seeds (0..N-1)")
     ap.add_argument("--budget", type=int, default=100, help="evaluations per run")
     ap.add_argument("--jobs", type=int, default=None, help="processes (default: every core)")
+    ap.add_argument("--section", default="search-subset", choices=sorted(SUBSET_SECTIONS))
+    ap.add_argument(
+        "--report-only", action="store_true", help="write the section from the stored runs, run nothing"
+    )
     a = ap.parse_args(argv)
-    print(run_subset(a.methods, a.seeds, a.budget, a.jobs))
+    print(run_subset(a.methods, a.seeds, a.budget, a.jobs, a.section, a.report_only))
 
 
 def _fmt(v: float | None) -> str:

@@ -143,6 +143,12 @@ def register(app: typer.Typer) -> None:
     def table_surrogate(
         path: Path = typer.Argument(..., help="A table (.csv.gz, .csv) or its .work.jsonl."),
         folds: int = typer.Option(5, "--folds", help="Cross-validation folds (by architecture)."),
+        fractions: list[float] = typer.Option(
+            [],
+            "--train-fraction",
+            help="Also fit on this share of each fold's training architectures (repeatable): how held-out "
+            "tau grows with the table's size.",
+        ),
     ) -> None:
         """Held-out fidelity of the learning-curve surrogate (evaluator: surrogate) fitted on a table."""
         import json
@@ -150,7 +156,19 @@ def register(app: typer.Typer) -> None:
         from audio_nas.search.surrogate import cross_validate
         from audio_nas.search.table import read_table
 
-        typer.echo(json.dumps(cross_validate(read_table(path), folds=folds), indent=1))
+        rows = read_table(path)
+        full = cross_validate(rows, folds=folds)
+        if fractions:
+            full["by_train_fraction"] = [
+                {
+                    k: v
+                    for k, v in cross_validate(rows, folds=folds, train_fraction=f).items()
+                    if k
+                    in ("train_fraction", "train_rows_per_fold", "kendall_tau", "kendall_tau_per_fold", "mae")
+                }
+                for f in sorted(fractions)
+            ]
+        typer.echo(json.dumps(full, indent=1))
 
     bench_app.add_typer(table_app, name="table")
     app.add_typer(bench_app, name="bench")

@@ -58,6 +58,10 @@ def test_cross_validation_reports_tau_next_to_the_noise_floor(rows):
     fid = cross_validate(rows, folds=3)
     assert -1.0 <= fid["kendall_tau"] <= 1.0 and fid["rows"] >= 6
     assert "noise_floor" in fid and fid["mae"] >= 0
+    half = cross_validate(rows, folds=3, train_fraction=0.5)  # the same held-out folds, half the training
+    assert half["rows"] == fid["rows"] and half["train_rows_per_fold"] < fid["train_rows_per_fold"]
+    with pytest.raises(ConfigError, match=r"train_fraction must be in \(0, 1\]; got 0"):
+        cross_validate(rows, folds=3, train_fraction=0)
 
 
 def test_evaluate_trial_with_the_surrogate(rows):
@@ -175,3 +179,50 @@ def test_subset_benchmark_names_unknown_methods():
 
     with pytest.raises(ConfigError, match="unknown methods.*available: random"):
         run_subset(["optuna-gpp"], 1, 5)
+
+
+def test_subset_benchmark_names_unknown_sections():
+    from audio_nas.bench.search import run_subset
+    from audio_nas.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown section 'search-x'; available: search-subset"):
+        run_subset(["bo"], 1, 5, section="search-x")
+
+
+def test_botorch_peer_spends_its_budget_on_feasible_new_specs():
+    from audio_nas.bench.search import run_method
+
+    surrogate = CurveSurrogate.fit(read_table(FIXTURE))
+    hv, info = run_method("botorch-qehvi", surrogate, seed=0, budget=8)
+    assert info["evals"] == 8 and len(hv) == 8 and hv[-1] > 0
+    assert np.all(np.diff(hv) >= 0)  # hypervolume of a growing set never falls
+
+
+def test_qlognehvi_pick_prefers_the_dominating_candidate_and_skips_pending():
+    from audio_nas.search.strategies.gp_bo import qlognehvi_pick
+
+    rng = np.random.default_rng(0)
+    X = np.column_stack([rng.random((12, 4)), np.full(12, 3.0), np.full(12, 4.5)])
+    acc = 0.5 + 0.3 * X[:, 0]  # accuracy rises with the first gene
+    good = [0.95, 0.5, 0.5, 0.5, 2.0, 4.0]  # likely the most accurate, and cheaper than every trial
+    bad = [0.05, 0.5, 0.5, 0.5, 4.9, 5.9]  # near the reference point on both costs
+    choices = np.array([bad, good, bad])
+    assert qlognehvi_pick(X, acc, choices, (1.0, 5.0, 6.0), q=1, seed=0) == [1]
+    two = qlognehvi_pick(X, acc, np.array([bad, good]), (1.0, 5.0, 6.0), q=2, seed=0)
+    assert sorted(two) == [0, 1]  # q picks are distinct rows
+
+
+def test_subset_benchmark_keeps_its_runs_and_reports_again_without_running(tmp_path, monkeypatch):
+    import audio_nas.bench.search as bs
+    from audio_nas.errors import ConfigError
+
+    written = []
+    monkeypatch.setattr(bs, "write_section", lambda *a: written.append(a))
+    monkeypatch.setattr(bs, "_subset_store", lambda section: tmp_path / f"{section}.npz")
+    body = bs.run_subset(["random", "bo"], 2, 6, jobs=1, table=str(FIXTURE))
+    assert (tmp_path / "search-subset.npz").exists() and "| random |" in body
+    monkeypatch.setattr(bs, "compare", lambda *a, **k: pytest.fail("report_only must not run anything"))
+    assert bs.run_subset(["random", "bo"], 2, 6, report_only=True) == body  # the same section from the store
+    assert [w[0] for w in written] == ["search-subset", "search-subset"]
+    with pytest.raises(ConfigError, match=r"holds \['random', 'bo'\] x 2 seeds x 6 evaluations"):
+        bs.run_subset(["bo"], 3, 6, report_only=True)

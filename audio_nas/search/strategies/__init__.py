@@ -1,6 +1,7 @@
 """Strategy registry: name -> class taking (ctx, seed, **kwargs)."""
 
 from audio_nas.search.strategies.base import BaseStrategy, Strategy, StrategyContext
+from audio_nas.search.strategies.gp_bo import GPBayesOpt
 from audio_nas.search.strategies.hybrid import CreditHybrid, Hybrid
 from audio_nas.search.strategies.model_based import MOBayesOpt, ParticleSwarm
 from audio_nas.search.strategies.simple import RandomSearch, RegularizedEvolution
@@ -9,6 +10,7 @@ STRATEGIES: dict[str, type[BaseStrategy]] = {
     "random": RandomSearch,
     "evolution": RegularizedEvolution,
     "bo": MOBayesOpt,
+    "bo-gp": GPBayesOpt,
     "pso": ParticleSwarm,
     "hybrid": Hybrid,
     "hybrid-credit": CreditHybrid,
@@ -22,6 +24,7 @@ __all__ = [
     "RandomSearch",
     "RegularizedEvolution",
     "MOBayesOpt",
+    "GPBayesOpt",
     "ParticleSwarm",
     "Hybrid",
     "CreditHybrid",
