@@ -5,7 +5,7 @@ expected hypervolume improvement, Ament et al. 2023) over the observed front at 
 (qLogNEHVI, the fully noise-integrated form, took minutes per step at 60 trials on this machine). The
 peer is given exactly what our strategies are given, so this comparison carries no information caveat:
 accuracy is modelled by BoTorch's default GP on the space's encoding, energy and RAM are known (a
-deterministic model), and the candidates are feasible, unseen specs (``qlognehvi_pick``, shared with
+deterministic model), and the candidates are feasible, unseen specs (``qlogehvi_pick``, shared with
 ``bo-gp``).
 
 The space is discrete and mixed (choices decoded from [0, 1]^D), so the acquisition is maximised over a
@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from audio_nas.search.strategies.gp_bo import qlognehvi_pick
+from audio_nas.search.strategies.gp_bo import qlogehvi_pick
 from audio_nas.space import ArchSpec, SearchSpace, decode, encode
 from audio_nas.space.sampling import encoding_dim
 
@@ -55,7 +55,7 @@ def run_botorch(
         i = 0
         if len(X_obs) >= N_INITIAL:
             choices = np.stack([row for _, row in cands])
-            i = qlognehvi_pick(np.stack(X_obs), np.array(acc_obs), choices, ref, q=1, seed=seed + step)[0]
+            i = qlogehvi_pick(np.stack(X_obs), np.array(acc_obs), choices, ref, q=1, seed=seed + step)[0]
         spec, row = cands[i]
         f = oracle(spec)
         X_obs.append(row)

@@ -198,8 +198,8 @@ def test_botorch_peer_spends_its_budget_on_feasible_new_specs():
     assert np.all(np.diff(hv) >= 0)  # hypervolume of a growing set never falls
 
 
-def test_qlognehvi_pick_prefers_the_dominating_candidate_and_skips_pending():
-    from audio_nas.search.strategies.gp_bo import qlognehvi_pick
+def test_qlogehvi_pick_prefers_the_dominating_candidate_and_picks_distinct_rows():
+    from audio_nas.search.strategies.gp_bo import qlogehvi_pick
 
     rng = np.random.default_rng(0)
     X = np.column_stack([rng.random((12, 4)), np.full(12, 3.0), np.full(12, 4.5)])
@@ -207,8 +207,8 @@ def test_qlognehvi_pick_prefers_the_dominating_candidate_and_skips_pending():
     good = [0.95, 0.5, 0.5, 0.5, 2.0, 4.0]  # likely the most accurate, and cheaper than every trial
     bad = [0.05, 0.5, 0.5, 0.5, 4.9, 5.9]  # near the reference point on both costs
     choices = np.array([bad, good, bad])
-    assert qlognehvi_pick(X, acc, choices, (1.0, 5.0, 6.0), q=1, seed=0) == [1]
-    two = qlognehvi_pick(X, acc, np.array([bad, good]), (1.0, 5.0, 6.0), q=2, seed=0)
+    assert qlogehvi_pick(X, acc, choices, (1.0, 5.0, 6.0), q=1, seed=0) == [1]
+    two = qlogehvi_pick(X, acc, np.array([bad, good]), (1.0, 5.0, 6.0), q=2, seed=0)
     assert sorted(two) == [0, 1]  # q picks are distinct rows
 
 

@@ -14,7 +14,7 @@ well-kept library for both, provides them:
   (``optimize_acqf_discrete``); trials asked but not yet told (other workers') are ``X_pending``, so
   parallel proposals are batch-aware without our believer heuristics.
 
-``qlognehvi_pick`` is the shared core; the benchmark's BoTorch peer calls it with a plain Sobol pool.
+``qlogehvi_pick`` is the shared core; the benchmark's BoTorch peer calls it with a plain Sobol pool.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from audio_nas.search.strategies.model_based import MOBayesOpt
 from audio_nas.space import ArchSpec, encode
 
 
-def qlognehvi_pick(
+def qlogehvi_pick(
     X_obs: np.ndarray,
     acc_obs: np.ndarray,
     choices: np.ndarray,
@@ -114,7 +114,7 @@ class GPBayesOpt(MOBayesOpt):
             if c is not None:
                 pending.append(self._row(spec, c))
         choices = np.stack([self._row(s, c) for s, c, _ in cands])
-        picks = qlognehvi_pick(
+        picks = qlogehvi_pick(
             X,
             1.0 - F[:, 0],
             choices,
