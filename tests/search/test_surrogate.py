@@ -226,3 +226,20 @@ def test_subset_benchmark_keeps_its_runs_and_reports_again_without_running(tmp_p
     assert [w[0] for w in written] == ["search-subset", "search-subset"]
     with pytest.raises(ConfigError, match=r"holds \['random', 'bo'\] x 2 seeds x 6 evaluations"):
         bs.run_subset(["bo"], 3, 6, report_only=True)
+
+
+def test_bo_gp_falls_back_to_the_forest_when_the_gp_fit_fails(monkeypatch):
+    import audio_nas.search.strategies.gp_bo as gp_bo
+    from audio_nas.bench.search import Oracle, _ctx
+
+    def broken(*a, **k):
+        raise RuntimeError("covariance not positive definite")
+
+    monkeypatch.setattr(gp_bo, "qlogehvi_pick", broken)
+    oracle = Oracle(CurveSurrogate.fit(read_table(FIXTURE)), budget=8, seed=0)
+    strat = gp_bo.GPBayesOpt(_ctx(), seed=0, n_initial=3)
+    with pytest.warns(UserWarning, match="GP fit failed .*ranked by bo's forest"):
+        while not oracle.done:
+            spec, origin = strat.ask(1)[0]
+            strat.tell(spec, oracle(spec))
+    assert len(oracle.history) == 8

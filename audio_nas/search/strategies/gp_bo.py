@@ -114,14 +114,21 @@ class GPBayesOpt(MOBayesOpt):
             if c is not None:
                 pending.append(self._row(spec, c))
         choices = np.stack([self._row(s, c) for s, c, _ in cands])
-        picks = qlogehvi_pick(
-            X,
-            1.0 - F[:, 0],
-            choices,
-            self.ctx.hv_reference,
-            q=n,
-            seed=int(self.rng.integers(2**31)),
-            pending=np.stack(pending) if pending else None,
-        )
+        from botorch.exceptions.errors import ModelFittingError
+
+        try:
+            picks = qlogehvi_pick(
+                X,
+                1.0 - F[:, 0],
+                choices,
+                self.ctx.hv_reference,
+                q=n,
+                seed=int(self.rng.integers(2**31)),
+                pending=np.stack(pending) if pending else None,
+            )
+        except (ModelFittingError, RuntimeError) as exc:  # RuntimeError: e.g. a covariance not PSD
+            # a search must not die on one failed GP fit: rank this batch as bo does, and say so
+            warnings.warn(f"bo-gp: GP fit failed ({exc}); this batch is ranked by bo's forest", stacklevel=2)
+            return super().ask(n)
         out = [(self.claim(cands[i][0]), cands[i][2]) for i in picks]
         return out + [(self.random_feasible(), "random") for _ in range(n - len(out))]
