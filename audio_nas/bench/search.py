@@ -51,7 +51,6 @@ DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "search" / "configs" / "d
 REF = (1.0, 5.0, 6.0)
 BOARD = "nucleo-l4r5zi"
 DEFAULT_TABLE = "datasets/nas-table/synth-kws.csv.gz"
-DEFAULT_STRATEGY = "bo"
 MAX_FREE_ANSWERS_PER_EVAL = 50
 
 
@@ -196,6 +195,9 @@ def run_method(name: str, surrogate: CurveSurrogate, seed: int, budget: int) -> 
     hv = np.array([hypervolume(F[:k], REF) for k in range(1, len(F) + 1)] or [0.0])
     hv = np.concatenate([hv, np.full(budget - len(hv), hv[-1])]) if len(hv) < budget else hv
     return hv, {"evals": len(F), "free": oracle.free_answers, "s": time.perf_counter() - t0}
+
+
+DEFAULT_STRATEGY = load_yaml(SearchConfig, DEFAULT_CONFIG).strategy  # what `make search` runs
 
 
 @functools.cache

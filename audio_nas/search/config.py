@@ -39,7 +39,7 @@ class SearchConfig:
     dataset: str = "synth-kws"
     on_error: Literal["raise", "skip"] = "raise"  # unreadable audio files: fail naming the file, or skip them
     board: str = "nucleo-l4r5zi"
-    strategy: str = "bo"
+    strategy: str = "bo-gp"
     # train: real training; surrogate: the learning-curve surrogate fitted on a table of trained
     # architectures (search/surrogate.py; strategy benchmarks and tests)
     evaluator: Literal["train", "surrogate"] = "train"
