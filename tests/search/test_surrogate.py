@@ -195,6 +195,7 @@ def test_botorch_peer_spends_its_budget_on_feasible_new_specs():
     surrogate = CurveSurrogate.fit(read_table(FIXTURE))
     hv, info = run_method("botorch-qehvi", surrogate, seed=0, budget=8)
     assert info["evals"] == 8 and len(hv) == 8 and hv[-1] > 0
+    assert info["free"] == 0  # its pool holds feasible, new specs only: no free answer was needed
     assert np.all(np.diff(hv) >= 0)  # hypervolume of a growing set never falls
 
 

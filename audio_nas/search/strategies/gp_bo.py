@@ -102,7 +102,7 @@ class GPBayesOpt(MOBayesOpt):
         if len(specs) < max(self.n_initial, 2):
             return [(self.random_feasible(), "random") for _ in range(n)]
         front_specs, _ = self.front()
-        cands = [c for c in self._candidates(front_specs) if c[0].to_str() not in self.ctx.seen]
+        cands = self._candidates(front_specs)  # feasible, unseen, unclaimed
         if not cands:
             return [(self.random_feasible(), "random") for _ in range(n)]
         X = np.stack([self._row(ArchSpec.from_str(s), f[1:]) for s, f in zip(specs, F, strict=True)])
