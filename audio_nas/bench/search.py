@@ -181,6 +181,9 @@ METHODS: dict[str, Callable[[Oracle, int], None]] = {
     "botorch-qehvi": run_botorch,
 }
 PEERS = ("random", "optuna-tpe", "optuna-nsga2", "optuna-gp", "pymoo-nsga2", "botorch-qehvi")
+# Gaussian-process methods: minutes per run at 100 evaluations here, so the full grid leaves them out unless
+# AUDIO_NAS_BENCH_GP=1; `python -m audio_nas.bench.search --methods ...` runs them at a smaller budget
+GP_METHODS = ("optuna-gp", "bo-gp", "botorch-qehvi")
 
 
 def run_method(name: str, surrogate: CurveSurrogate, seed: int, budget: int) -> tuple[np.ndarray, dict]:
@@ -314,13 +317,15 @@ def _against_own_parts(curves: dict[str, np.ndarray], default: str, budget: int)
 
 
 def run_bench(quick: bool = False, table: str = DEFAULT_TABLE, jobs: int | None = None) -> None:
-    """Full: 20 seeds x 200 evaluations. Quick: 5 seeds x 100. Both leave out Optuna's GP sampler unless
-    ``AUDIO_NAS_BENCH_GP=1``: its per-step cost grows with the history (about 100 s for a 30-evaluation
-    run here, far more at 200). ``jobs`` (default: every core) runs the (method, seed) grid in parallel."""
+    """Full: 20 seeds x 200 evaluations. Quick: 5 seeds x 100. Both leave out the GP methods
+    (``GP_METHODS``) unless ``AUDIO_NAS_BENCH_GP=1``: their per-step cost grows with the history (Optuna's
+    GP sampler about 100 s for a 30-evaluation run here; bo-gp 79 s and the BoTorch peer 200 s at 100).
+    ``jobs`` (default: every core) runs the (method, seed) grid in parallel."""
     seeds = list(range(5 if quick else 20))
     budget = 100 if quick else 200
     with_gp = os.environ.get("AUDIO_NAS_BENCH_GP") == "1"
-    methods = [m for m in METHODS if with_gp or m != "optuna-gp"]
+    methods = [m for m in METHODS if with_gp or m not in GP_METHODS]
+    left_out = f" ({', '.join(GP_METHODS)} left out: AUDIO_NAS_BENCH_GP=1 adds them)"
     rows = read_table(_table_path(table))
     surrogate = load_surrogate(str(_table_path(table)))
     fid = cross_validate(rows, folds=5)
@@ -336,7 +341,8 @@ def run_bench(quick: bool = False, table: str = DEFAULT_TABLE, jobs: int | None 
         f"{fid['kendall_tau']:.3f}, two-seed noise floor tau "
         f"{_fmt(fid['noise_floor'].get('kendall_tau'))} over {fid['noise_floor'].get('pairs', 0)} pairs) for "
         f"accuracy, the emulated energy model ({BOARD}) and board RAM for costs. {len(seeds)} seeds, "
-        f"{budget} evaluations{'' if with_gp else ' (optuna-gp left out: AUDIO_NAS_BENCH_GP=1 adds it)'}; "
+        f"{budget} evaluations"
+        f"{'' if with_gp else left_out}; "
         f"{wall_min:.0f} min on {jobs} processes. Infeasible and repeated proposals are answered free for "
         "every method. "
         f"Hypervolume of (1 - acc, log10 µJ, log10 B), reference {REF}. Not equalised: our model-based "
