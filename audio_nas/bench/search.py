@@ -230,29 +230,62 @@ def compare(
     methods: list[str],
     progress=None,
     jobs: int = 1,
+    cache: Path | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, list[dict]]]:
     """Every (method, seed) run; ``jobs`` > 1 runs them in that many processes (``surrogate`` is then the
-    table path, so that each process fits its own). Results do not depend on ``jobs``."""
+    table path, so that each process fits its own). Results do not depend on ``jobs``.
+
+    ``cache``: a folder where each finished run is kept (``<method>-s<seed>-b<budget>.npz``) and from which
+    a later call takes it, so that an interrupted multi-hour comparison resumes instead of starting over."""
     runs: dict[tuple[str, int], tuple[np.ndarray, dict]] = {}
-    if jobs > 1:
+    for m in methods:
+        for s in seeds:
+            hit = _cached(cache, m, s, budget)
+            if hit is not None:
+                runs[m, s] = hit
+    todo = [(m, s) for s in seeds for m in methods if (m, s) not in runs]  # seed-major: balanced if cut short
+    if progress and len(todo) < len(methods) * len(seeds):
+        progress(f"{len(methods) * len(seeds) - len(todo)} runs taken from {cache}")
+
+    def keep(key: tuple[str, int], result: tuple[np.ndarray, dict]) -> None:
+        runs[key] = result
+        if cache is not None:
+            cache.mkdir(parents=True, exist_ok=True)
+            tmp = cache / f"{key[0]}-s{key[1]}-b{budget}.tmp.npz"
+            np.savez(tmp, hv=result[0], info=json.dumps(result[1]))
+            tmp.replace(_cache_file(cache, key[0], key[1], budget))  # atomic: a kill leaves no half file
+
+    if jobs > 1 and todo:
         if not isinstance(surrogate, str):
             raise TypeError("compare(jobs > 1) needs the table path, not a fitted surrogate")
         with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
-            futs = {pool.submit(_run_job, m, surrogate, s, budget): (m, s) for m in methods for s in seeds}
+            futs = {pool.submit(_run_job, m, surrogate, s, budget): (m, s) for m, s in todo}
             for n, fut in enumerate(cf.as_completed(futs), 1):
-                runs[futs[fut]] = fut.result()
+                keep(futs[fut], fut.result())
                 if progress:
                     progress(f"[{n}/{len(futs)}] {futs[fut][0]} seed {futs[fut][1]} done")
-    else:
+    elif todo:
         sur = load_surrogate(surrogate) if isinstance(surrogate, str) else surrogate
         for m in methods:
             for s in seeds:
-                runs[m, s] = run_method(m, sur, s, budget)
+                if (m, s) in todo:
+                    keep((m, s), run_method(m, sur, s, budget))
             if progress:
                 progress(f"{m}: done")
     curves = {m: np.stack([runs[m, s][0] for s in seeds]) for m in methods}
     info = {m: [runs[m, s][1] for s in seeds] for m in methods}
     return curves, info
+
+
+def _cache_file(cache: Path, method: str, seed: int, budget: int) -> Path:
+    return cache / f"{method}-s{seed}-b{budget}.npz"
+
+
+def _cached(cache: Path | None, method: str, seed: int, budget: int) -> tuple[np.ndarray, dict] | None:
+    if cache is None or not _cache_file(cache, method, seed, budget).exists():
+        return None
+    with np.load(_cache_file(cache, method, seed, budget), allow_pickle=False) as z:
+        return z["hv"], json.loads(str(z["info"]))
 
 
 def summary_md(
@@ -360,6 +393,7 @@ def run_bench(quick: bool = False, table: str = DEFAULT_TABLE, jobs: int | None 
 SUBSET_SECTIONS = {
     "search-subset": "Search strategies: a subset at a smaller budget (Optuna GP)",
     "search-botorch": "Search strategies: BoTorch's GP and qLogEHVI as a peer and inside bo (bo-gp)",
+    "search-botorch-200": "Search strategies at 200 evaluations: bo-gp against the BoTorch peer",
 }
 
 
@@ -407,7 +441,13 @@ def run_subset(
         jobs = jobs or os.cpu_count() or 1
         t0 = time.perf_counter()
         curves, info = compare(
-            str(_table_path(table)), list(range(n_seeds)), budget, methods, progress=print, jobs=jobs
+            str(_table_path(table)),
+            list(range(n_seeds)),
+            budget,
+            methods,
+            progress=print,
+            jobs=jobs,
+            cache=store.with_suffix(""),  # each finished run: an interrupted subset resumes
         )
         minutes = (time.perf_counter() - t0) / 60
         meta = {"methods": methods, "seeds": n_seeds, "budget": budget, "info": info}

@@ -157,6 +157,23 @@ def test_benchmark_grid_does_not_depend_on_the_process_count():
     assert all(np.allclose(one[m], two[m]) for m in one)
 
 
+def test_benchmark_grid_resumes_from_its_cache_of_finished_runs(tmp_path, monkeypatch):
+    import audio_nas.bench.search as bs
+
+    first, info = bs.compare(str(FIXTURE), [0, 1], 6, ["random"], jobs=1, cache=tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["random-s0-b6.npz", "random-s1-b6.npz"]
+    (tmp_path / "random-s1-b6.npz").unlink()  # as if killed before seed 1 finished
+    ran = []
+    real = bs.run_method
+    monkeypatch.setattr(bs, "run_method", lambda m, sur, s, b: ran.append(s) or real(m, sur, s, b))
+    again, info2 = bs.compare(str(FIXTURE), [0, 1], 6, ["random"], jobs=1, cache=tmp_path)
+    assert (
+        ran == [1]
+        and np.allclose(first["random"], again["random"])
+        and info2["random"][0] == info["random"][0]
+    )
+
+
 def test_summary_tests_the_default_against_the_peer_and_its_own_parts():
     from audio_nas.bench.search import DEFAULT_STRATEGY, summary_md
 
