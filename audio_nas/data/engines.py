@@ -3,6 +3,11 @@
 espeak-ng   ctypes on the ``espeakng-loader`` wheel (audio_nas.data.tts), ~500 voices
             (language phonology x variant); per utterance: rate and pitch jitter.
 flite       the Debian/Ubuntu ``flite`` binary (CMU Flite 2.2), voices kal, kal16, awb, rms, slt.
+festival    the Debian/Ubuntu ``festival`` (Festival 2.5) ``text2wave`` script with its English voices from
+            Debian: two residual-LPC diphone voices (kal, ked: packages festvox-kallpc16k,
+            festvox-kdlpc16k) and one HTS statistical-parametric voice (slt: festvox-us-slt-hts).
+            Another synthesis method than espeak's formants and flite's clustergen/diphones, and one
+            speaker (ked) that no other engine has; virtual speakers as for flite (f0 level x warp).
             Flite has four distinct speakers (kal16 is kal at 16 kHz), so a flite *voice* here is a
             base voice x an f0 level x a vocal-tract-length factor (frequency warping) -- 75
             "virtual speakers", split by name like espeak's voices. They share base speakers across
@@ -223,6 +228,81 @@ class FliteEngine:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
             if proc.returncode != 0 or not os.path.exists(wav):
                 raise DataError(f"flite failed on {text!r} with voice {base}: {proc.stderr.strip()[:200]}")
+            x, sr = sf.read(wav, dtype="float32")
+        if x.ndim > 1:
+            x = x.mean(axis=1)
+        if sr != SAMPLE_RATE_HZ:
+            x = soxr.resample(x, sr, SAMPLE_RATE_HZ)
+        x = vtlp(x, float(warp_s[1:]), SAMPLE_RATE_HZ)
+        return _trim(np.asarray(x, np.float32))
+
+
+# --------------------------------------------------------------------------------------
+# festival
+# --------------------------------------------------------------------------------------
+
+# base voice -> (Festival voice function, Debian package, natural f0 in Hz or None where the voice's
+# intonation ignores ``int_lr_params``: the HTS voice predicts its own f0, so its variety is the warp only)
+FESTIVAL_BASE_VOICES: dict[str, tuple[str, str, float | None]] = {
+    "kal": ("voice_kal_diphone", "festvox-kallpc16k", 105.0),
+    "ked": ("voice_ked_diphone", "festvox-kdlpc16k", 105.0),
+    "slt": ("voice_cmu_us_slt_arctic_hts", "festvox-us-slt-hts", None),
+}
+FESTIVAL_VOICE_DIRS = ("/usr/share/festival/voices", "/usr/lib/festival/voices")
+
+
+@register_engine("festival")
+class FestivalEngine:
+    name = "festival"
+    install_hint = (
+        "install the Debian/Ubuntu packages `festival` and its voices "
+        "(apt-get install -y festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts)"
+    )
+
+    def __init__(self) -> None:
+        self.binary = shutil.which("text2wave")
+
+    def _installed(self) -> list[str]:
+        found = set()
+        for root in FESTIVAL_VOICE_DIRS:
+            if os.path.isdir(root):
+                for lang in os.listdir(root):
+                    found.update(os.listdir(os.path.join(root, lang)))
+        return [b for b, (fn, _, _) in FESTIVAL_BASE_VOICES.items() if fn.removeprefix("voice_") in found]
+
+    def available(self) -> bool:
+        return self.binary is not None and bool(self._installed())
+
+    def voices(self) -> list[str]:
+        out = []
+        for base in self._installed():
+            f0_levels = FLITE_F0_LEVELS if FESTIVAL_BASE_VOICES[base][2] is not None else (1.0,)
+            out += [f"festival:{base}+f{f0:.2f}+w{warp:.2f}" for f0 in f0_levels for warp in FLITE_WARPS]
+        return out
+
+    def speak(self, text: str, voice: str, rng: np.random.Generator) -> np.ndarray:
+        if self.binary is None:
+            raise DataError(f"festival is not installed: {self.install_hint}")
+        base, f0_s, warp_s = voice.split(":", 1)[1].split("+")
+        if base not in FESTIVAL_BASE_VOICES:
+            raise DataError(f"festival has no voice {base!r}; voices: {', '.join(FESTIVAL_BASE_VOICES)}")
+        fn, _, f0_base = FESTIVAL_BASE_VOICES[base]
+        stretch = rng.uniform(0.8, 1.3)
+        f0_hz, f0_sd = (f0_base or 0.0) * float(f0_s[1:]) * rng.uniform(0.9, 1.1), rng.uniform(5, 30)
+        evals = [f"({fn})", f"(Parameter.set 'Duration_Stretch {stretch:.3f})"]
+        if f0_base is not None:  # the diphone voices' linear-regression intonation, retargeted
+            evals.append(
+                f"(set! int_lr_params (list (list 'target_f0_mean {f0_hz:.1f})"
+                f" (list 'target_f0_std {f0_sd:.1f}) (list 'model_f0_mean 170) (list 'model_f0_std 34)))"
+            )
+        with tempfile.TemporaryDirectory(prefix="festival-") as tmp:
+            txt, wav = os.path.join(tmp, "in.txt"), os.path.join(tmp, "out.wav")
+            with open(txt, "w") as fh:
+                fh.write(text)
+            cmd = [self.binary] + [a for e in evals for a in ("-eval", e)] + [txt, "-o", wav]
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+            if proc.returncode != 0 or not os.path.exists(wav):
+                raise DataError(f"festival failed on {text!r} with voice {base}: {proc.stderr.strip()[:200]}")
             x, sr = sf.read(wav, dtype="float32")
         if x.ndim > 1:
             x = x.mean(axis=1)

@@ -90,6 +90,35 @@ def test_flite_engine_speaks():
     assert np.array_equal(x, y)  # flite is deterministic
 
 
+needs_festival = pytest.mark.skipif(
+    not ENGINES["festival"]().available(),
+    reason="no festival or no English voice for it (apt-get install -y festival festvox-kallpc16k)",
+)
+
+
+@needs_festival
+def test_festival_engine_speaks_each_base_voice():
+    eng = get_engine("festival")
+    voices = eng.voices()
+    assert all(v.startswith("festival:") for v in voices) and len(set(voices)) == len(voices)
+    for base in sorted({v.split(":")[1].split("+")[0] for v in voices}):
+        voice = next(v for v in voices if v.startswith(f"festival:{base}+"))
+        x = eng.speak("lights on", voice, np.random.default_rng(0))
+        assert (
+            x.dtype == np.float32
+            and 3000 < len(x) < 24000
+            and np.isfinite(x).all()
+            and np.abs(x).max() > 0.05
+        )
+        assert np.array_equal(x, eng.speak("lights on", voice, np.random.default_rng(0)))  # deterministic
+
+
+def test_missing_festival_names_the_packages(monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda _name: None)
+    with pytest.raises(DataError, match="apt-get install -y festival festvox-kallpc16k"):
+        get_engine("festival")
+
+
 def test_missing_flite_names_the_package(monkeypatch):
     monkeypatch.setattr(shutil, "which", lambda _name: None)
     with pytest.raises(DataError, match="apt-get install -y flite"):
