@@ -24,7 +24,9 @@ def make(
     ),
     seed: int = typer.Option(0, "--seed", help="Seed; the same seed gives the same audio."),
     engines: str = typer.Option(
-        None, "--engines", help="kws only: TTS engines, comma-separated (default espeak,flite; also: festival)."
+        None,
+        "--engines",
+        help="kws only: TTS engines, comma-separated (default espeak,flite; also: festival).",
     ),
     negatives: str = typer.Option(
         None, "--negatives", help="kws only: extra _unknown_ words, comma-separated (must not be keywords)."
