@@ -1,0 +1,45 @@
+"""The cross-synthesiser report (audio_nas.bench.data): which model is the in-engine reference."""
+
+import audio_nas.bench.data as bd
+
+
+def _rows(engines, train_sets):
+    rows = []
+    for name in train_sets:
+        for seed in (0, 1):
+            row = {"train_on": name, "seed": seed, "train_clips": 100}
+            for i, e in enumerate(engines):
+                heard = name == "all" or name == e or (name.startswith("all-but-") and name != f"all-but-{e}")
+                row[f"test_{e}"] = (0.7 if heard else 0.5) + 0.01 * i
+                row[f"n_test_{e}"] = 50
+            rows.append(row)
+    return rows
+
+
+def test_three_engines_compare_all_but_one_with_all_in_their_own_section(monkeypatch):
+    written = []
+    monkeypatch.setattr(bd, "write_section", lambda *a: written.append(a))
+    engines = ["espeak", "flite", "festival"]
+    rows = _rows(engines, [f"all-but-{e}" for e in engines] + ["all"])
+    meta = {"command": "cmd", "n_clips": 10, "generation_time_s": 1, "workers": 1, "content_hash": "ab" * 8}
+    bd._write_cross_synth("kws:x", meta, "ds_cnn_s", (0, 1), None, engines, rows)
+    section, title, _cmd, body = written[0]
+    assert section == "kws-cross-synth-3" and "3 engines: espeak, flite, festival" in title
+    assert (
+        "held-out festival: cross-engine (all-but-festival) 0.520 vs in-engine (all) 0.720 (-20.0 points)"
+        in body
+    )
+
+
+def test_two_engines_compare_with_the_engine_alone(monkeypatch):
+    written = []
+    monkeypatch.setattr(bd, "write_section", lambda *a: written.append(a))
+    engines = ["espeak", "flite"]
+    rows = _rows(engines, engines + ["all"])
+    meta = {"command": "cmd", "n_clips": 10, "generation_time_s": 1, "workers": 1, "content_hash": "ab" * 8}
+    bd._write_cross_synth("kws:x", meta, "ds_cnn_s", (0, 1), None, engines, rows)
+    assert written[0][0] == "kws-cross-synth"
+    assert (
+        "held-out espeak: cross-engine (flite) 0.500 vs in-engine (espeak) 0.700 (-20.0 points)"
+        in written[0][3]
+    )
