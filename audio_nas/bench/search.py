@@ -416,7 +416,10 @@ def run_subset(
     (``SUBSET_SECTIONS``): e.g. the GP-based methods, too slow for the full grid, against the default.
 
     The hypervolume curves are kept in ``runs/bench-search/<section>.npz``; ``report_only`` writes the
-    section again from them (e.g. after the default strategy changed) without running anything."""
+    section again from them (e.g. after the default strategy changed) without running anything. Each
+    finished run is also kept in ``runs/bench-search/<section>/`` and taken from there by the next call with
+    the same budget (an interrupted subset resumes; fewer seeds report the ones done). The key is method,
+    seed and budget, not the code: delete that folder after changing a strategy."""
     if section not in SUBSET_SECTIONS:
         raise ConfigError(f"unknown section {section!r}; available: {', '.join(SUBSET_SECTIONS)}")
     unknown = [m for m in methods if m not in METHODS]
