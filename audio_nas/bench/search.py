@@ -460,9 +460,12 @@ def run_subset(
             meta=json.dumps({**meta, "minutes": minutes, "jobs": jobs}),
             **{f"hv__{m}": c for m, c in curves.items()},
         )
+    # the runs' own time, summed: a wall time means little when some runs were taken from the cache
+    run_min = sum(i["s"] for runs in info.values() for i in runs) / 60
     body = (
         f"The table surrogate as in the full benchmark; {n_seeds} seeds (0-{n_seeds - 1}, as there), "
-        f"{budget} evaluations, {minutes:.0f} min on {jobs} processes.\n\n" + summary_md(curves, info, budget)
+        f"{budget} evaluations; the runs took {run_min:.0f} min in all (sum over runs, {jobs} processes; "
+        f"{minutes:.0f} min wall in the last call).\n\n" + summary_md(curves, info, budget)
     )
     command = (
         f"python -m audio_nas.bench.search --methods {' '.join(methods)} --seeds {n_seeds} --budget {budget}"
