@@ -69,9 +69,9 @@ def test_negatives_leave_out_homophones_and_find_near_misses():
 
 def test_engine_errors():
     with pytest.raises(DataError, match="unknown engine"):
-        kws.parse_engines("espeak,festival")
-    with pytest.raises(DataError, match="unknown TTS engine"):
-        get_engine("festival")
+        kws.parse_engines("espeak,mbrola")
+    with pytest.raises(DataError, match="unknown TTS engine 'mbrola'; engines: espeak, flite, festival"):
+        get_engine("mbrola")
 
 
 # --------------------------------------------------------------------------------------
