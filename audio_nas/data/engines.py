@@ -83,6 +83,19 @@ def _trim(x: np.ndarray) -> np.ndarray:
     return x[active[0] : active[-1] + 1] if len(active) else x
 
 
+def _run_tts_binary(engine: str, cmd: list[str], wav: str, text: str, voice: str, warp: float) -> np.ndarray:
+    """Run a TTS command that writes ``wav``; mono float32 at 16 kHz, vocal-tract warped, silence trimmed."""
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    if proc.returncode != 0 or not os.path.exists(wav):
+        raise DataError(f"{engine} failed on {text!r} with voice {voice}: {proc.stderr.strip()[:200]}")
+    x, sr = sf.read(wav, dtype="float32")
+    if x.ndim > 1:
+        x = x.mean(axis=1)
+    if sr != SAMPLE_RATE_HZ:
+        x = soxr.resample(x, sr, SAMPLE_RATE_HZ)
+    return _trim(np.asarray(vtlp(x, warp, SAMPLE_RATE_HZ), np.float32))
+
+
 def engine_of(voice: str) -> str:
     return voice.split(":", 1)[0]
 
@@ -225,16 +238,7 @@ class FliteEngine:
                 "-o",
                 wav,
             ]
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-            if proc.returncode != 0 or not os.path.exists(wav):
-                raise DataError(f"flite failed on {text!r} with voice {base}: {proc.stderr.strip()[:200]}")
-            x, sr = sf.read(wav, dtype="float32")
-        if x.ndim > 1:
-            x = x.mean(axis=1)
-        if sr != SAMPLE_RATE_HZ:
-            x = soxr.resample(x, sr, SAMPLE_RATE_HZ)
-        x = vtlp(x, float(warp_s[1:]), SAMPLE_RATE_HZ)
-        return _trim(np.asarray(x, np.float32))
+            return _run_tts_binary("flite", cmd, wav, text, base, float(warp_s[1:]))
 
 
 # --------------------------------------------------------------------------------------
@@ -300,13 +304,4 @@ class FestivalEngine:
             with open(txt, "w") as fh:
                 fh.write(text)
             cmd = [self.binary] + [a for e in evals for a in ("-eval", e)] + [txt, "-o", wav]
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-            if proc.returncode != 0 or not os.path.exists(wav):
-                raise DataError(f"festival failed on {text!r} with voice {base}: {proc.stderr.strip()[:200]}")
-            x, sr = sf.read(wav, dtype="float32")
-        if x.ndim > 1:
-            x = x.mean(axis=1)
-        if sr != SAMPLE_RATE_HZ:
-            x = soxr.resample(x, sr, SAMPLE_RATE_HZ)
-        x = vtlp(x, float(warp_s[1:]), SAMPLE_RATE_HZ)
-        return _trim(np.asarray(x, np.float32))
+            return _run_tts_binary("festival", cmd, wav, text, base, float(warp_s[1:]))
