@@ -83,6 +83,16 @@ def _trim(x: np.ndarray) -> np.ndarray:
     return x[active[0] : active[-1] + 1] if len(active) else x
 
 
+def _virtual_voice(engine: str, voice: str, bases, binary: str | None, hint: str) -> tuple[str, float, float]:
+    """``ENGINE:BASE+fF0+wWARP`` -> (base voice, f0 factor, warp); errors name what is missing."""
+    if binary is None:
+        raise DataError(f"{engine} is not installed: {hint}")
+    base, f0_s, warp_s = voice.split(":", 1)[1].split("+")
+    if base not in bases:
+        raise DataError(f"{engine} has no voice {base!r}; voices: {', '.join(bases)}")
+    return base, float(f0_s[1:]), float(warp_s[1:])
+
+
 def _run_tts_binary(engine: str, cmd: list[str], wav: str, text: str, voice: str, warp: float) -> np.ndarray:
     """Run a TTS command that writes ``wav``; mono float32 at 16 kHz, vocal-tract warped, silence trimmed."""
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
@@ -214,12 +224,8 @@ class FliteEngine:
         ]
 
     def speak(self, text: str, voice: str, rng: np.random.Generator) -> np.ndarray:
-        if self.binary is None:
-            raise DataError(f"flite is not installed: {self.install_hint}")
-        base, f0_s, warp_s = voice.split(":", 1)[1].split("+")
-        if base not in FLITE_BASE_VOICES:
-            raise DataError(f"flite has no voice {base!r}; voices: {', '.join(FLITE_BASE_VOICES)}")
-        f0_hz = FLITE_BASE_VOICES[base] * float(f0_s[1:]) * rng.uniform(0.9, 1.1)
+        base, f0, warp = _virtual_voice("flite", voice, FLITE_BASE_VOICES, self.binary, self.install_hint)
+        f0_hz = FLITE_BASE_VOICES[base] * f0 * rng.uniform(0.9, 1.1)
         stretch = rng.uniform(0.8, 1.3)
         with tempfile.TemporaryDirectory(prefix="flite-") as tmp:
             wav = os.path.join(tmp, "out.wav")
@@ -238,7 +244,7 @@ class FliteEngine:
                 "-o",
                 wav,
             ]
-            return _run_tts_binary("flite", cmd, wav, text, base, float(warp_s[1:]))
+            return _run_tts_binary("flite", cmd, wav, text, base, warp)
 
 
 # --------------------------------------------------------------------------------------
@@ -285,14 +291,12 @@ class FestivalEngine:
         return out
 
     def speak(self, text: str, voice: str, rng: np.random.Generator) -> np.ndarray:
-        if self.binary is None:
-            raise DataError(f"festival is not installed: {self.install_hint}")
-        base, f0_s, warp_s = voice.split(":", 1)[1].split("+")
-        if base not in FESTIVAL_BASE_VOICES:
-            raise DataError(f"festival has no voice {base!r}; voices: {', '.join(FESTIVAL_BASE_VOICES)}")
+        base, f0, warp = _virtual_voice(
+            "festival", voice, FESTIVAL_BASE_VOICES, self.binary, self.install_hint
+        )
         fn, _, f0_base = FESTIVAL_BASE_VOICES[base]
         stretch = rng.uniform(0.8, 1.3)
-        f0_hz, f0_sd = (f0_base or 0.0) * float(f0_s[1:]) * rng.uniform(0.9, 1.1), rng.uniform(5, 30)
+        f0_hz, f0_sd = (f0_base or 0.0) * f0 * rng.uniform(0.9, 1.1), rng.uniform(5, 30)
         evals = [f"({fn})", f"(Parameter.set 'Duration_Stretch {stretch:.3f})"]
         if f0_base is not None:  # the diphone voices' linear-regression intonation, retargeted
             evals.append(
@@ -304,4 +308,4 @@ class FestivalEngine:
             with open(txt, "w") as fh:
                 fh.write(text)
             cmd = [self.binary] + [a for e in evals for a in ("-eval", e)] + [txt, "-o", wav]
-            return _run_tts_binary("festival", cmd, wav, text, base, float(warp_s[1:]))
+            return _run_tts_binary("festival", cmd, wav, text, base, warp)
