@@ -265,8 +265,9 @@ FESTIVAL_VOICE_DIRS = ("/usr/share/festival/voices", "/usr/lib/festival/voices")
 class FestivalEngine:
     name = "festival"
     install_hint = (
-        "install the Debian/Ubuntu packages `festival` and its voices "
-        "(apt-get install -y festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts)"
+        "install the Debian/Ubuntu packages `festival` and its voices (apt-get install -y "
+        + " ".join(["festival"] + [pkg for _, pkg, _ in FESTIVAL_BASE_VOICES.values()])
+        + ")"
     )
 
     def __init__(self) -> None:
