@@ -253,9 +253,27 @@ def _kws_context() -> dict:
 # --------------------------------------------------------------------------------------
 
 
-def _tone(f_hz: np.ndarray | float, n: int, harmonics=(1.0,)) -> np.ndarray:
-    phase = 2 * np.pi * np.cumsum(np.broadcast_to(f_hz, (n,))) / SAMPLE_RATE_HZ
+def _tone(
+    f_hz: np.ndarray | float, n: int, harmonics=(1.0,), sample_rate_hz: int = SAMPLE_RATE_HZ
+) -> np.ndarray:
+    phase = 2 * np.pi * np.cumsum(np.broadcast_to(f_hz, (n,))) / sample_rate_hz
     return sum(a * np.sin((h + 1) * phase) for h, a in enumerate(harmonics))
+
+
+def procedural_music(rng: np.random.Generator, n: int, sample_rate_hz: int = SAMPLE_RATE_HZ) -> np.ndarray:
+    """Tonal music-like audio: a sequence of three-note chords of harmonic tones with soft envelopes."""
+    x = np.zeros(n)
+    note_len = int(rng.uniform(0.1, 0.3) * sample_rate_hz)
+    base = 220 * 2 ** (rng.integers(-12, 12) / 12)
+    scale = np.array([0, 2, 4, 5, 7, 9, 11, 12])
+    for i in range(0, n, note_len):
+        m = min(note_len, n - i)
+        env = np.minimum(1, np.arange(m) / 200) * np.exp(-np.arange(m) / (m / 2))
+        chord = rng.choice(scale, size=3, replace=False)
+        x[i : i + m] += env * sum(
+            _tone(base * 2 ** (c / 12), m, (1.0, 0.5, 0.25), sample_rate_hz) for c in chord
+        )
+    return x
 
 
 def _event(label: str, rng: np.random.Generator) -> np.ndarray:
@@ -306,17 +324,7 @@ def _event(label: str, rng: np.random.Generator) -> np.ndarray:
         voices = available_voices()
         return _speak(words, voices[int(rng.integers(len(voices)))], rng)
     if label == "music":
-        n = int(rng.uniform(0.6, 1.0) * sr)
-        x = np.zeros(n)
-        note_len = int(rng.uniform(0.1, 0.3) * sr)
-        base = 220 * 2 ** (rng.integers(-12, 12) / 12)
-        scale = np.array([0, 2, 4, 5, 7, 9, 11, 12])
-        for i in range(0, n, note_len):
-            m = min(note_len, n - i)
-            env = np.minimum(1, np.arange(m) / 200) * np.exp(-np.arange(m) / (m / 2))
-            chord = rng.choice(scale, size=3, replace=False)
-            x[i : i + m] += env * sum(_tone(base * 2 ** (c / 12), m, (1.0, 0.5, 0.25)) for c in chord)
-        return x
+        return procedural_music(rng, int(rng.uniform(0.6, 1.0) * sr))
     raise ValueError(label)
 
 
