@@ -223,3 +223,6 @@ def register(app: typer.Typer) -> None:
                 + ("" if x["val_reached"] else "; no recognizer reached the target on validation")
                 + ")"
             )
+            if x.get("test_false_alarms_by_source"):
+                src = ", ".join(f"{k} {n}" for k, n in x["test_false_alarms_by_source"].items())
+                typer.echo(f"  test false alarms by source: {src}")

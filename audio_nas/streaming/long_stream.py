@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from audio_nas.data.dataset import SPLIT_IDS
+from audio_nas.data.hard_negatives import active_span
 from audio_nas.errors import StreamingError
 from audio_nas.streaming.recognizer import BACKGROUND_CLASSES
 from audio_nas.streaming.sources import Event
@@ -57,10 +58,22 @@ class LongStream:
     clip_indices: np.ndarray  # dataset-wide indices of every clip used
     events_per_hour: float
     notes: list[str] = field(default_factory=list)
+    segments: list[tuple[str, float, float]] = field(default_factory=list)  # (negative kind, start s, end s)
 
     @property
     def duration_s(self) -> float:
         return len(self.audio) / self.sample_rate_hz
+
+    def kind_at(self, times_s: np.ndarray) -> np.ndarray:
+        """The negative segment kind at each time ('keyword' inside a keyword segment)."""
+        if not self.segments:
+            return np.full(len(np.atleast_1d(times_s)), "keyword")
+        starts = np.array([a for _, a, _ in self.segments])
+        kinds = np.array([k for k, _, _ in self.segments] + ["keyword"])
+        ends = np.array([b for _, _, b in self.segments])
+        i = np.searchsorted(starts, np.asarray(times_s, np.float64), side="right") - 1
+        inside = (i >= 0) & (np.asarray(times_s) < ends[np.maximum(i, 0)])
+        return np.where(inside, kinds[np.maximum(i, 0)], "keyword")
 
     def composition(self) -> dict:
         return {
@@ -74,11 +87,6 @@ class LongStream:
             "distinct_clips": int(len(np.unique(self.clip_indices))),
             "sha256": hashlib.sha256(self.audio.tobytes()).hexdigest()[:16],
         }
-
-
-def _active(x: np.ndarray) -> tuple[int, int]:
-    a = np.flatnonzero(np.abs(x) > 0.1 * (np.abs(x).max() + 1e-12))
-    return (int(a[0]), int(a[-1])) if len(a) else (0, len(x) - 1)
 
 
 def _music(n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
@@ -192,7 +200,7 @@ def build_long_stream(
             used.append(i)
             x = wav[i] * r.uniform(0.4, 1.0)
             seg += x[: len(seg)]
-            on, off = _active(x)
+            on, off = active_span(x)
             events.append(Event(names[dataset.labels[i]], (start + on) / sr, (start + off) / sr))
         elif kind == "words" and kind_of["unknown"]:
             i = int(r.choice(kind_of["unknown"]))
@@ -202,7 +210,7 @@ def build_long_stream(
             i = int(r.choice(kind_of["keyword"]))
             used.append(i)
             x = wav[i]
-            on, off = _active(x)
+            on, off = active_span(x)
             keep = max(1, int((off - on) * r.uniform(0.3, 0.6)))
             part = x[on : on + keep] if r.random() < 0.5 else x[off - keep : off]
             part = part * np.linspace(1, 0, len(part)) ** 0.3 if len(part) > 1 else part
@@ -242,4 +250,5 @@ def build_long_stream(
         clip_indices=np.asarray(used, np.int64),
         events_per_hour=events_per_hour,
         notes=notes,
+        segments=[(k, a / sr, (a + n) / sr) for k, a, n, _ in plan if k != "keyword"],
     )

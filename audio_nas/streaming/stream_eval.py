@@ -28,7 +28,7 @@ from audio_nas.features.frontends import make_frontend
 from audio_nas.progress import track
 from audio_nas.streaming.int8_batch import checkpoint_of, graph_for_export, probabilities
 from audio_nas.streaming.long_stream import LongStream
-from audio_nas.streaming.metrics import grid_scores
+from audio_nas.streaming.metrics import detect_fast, grid_scores, smoothed_top
 from audio_nas.streaming.pipeline import TflmModel
 
 log = logging.getLogger(__name__)
@@ -150,6 +150,38 @@ def model_posteriors(
     return out, "TFLM host interpreter"
 
 
+def false_alarm_sources(
+    times: np.ndarray,
+    probs: np.ndarray,
+    stream: LongStream,
+    class_names: tuple[str, ...],
+    threshold: float,
+    smoothing_s: float,
+    tolerance_s: float = 0.5,
+) -> dict[str, int]:
+    """Where one recognizer's false alarms on ``stream`` fall: the negative segment kind at the detection
+    (words, near_miss, babble, music, noise, silence), or ``keyword_wrong_label`` / ``keyword_repeat``
+    (a detection within 1 s after a keyword's offset: wrong label, or the right one late or twice)."""
+    best, score = smoothed_top(times, probs, class_names, smoothing_s)
+    idx = detect_fast(times, best, score, threshold)
+    det_t, det_lab = np.asarray(times)[idx], np.asarray(class_names)[best[idx]]
+    on = np.array([e.onset_s for e in stream.events])
+    off = np.array([e.offset_s for e in stream.events])
+    lab = np.array([e.label for e in stream.events])
+    kinds = stream.kind_at(det_t)
+    out: dict[str, int] = {}
+    matched: set[int] = set()
+    for t, d, kind in zip(det_t, det_lab, kinds):
+        e = int(np.searchsorted(on, t, side="right")) - 1
+        if e >= 0 and t <= off[e] + tolerance_s and lab[e] == d and e not in matched:
+            matched.add(e)  # a hit, as match_fast counts it
+            continue
+        if e >= 0 and t <= off[e] + 1.0:
+            kind = "keyword_wrong_label" if lab[e] != d else "keyword_repeat"
+        out[str(kind)] = out.get(str(kind), 0) + 1
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
 def choose_and_report(
     val_probs: np.ndarray,
     test_probs: np.ndarray,
@@ -161,6 +193,7 @@ def choose_and_report(
     """For each FA/h target: the recognizer chosen on validation, and its FRR / FA/h on test."""
     out: dict = {}
     grids = {}
+    test_t = window_times(len(test_probs), cfg, stride_frames)
     for name, probs, s in (("val", val_probs, streams.val), ("test", test_probs, streams.test)):
         t = window_times(len(probs), cfg, stride_frames)
         grids[name] = grid_scores(t, probs, s.events, s.negative_s, class_names, THRESHOLDS, SMOOTHING_S)
@@ -188,6 +221,9 @@ def choose_and_report(
             "val_reached": reached,
             "frr": r["frr"],
             "fa_h": r["false_alarms_per_hour"],
+            "test_false_alarms_by_source": false_alarm_sources(
+                test_t, test_probs, streams.test, class_names, th, win
+            ),
         }
     return out
 

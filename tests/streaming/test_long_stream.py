@@ -150,7 +150,9 @@ def test_recognizer_is_chosen_on_validation_and_reported_on_test():
 
     def stream(split):
         events = [Event("yes", t, t + 0.5) for t in ev_t]
-        return SimpleNamespace(events=events, negative_s=3600.0, split=split)
+        return SimpleNamespace(
+            events=events, negative_s=3600.0, split=split, kind_at=lambda t: np.full(len(t), "noise")
+        )
 
     n = 36000
     _, val = _scores(n, ev_t, rng, 0.93)  # validation: noise up to 0.93 -> the threshold must be above it
@@ -161,6 +163,7 @@ def test_recognizer_is_chosen_on_validation_and_reported_on_test():
     assert one["val_reached"] and one["val_fa_h"] <= 1.0 and one["val_frr"] == 0
     assert one["threshold"] > 0.94  # chosen where validation needs it, not where test would do best (0.93)
     assert one["fa_h"] == 0 and one["frr"] == 1.0  # ... so on test every keyword is missed
+    assert one["test_false_alarms_by_source"] == {}
     swapped = choose_and_report(test, val, streams, cfg, names, stride_frames=5)
     assert swapped["1"]["threshold"] < 0.94 and swapped["1"]["val_frr"] == 0
 
@@ -309,3 +312,24 @@ def test_cli_stream_eval_prints_frr_at_each_target(exported_run, monkeypatch):
     assert "test stream" in r.output and "int8 simulation" in r.output
     for t in ("0.5", "1", "2"):
         assert f"FRR at {t} FA/h: " in r.output
+
+
+def test_false_alarm_sources_add_up_to_the_grids_false_alarms_and_name_segment_kinds():
+    from audio_nas.streaming.stream_eval import false_alarm_sources
+
+    ds = noise_dataset()
+    s = build_long_stream(ds, "test", negative_hours=3 / 60, events_per_hour=360, seed=1)
+    # every segment is a negative kind; times inside keyword segments read "keyword"
+    assert {k for k, _, _ in s.segments} <= set(s.seconds_by_kind)
+    assert sum(b - a for _, a, b in s.segments) == pytest.approx(s.negative_s, abs=0.01)
+    assert s.kind_at(np.array([s.events[0].onset_s + 0.1]))[0] == "keyword"
+    kind, a, b = s.segments[0]
+    assert s.kind_at(np.array([(a + b) / 2]))[0] == kind
+    rng = np.random.default_rng(0)
+    times = np.arange(0.5, s.duration_s, 0.1)
+    probs = rng.dirichlet(np.r_[np.full(10, 0.1), 1.0, 1.0], size=len(times))
+    for th, win in ((0.3, 0.2), (0.4, 0.3)):
+        grid = grid_scores(times, probs, s.events, s.negative_s, KWS12_CLASSES, (th,), (win,))[(th, win)]
+        src = false_alarm_sources(times, probs, s, KWS12_CLASSES, th, win)
+        assert sum(src.values()) == grid["false_alarms"] > 0
+        assert set(src) <= set(s.seconds_by_kind) | {"keyword", "keyword_wrong_label", "keyword_repeat"}
