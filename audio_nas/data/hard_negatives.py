@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from audio_nas.data.dataset import SPLIT_IDS, AudioDataset, load_dataset, register_dataset
+from audio_nas.data.synthetic import procedural_music
 from audio_nas.errors import DataError
 
 HARD_NEGATIVE_KINDS: tuple[str, ...] = ("partial", "shifted", "babble", "music")
@@ -86,8 +87,6 @@ def _babble(unknown: np.ndarray, bed: np.ndarray, rng: np.random.Generator) -> n
 
 
 def _music(bed: np.ndarray, sample_rate_hz: int, rng: np.random.Generator) -> np.ndarray:
-    from audio_nas.data.synthetic import procedural_music
-
     x = procedural_music(rng, len(bed), sample_rate_hz)
     return bed + x / (np.abs(x).max() + 1e-9) * rng.uniform(0.1, 0.5)
 
