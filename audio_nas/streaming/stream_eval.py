@@ -42,6 +42,7 @@ SMOOTHING_S: tuple[float, ...] = (0.2, 0.3, 0.5)
 STRIDE_MS = 100.0
 WARMUP_FRAMES = 100
 CHUNK_FRAMES = 6000
+KEYWORD_TAIL_S = 1.0  # a 1-s window still holds part of a keyword until one clip after its offset
 MAX_SIM_DIFF = 0.02  # int8 SOFTMAX inside a model (MQA) is simulated in float: 1 LSB off at most
 
 
@@ -160,8 +161,9 @@ def false_alarm_sources(
     tolerance_s: float = 0.5,
 ) -> dict[str, int]:
     """Where one recognizer's false alarms on ``stream`` fall: the negative segment kind at the detection
-    (words, near_miss, babble, music, noise, silence), or ``keyword_wrong_label`` / ``keyword_repeat``
-    (a detection within 1 s after a keyword's offset: wrong label, or the right one late or twice)."""
+    (words, near_miss, babble, music, noise, silence; ``keyword`` inside a keyword clip before its active
+    part), or ``keyword_wrong_label`` / ``keyword_repeat`` (between a keyword's onset and one clip,
+    ``KEYWORD_TAIL_S``, after its offset: wrong label, or the right one late or twice)."""
     best, score = smoothed_top(times, probs, class_names, smoothing_s)
     idx = detect_fast(times, best, score, threshold)
     det_t, det_lab = np.asarray(times)[idx], np.asarray(class_names)[best[idx]]
@@ -176,7 +178,7 @@ def false_alarm_sources(
         if e >= 0 and t <= off[e] + tolerance_s and lab[e] == d and e not in matched:
             matched.add(e)  # a hit, as match_fast counts it
             continue
-        if e >= 0 and t <= off[e] + 1.0:
+        if e >= 0 and t <= off[e] + KEYWORD_TAIL_S:
             kind = "keyword_wrong_label" if lab[e] != d else "keyword_repeat"
         out[str(kind)] = out.get(str(kind), 0) + 1
     return dict(sorted(out.items(), key=lambda kv: -kv[1]))
@@ -192,10 +194,9 @@ def choose_and_report(
 ) -> dict:
     """For each FA/h target: the recognizer chosen on validation, and its FRR / FA/h on test."""
     out: dict = {}
-    grids = {}
-    test_t = window_times(len(test_probs), cfg, stride_frames)
+    grids, times = {}, {}
     for name, probs, s in (("val", val_probs, streams.val), ("test", test_probs, streams.test)):
-        t = window_times(len(probs), cfg, stride_frames)
+        t = times[name] = window_times(len(probs), cfg, stride_frames)
         grids[name] = grid_scores(t, probs, s.events, s.negative_s, class_names, THRESHOLDS, SMOOTHING_S)
     for target in FA_TARGETS:
         k = target_key(target)
@@ -222,7 +223,7 @@ def choose_and_report(
             "frr": r["frr"],
             "fa_h": r["false_alarms_per_hour"],
             "test_false_alarms_by_source": false_alarm_sources(
-                test_t, test_probs, streams.test, class_names, th, win
+                times["test"], test_probs, streams.test, class_names, th, win
             ),
         }
     return out
