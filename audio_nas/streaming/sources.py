@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from audio_nas.data.audio_io import read_audio
+from audio_nas.data.hard_negatives import active_span
 from audio_nas.errors import DataError, StreamingError
 from audio_nas.streaming.recognizer import BACKGROUND_CLASSES
 
@@ -55,10 +56,8 @@ def synthetic_stream(
         x = sub.waveforms[i]
         start = int(t * sr)
         audio[start : start + clip] += x
-        active = np.flatnonzero(np.abs(x) > 0.1 * np.abs(x).max())
-        on = start + (active[0] if len(active) else 0)
-        off = start + (active[-1] if len(active) else clip)
-        events.append(Event(names[sub.labels[i]], on / sr, off / sr))
+        on, off = active_span(x)
+        events.append(Event(names[sub.labels[i]], (start + on) / sr, (start + off) / sr))
         t += clip / sr + rng.uniform(*gap_s)
     peak = np.abs(audio).max()
     return (audio / peak * 0.9 if peak > 1 else audio).astype(np.float32), events
