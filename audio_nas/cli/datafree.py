@@ -20,6 +20,14 @@ def synthesize_cmd(
     rounds: int = typer.Option(2, "--rounds", help="Recursive label calibration rounds (1 = one-hot only)."),
     batch_size: int = typer.Option(48, "--batch-size", help="Examples optimised together (BN statistics)."),
     lr: float = typer.Option(0.1, "--lr", help="Adam step size on the features."),
+    coarse: int = typer.Option(
+        2, "--coarse", help="Optimise a grid this many times coarser in time and frequency (1 = per cell)."
+    ),
+    mixtures: int = typer.Option(
+        20_000,
+        "--mixtures",
+        help="Teacher-labelled mixtures of the synthesised examples added to the train split (0 = none).",
+    ),
     frontend: str = typer.Option(
         None,
         "--frontend",
@@ -41,6 +49,8 @@ def synthesize_cmd(
         rounds=rounds,
         batch_size=batch_size,
         lr=lr,
+        coarse_factor=coarse,
+        mixtures=mixtures,
         seed=seed,
         device=device,
     )
@@ -59,6 +69,8 @@ def synthesize_cmd(
         f"teacher agrees with the targets on {conf['agreement']:.3f}; median confidence "
         f"{conf['confidence_median']:.3f}; mean entropy {conf['entropy_mean_nats']:.3f} nats"
     )
+    if meta.get("mixtures", {}).get("n"):
+        typer.echo(f"+ {meta['mixtures']['n']} teacher-labelled mixtures in the train split")
     typer.echo(f"-> {path}  (train on it with --dataset synth:{path})")
 
 

@@ -45,6 +45,11 @@ class SynthSet:
     manifest: dict[str, Any]
     path: Path
 
+    @property
+    def n_mixtures(self) -> int:
+        """Teacher-labelled mixtures in the train split (``training.function_matching``); 0 for older sets."""
+        return int((self.manifest.get("mixtures") or {}).get("n", 0))
+
     def train_logits(self) -> np.ndarray:
         """The soft labels of the train split, in the order the trainer reads the train split."""
         return self.teacher_logits[np.asarray(self.features.split) == 0]

@@ -70,6 +70,7 @@ class SearchConfig:
     synthetic_dir: str | None = None  # from `audio-nas data synthesize`; None: synthesise into the run dir
     synth_per_class: int = 100
     synth_steps: int = 200
+    synth_mixtures: int = 20_000  # teacher-labelled mixtures added to that set (training.function_matching)
     # accuracy and two costs from search.objectives.OBJECTIVES (energy_uj, ram_bytes, ace_v2, flash_bytes,
     # latency_ms); hv_reference: one entry per objective in its minimised scale, by default the registry's
     # ((1.0, 5.0, 6.0) for the default objectives: 1 - acc, log10 uJ, log10 bytes)
@@ -128,6 +129,8 @@ class SearchConfig:
             )
         if self.synth_per_class < 1 or self.synth_steps < 1:
             raise ConfigError("synth_per_class and synth_steps must be >= 1")
+        if self.synth_mixtures < 0:
+            raise ConfigError(f"synth_mixtures must be >= 0, got {self.synth_mixtures}")
         if self.train.distill_alpha == 0:  # data-free training always distils to the teacher's soft labels
             alpha = DATAFREE_DISTILL_ALPHA
             object.__setattr__(self, "train", dataclasses.replace(self.train, distill_alpha=alpha))

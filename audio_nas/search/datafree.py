@@ -46,7 +46,9 @@ def prepare_synthetic(cfg: Any, run_dir: Path) -> SynthSet:
         return synth
     target = Path(run_dir) / "synthetic"
     if not target.exists():
-        inv = InversionConfig(per_class=cfg.synth_per_class, steps=cfg.synth_steps, seed=cfg.seed)
+        inv = InversionConfig(
+            per_class=cfg.synth_per_class, steps=cfg.synth_steps, mixtures=cfg.synth_mixtures, seed=cfg.seed
+        )
         log.info("data-free: synthesising %d examples per class from %s", inv.per_class, cfg.teacher)
         synthesize(cfg.teacher, inv, target)
     return load_synth_set(target)

@@ -96,11 +96,12 @@ def _features(dataset_name: str, frontend, on_error: str = "raise"):
     return compute_features(_CACHE[key], frontend)
 
 
-def training_data(dataset_name: str, frontend, on_error: str = "raise"):
-    """``(features, teacher_logits)``: a synthesised set (``synth:DIR``) with its soft labels, checked against
-    the candidate's front-end, or a dataset's features and None."""
+def training_data(dataset_name: str, frontend, cfg: TrainConfig, on_error: str = "raise"):
+    """``(features, teacher_logits, cfg)``: a synthesised set (``synth:DIR``) with its soft labels, checked
+    against the candidate's front-end, and the recipe made fit for it (``datafree_train_config``), or a
+    dataset's features, None and ``cfg`` unchanged."""
     if not is_synth_name(dataset_name):
-        return _features(dataset_name, frontend, on_error), None
+        return _features(dataset_name, frontend, on_error), None, cfg
     key = f"synth|{dataset_name}"
     if key not in _CACHE:
         _CACHE.clear()
@@ -111,7 +112,7 @@ def training_data(dataset_name: str, frontend, on_error: str = "raise"):
             f"candidate front-end {frontend} differs from the synthesised set's {synth.features.frontend}; "
             "data-free candidates must use the teacher's front-end"
         )
-    return synth.features, logits
+    return synth.features, logits, datafree_train_config(cfg, synth)
 
 
 def evaluate_trial(payload: dict[str, Any]) -> dict[str, Any]:
@@ -149,9 +150,8 @@ def evaluate_trial(payload: dict[str, Any]) -> dict[str, Any]:
             }
 
         on_error = payload.get("on_error", "raise")
-        feats, teacher_logits = training_data(payload["dataset"], spec.frontend, on_error)
-        if teacher_logits is not None:  # data-free: distil to the teacher's soft labels
-            cfg = datafree_train_config(cfg)
+        # data-free: distil to the teacher's soft labels
+        feats, teacher_logits, cfg = training_data(payload["dataset"], spec.frontend, cfg, on_error)
         seen: list[float] = []
 
         def keep_going(e: int, acc: float, loss: float) -> bool:

@@ -395,7 +395,9 @@ def retrain_and_export(payload: dict) -> dict:
     spec = ArchSpec.from_str(payload["spec"])
     target = Path(payload["target"])
     train_cfg = from_dict(TrainConfig, payload["train"])
-    feats, teacher_logits = training_data(payload["dataset"], spec.frontend, payload["on_error"])
+    feats, teacher_logits, train_cfg = training_data(
+        payload["dataset"], spec.frontend, train_cfg, payload["on_error"]
+    )
     res = train(spec, feats, train_cfg, teacher_logits=teacher_logits)
     save_checkpoint(
         target / "checkpoint",

@@ -14,8 +14,14 @@ then the inputs are optimised with Adam on
   diversity  mean positive cosine similarity of the penultimate embeddings of same-class examples in
              the batch (fights mode collapse; the classifier's input is hooked)
   tv_time, tv_freq   squared differences along time and along frequency (spectrogram smoothness)
-and after every step the features are clamped to the per-bin range the front-end can produce on probe
+and the features the teacher sees are clamped to the per-bin range the front-end can produce on probe
 audio (``features.synthset.frontend_value_range``): the energy/value-range prior.
+
+Coarse parametrisation (``coarse_factor`` k > 1): the optimised variable is a grid k times coarser in
+time and in frequency, bilinearly upsampled to the feature shape before the teacher sees it, so every
+synthesised input is smooth at the scale of k frames and k bins: a prior of spectrogram shapes (formant
+and energy blobs) instead of per-cell texture, which the teacher accepts as readily but a student cannot
+learn from (measured in docs/benchmarks.md, "Data-free search").
 
 Regional updates: at every step each example only takes the update inside a random time-frequency
 rectangle (at least ``region_min_frac`` of each axis), and the teacher sees the batch rolled in time by
@@ -75,14 +81,18 @@ class InversionConfig:
     calibration_temperature: float = 2.0
     region_min_frac: float = 0.5
     jitter_frames: int = 3
+    coarse_factor: int = 2  # optimise a grid this many times coarser in time and frequency (1 = per cell)
+    mixtures: int = 20_000  # teacher-labelled mixtures added to the train split (training.function_matching)
     val_fraction: float = 0.15
     seed: int = 0
     device: str = "auto"  # cpu, cuda or auto (a GPU when present)
 
     def __post_init__(self) -> None:
-        for name in ("per_class", "steps", "rounds", "batch_size"):
+        for name in ("per_class", "steps", "rounds", "batch_size", "coarse_factor"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.mixtures < 0:
+            raise ConfigError(f"mixtures must be >= 0, got {self.mixtures}")
         if not (0 < self.region_min_frac <= 1):
             raise ConfigError(f"region_min_frac must be in (0, 1], got {self.region_min_frac}")
         if not (0 <= self.val_fraction < 1):
@@ -112,6 +122,7 @@ class InversionResult:
     terms: tuple[str, ...]  # the loss terms that applied
     loss_history: list[dict[str, float]]  # per (batch, round): first and last step's terms
     wall_s: float
+    device: str = "cpu"  # where the inversion ran
 
 
 class _BNHooks:
@@ -199,6 +210,17 @@ def _noise_init(teacher: Teacher, n: int, rng: np.random.Generator) -> np.ndarra
     gain = 10 ** (rng.uniform(-50, -5, (n, 1)) / 20)
     audio = np.clip(audio * gain, -1, 1).astype(np.float32)
     return make_frontend(fe)(audio)
+
+
+def _coarse_shape(t: int, f: int, factor: int) -> tuple[int, int]:
+    return max(1, math.ceil(t / factor)), max(1, math.ceil(f / factor))
+
+
+def _render(z: torch.Tensor, t: int, f: int) -> torch.Tensor:
+    """The coarse variable [B, t', f'] upsampled (bilinear, corners aligned) to features [B, t, f]."""
+    if z.shape[1:] == (t, f):
+        return z
+    return F.interpolate(z[:, None], size=(t, f), mode="bilinear", align_corners=True)[:, 0]
 
 
 def _region_mask(b: int, t: int, f: int, frac: float, gen: torch.Generator) -> torch.Tensor:
@@ -304,9 +326,10 @@ def invert_teacher(teacher: Teacher, cfg: InversionConfig, *, progress: bool = T
                 onehot = F.one_hot(yb, k).float()
                 targets = onehot
                 for r in range(cfg.rounds):
-                    x0 = torch.from_numpy(_noise_init(teacher, len(yb), rng)).to(device)
-                    x = x0.clamp(lo, hi).requires_grad_(True)
-                    opt = torch.optim.Adam([x], lr=cfg.lr, betas=(0.5, 0.9))
+                    x0 = torch.from_numpy(_noise_init(teacher, len(yb), rng)).to(device).clamp(lo, hi)
+                    zt, zf = _coarse_shape(t_frames, n_bins, cfg.coarse_factor)
+                    z = F.adaptive_avg_pool2d(x0[:, None], (zt, zf))[:, 0].clone().requires_grad_(True)
+                    opt = torch.optim.Adam([z], lr=cfg.lr, betas=(0.5, 0.9))
                     first: dict[str, float] = {}
                     for step in range(cfg.steps):
                         for g in opt.param_groups:  # cosine decay
@@ -314,8 +337,9 @@ def invert_teacher(teacher: Teacher, cfg: InversionConfig, *, progress: bool = T
                         shift = int(
                             torch.randint(-cfg.jitter_frames, cfg.jitter_frames + 1, (1,), generator=gen)
                         )
-                        mask = _region_mask(len(yb), t_frames, n_bins, cfg.region_min_frac, gen).to(device)
+                        mask = _region_mask(len(yb), zt, zf, cfg.region_min_frac, gen).to(device)
                         opt.zero_grad(set_to_none=True)
+                        x = torch.max(torch.min(_render(z, t_frames, n_bins), hi), lo)  # value-range prior
                         loss, parts = _losses(x, targets, model, hooks, emb, cfg, yb, shift)
                         if not math.isfinite(float(loss.detach())):
                             raise TrainingError(
@@ -325,11 +349,14 @@ def invert_teacher(teacher: Teacher, cfg: InversionConfig, *, progress: bool = T
                         if step == 0:
                             first = parts
                         loss.backward()
-                        before = x.detach().clone()
+                        before = z.detach().clone()
                         opt.step()
                         with torch.no_grad():
-                            x.copy_(before + mask * (x - before))  # regional update
-                            x.copy_(torch.max(torch.min(x, hi), lo))  # value-range prior
+                            z.copy_(before + mask * (z - before))  # regional update
+                            if z.shape[1:] == (t_frames, n_bins):  # per-cell: keep the variable in range
+                                z.copy_(torch.max(torch.min(z, hi), lo))
+                    with torch.no_grad():
+                        x = torch.max(torch.min(_render(z, t_frames, n_bins), hi), lo)
                     history.append(
                         {
                             "batch": b,
@@ -365,6 +392,7 @@ def invert_teacher(teacher: Teacher, cfg: InversionConfig, *, progress: bool = T
         terms=terms,
         loss_history=history,
         wall_s=time.perf_counter() - t0,
+        device=str(device),
     )
 
 

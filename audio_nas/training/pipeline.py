@@ -58,7 +58,7 @@ def train_and_save(
         synth, teacher_logits = synth_training_data(dataset_name)
         spec = spec_for_synth(resolve_arch(arch), synth)
         features, content = synth.features, synth.manifest.get("content_hash", "")
-        cfg = datafree_train_config(cfg or TrainConfig())
+        cfg = datafree_train_config(cfg or TrainConfig(), synth)
     else:
         dataset = load_dataset(dataset_name, on_error=on_error)
         spec = spec_for_dataset(arch, dataset)

@@ -21,7 +21,8 @@ from audio_nas.features.config import FrontEndConfig
 from audio_nas.features.synthset import SynthSet, load_synth_set, write_synth_set
 from audio_nas.paths import data_dir
 from audio_nas.space.spec import frontend_to_str
-from audio_nas.training.config import TrainConfig
+from audio_nas.training.config import SpecAugmentConfig, TrainConfig
+from audio_nas.training.function_matching import teacher_mixtures
 from audio_nas.training.inversion import InversionConfig, confidence_stats, invert_teacher
 from audio_nas.training.teacher import load_teacher
 
@@ -66,6 +67,29 @@ def synthesize(
     if not np.isfinite(res.x).all():
         raise TrainingError("the inversion produced non-finite features; lower --lr and try again")
     stats = confidence_stats(res.teacher_logits, res.labels)
+    x, labels, split, logits = res.x, res.labels, res.split, res.teacher_logits
+    mixtures: dict[str, Any] = {"n": 0}
+    if cfg.mixtures > 0:
+        t_mix = time.perf_counter()
+        mx, ml = teacher_mixtures(
+            teacher.model,
+            res.x[res.split == 0],
+            cfg.mixtures,
+            seed=cfg.seed + 1,
+            device=res.device,
+            progress=progress,
+        )
+        mixtures = {
+            "n": int(cfg.mixtures),
+            "made_from": "train-split inversions: mixup (weight uniform 0-1), time roll, SpecAugment masks",
+            "labels": "teacher argmax; soft labels = teacher logits on the mixture itself",
+            "teacher_class_counts": np.bincount(ml.argmax(1), minlength=ml.shape[1]).tolist(),
+            "wall_s": round(time.perf_counter() - t_mix, 1),
+        }
+        x = np.concatenate([x, mx])
+        labels = np.concatenate([labels, ml.argmax(1).astype(np.int64)])
+        split = np.concatenate([split, np.zeros(len(mx), np.uint8)])
+        logits = np.concatenate([logits, ml])
     manifest = {
         "kind": "synthesised-from-teacher",
         "teacher": {
@@ -86,21 +110,28 @@ def synthesize(
         "wall_s": round(res.wall_s, 1),
         "teacher_confidence": {**stats, "class_names": list(teacher.class_names)},
         "feature_stats": feature_stats(res.x),
+        "mixtures": mixtures,
         "loss_first_last": _loss_summary(res.loss_history),
-        "split_counts": {"train": int((res.split == 0).sum()), "validation": int((res.split == 1).sum())},
+        "split_counts": {"train": int((split == 0).sum()), "validation": int((split == 1).sum())},
     }
     path = write_synth_set(
         out,
-        x=res.x,
-        labels=res.labels,
-        split=res.split,
-        teacher_logits=res.teacher_logits,
+        x=x,
+        labels=labels,
+        split=split,
+        teacher_logits=logits,
         class_names=teacher.class_names,
         frontend=teacher.frontend,
         manifest=manifest,
         overwrite=overwrite,
     )
-    log.info("synthesised %d examples in %.0f s -> %s", len(res.x), res.wall_s, path)
+    log.info(
+        "synthesised %d examples (+%d teacher-labelled mixtures) in %.0f s -> %s",
+        len(res.x),
+        mixtures["n"],
+        res.wall_s,
+        path,
+    )
     return path
 
 
@@ -118,12 +149,16 @@ def _loss_summary(history: list[dict[str, float]]) -> dict[str, list[float]]:
 DATAFREE_DISTILL_ALPHA = 0.9  # distill_alpha used on a synthesised set when the recipe has none
 
 
-def datafree_train_config(cfg: TrainConfig) -> TrainConfig:
+def datafree_train_config(cfg: TrainConfig, synth: SynthSet | None = None) -> TrainConfig:
     """Training on a synthesised set always distils to the stored soft labels: a recipe without
-    distillation (``distill_alpha`` 0) gets ``DATAFREE_DISTILL_ALPHA``."""
-    if cfg.distill_alpha > 0:
-        return cfg
-    return dataclasses.replace(cfg, distill_alpha=DATAFREE_DISTILL_ALPHA)
+    distillation (``distill_alpha`` 0) gets ``DATAFREE_DISTILL_ALPHA``. On a set with teacher-labelled
+    mixtures (``training.function_matching``) SpecAugment is switched off: each mixture already is an
+    augmented input, and masking it again would break the match between the input and its stored label."""
+    if cfg.distill_alpha <= 0:
+        cfg = dataclasses.replace(cfg, distill_alpha=DATAFREE_DISTILL_ALPHA)
+    if synth is not None and synth.n_mixtures > 0:
+        cfg = dataclasses.replace(cfg, specaugment=SpecAugmentConfig(time_masks=0, freq_masks=0))
+    return cfg
 
 
 def synth_training_data(name: str) -> tuple[SynthSet, np.ndarray]:

@@ -64,6 +64,7 @@ def test_tiny_data_free_search_end_to_end(folder_dataset, tmp_path, audio_nas_ho
         teacher=str(teacher),
         synth_per_class=6,
         synth_steps=4,
+        synth_mixtures=30,
         workers=1,
         n_trials=2,
         n_initial=2,

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from audio_nas.errors import DataError, TrainingError
+from audio_nas.errors import ConfigError, DataError, TrainingError
 from audio_nas.features.synthset import load_synth_set
 from audio_nas.space import build_model, resolve_arch
 from audio_nas.training import TrainConfig, save_checkpoint
@@ -20,7 +20,8 @@ from audio_nas.training.teacher import Teacher, load_teacher
 
 SPEC = "fe:logmel_w30_h20_m20_l300|stem:c2d_k3_s2_c8_relu|ds_k3_s1_c8_r1_relu|head:c0|n3"
 CLASSES = ("a", "b", "c")
-FAST = dict(per_class=4, steps=12, batch_size=12, rounds=2, device="cpu")  # CPU: bit-exact determinism
+# CPU: bit-exact determinism
+FAST = dict(per_class=4, steps=12, batch_size=12, rounds=2, mixtures=0, device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -158,6 +159,47 @@ def test_cli_synthesize(teacher_dir, tmp_path):
 
     out = tmp_path / "cli-set"
     args = ["data", "synthesize", "--teacher", str(teacher_dir), "--per-class", "2", "--steps", "3"]
+    args += ["--mixtures", "20"]
     r = CliRunner().invoke(app, [*args, "--out", str(out), "--batch-size", "6"])
     assert r.exit_code == 0, r.output
     assert "teacher agrees with the targets" in r.output and (out / "manifest.json").exists()
+    assert "+ 20 teacher-labelled mixtures" in r.output
+
+
+def test_coarse_parametrisation_gives_smoother_inputs(teacher_dir):
+    t = load_teacher(teacher_dir)
+    fine = invert_teacher(t, InversionConfig(**{**FAST, "coarse_factor": 1}), progress=False)
+    coarse = invert_teacher(t, InversionConfig(**{**FAST, "coarse_factor": 2}), progress=False)
+    assert coarse.x.shape == fine.x.shape == (12, 14, 20)
+
+    def tv(x):
+        return float(np.mean(np.diff(x, axis=1) ** 2) + np.mean(np.diff(x, axis=2) ** 2))
+
+    assert tv(coarse.x) < 0.5 * tv(fine.x)
+    with pytest.raises(ConfigError, match="coarse_factor"):
+        InversionConfig(coarse_factor=0)
+
+
+def test_teacher_mixtures_are_train_only_and_labelled_by_the_teacher_on_themselves(teacher_dir, tmp_path):
+    from audio_nas.training.inversion import teacher_logits_of
+    from audio_nas.training.synthesize import datafree_train_config
+
+    cfg = InversionConfig(**{**FAST, "mixtures": 40})
+    out = synthesize(teacher_dir, cfg, tmp_path / "mixed", progress=False)
+    s = load_synth_set(out)
+    plain_dir = synthesize(teacher_dir, InversionConfig(**FAST), tmp_path / "plain", progress=False)
+    plain = load_synth_set(plain_dir)
+    assert s.n_mixtures == 40 and plain.n_mixtures == 0
+    assert len(s.features.x) == 12 + 40 and (s.features.split[12:] == 0).all()
+    assert np.array_equal(s.features.x[:12], plain.features.x)  # the inversions are unchanged
+    mixed_x = np.array(s.features.x[12:])
+    assert np.allclose(s.teacher_logits[12:], teacher_logits_of(load_teacher(teacher_dir).model, mixed_x))
+    assert np.array_equal(s.features.labels[12:], s.teacher_logits[12:].argmax(1))
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["mixtures"]["n"] == 40 and sum(m["mixtures"]["teacher_class_counts"]) == 40
+    again = load_synth_set(synthesize(teacher_dir, cfg, tmp_path / "again", progress=False))
+    assert np.array_equal(again.features.x, s.features.x)  # deterministic from the seed
+    train_cfg = datafree_train_config(TrainConfig(), s)
+    assert train_cfg.specaugment.time_masks == 0 and train_cfg.specaugment.freq_masks == 0
+    assert train_cfg.distill_alpha == 0.9
+    assert datafree_train_config(TrainConfig(), plain).specaugment == TrainConfig().specaugment
