@@ -150,7 +150,7 @@ def evaluate_trial(payload: dict[str, Any]) -> dict[str, Any]:
             }
 
         on_error = payload.get("on_error", "raise")
-        # data-free: distil to the teacher's soft labels
+        # a synth: set (data-free) comes with its soft labels and a recipe that distils to them
         feats, teacher_logits, cfg = training_data(payload["dataset"], spec.frontend, cfg, on_error)
         seen: list[float] = []
 

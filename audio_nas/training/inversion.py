@@ -20,8 +20,8 @@ audio (``features.synthset.frontend_value_range``): the energy/value-range prior
 Coarse parametrisation (``coarse_factor`` k > 1): the optimised variable is a grid k times coarser in
 time and in frequency, bilinearly upsampled to the feature shape before the teacher sees it, so every
 synthesised input is smooth at the scale of k frames and k bins: a prior of spectrogram shapes (formant
-and energy blobs) instead of per-cell texture, which the teacher accepts as readily but a student cannot
-learn from (measured in docs/benchmarks.md, "Data-free search").
+and energy blobs) instead of per-cell texture, which a teacher accepts but a student cannot learn from
+(measured in docs/benchmarks.md, "Data-free search").
 
 Regional updates: at every step each example only takes the update inside a random time-frequency
 rectangle (at least ``region_min_frac`` of each axis), and the teacher sees the batch rolled in time by
