@@ -21,7 +21,7 @@ def synthesize_cmd(
     batch_size: int = typer.Option(48, "--batch-size", help="Examples optimised together (BN statistics)."),
     lr: float = typer.Option(0.1, "--lr", help="Adam step size on the features."),
     coarse: int = typer.Option(
-        2, "--coarse", help="Optimise a grid this many times coarser in time and frequency (1 = per cell)."
+        1, "--coarse", help="Optimise a grid this many times coarser in time and frequency (1 = per cell)."
     ),
     mixtures: int = typer.Option(
         20_000,

@@ -12,9 +12,9 @@ student then trains on them without further augmentation (``datafree_train_confi
 to an input would break its label.
 
 Measured in docs/benchmarks.md ("Data-free search"): on synth-kws a student trained on 300 inversions
-alone scores 0.09 real test accuracy (chance 0.08), on the same inversions plus 20,000 mixtures 0.25; the
-same distillation from mixtures of the *real* train features gives 0.84, so what limits it is the
-synthesised pool, not the matching.
+alone scores 0.086 real test accuracy (chance 0.083), on the same inversions plus 20,000 mixtures 0.213;
+the same distillation from mixtures of the *real* train features gives 0.847 (0.639 without mixtures),
+so what limits it is the synthesised pool, not the matching.
 
 Hand-written because no library we use makes teacher-labelled mixture sets (torchvision's MixUp makes
 label mixtures, not teacher labels, and works on images).

@@ -20,8 +20,8 @@ audio (``features.synthset.frontend_value_range``): the energy/value-range prior
 Coarse parametrisation (``coarse_factor`` k > 1): the optimised variable is a grid k times coarser in
 time and in frequency, bilinearly upsampled to the feature shape before the teacher sees it, so every
 synthesised input is smooth at the scale of k frames and k bins: a prior of spectrogram shapes (formant
-and energy blobs) instead of per-cell texture, which a teacher accepts but a student cannot learn from
-(measured in docs/benchmarks.md, "Data-free search").
+and energy blobs) instead of per-cell texture. With teacher-labelled mixtures it did not separate from
+per-cell inversion (docs/benchmarks.md, "Data-free search"), so the default is 1.
 
 Regional updates: at every step each example only takes the update inside a random time-frequency
 rectangle (at least ``region_min_frac`` of each axis), and the teacher sees the batch rolled in time by
@@ -81,7 +81,7 @@ class InversionConfig:
     calibration_temperature: float = 2.0
     region_min_frac: float = 0.5
     jitter_frames: int = 3
-    coarse_factor: int = 2  # optimise a grid this many times coarser in time and frequency (1 = per cell)
+    coarse_factor: int = 1  # optimise a grid this many times coarser in time and frequency (1 = per cell)
     mixtures: int = 20_000  # teacher-labelled mixtures added to the train split (training.function_matching)
     val_fraction: float = 0.15
     seed: int = 0
