@@ -51,7 +51,8 @@ def teacher_mixtures(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``n`` mixtures of the examples ``x`` [N, T, F] and the teacher's logits on them.
 
-    Deterministic from ``seed`` (its own numpy Generator and torch Generator-seeded masks on CPU).
+    Deterministic from ``seed`` on CPU: pairs, weights and shifts come from a numpy Generator; the masks
+    from torch's global generator (``spec_augment`` takes no generator), seeded here and restored after.
     """
     if n < 1:
         raise ConfigError(f"the number of mixtures must be >= 1, got {n}")
