@@ -1,0 +1,73 @@
+"""more:NAME: extra train-split clips of a generated recipe, validation and test untouched, no test voice."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from audio_nas.data import load_dataset
+from audio_nas.data import more_train as mt
+from audio_nas.data.dataset import SPLIT_IDS
+from audio_nas.data.synthetic import _split_of, load_generated, make_dataset
+from audio_nas.errors import DataError
+
+
+@pytest.fixture(scope="module")
+def tiny_pair(tmp_path_factory):
+    """The same recipe at seed 0 (the base) and seed 1 (the extra), 4 clips per class each."""
+    root = tmp_path_factory.mktemp("more")
+    base = load_generated(make_dataset("synth-kws", per_class=4, seed=0, out_dir=root / "s0", progress=False))
+    extra = load_generated(
+        make_dataset("synth-kws", per_class=8, seed=1, out_dir=root / "s1", progress=False)
+    )
+    return base, extra
+
+
+def test_extra_clips_are_train_voices_only_and_validation_test_stay_clip_for_clip(tiny_pair):
+    base, extra = tiny_pair
+    more = mt.with_more_train(base, extra, 2)
+    n_train_extra = int((extra.split == SPLIT_IDS["train"]).sum())
+    assert len(more) == len(base) + n_train_extra and n_train_extra > 0
+    np.testing.assert_array_equal(more.waveforms[: len(base)], base.waveforms)
+    for split in ("validation", "test"):
+        np.testing.assert_array_equal(more.subset(split).waveforms, base.subset(split).waveforms)
+        np.testing.assert_array_equal(more.subset(split).labels, base.subset(split).labels)
+    added = more.groups[len(base) :]
+    # the generators split by voice: every added clip's voice (or source id) hashes to train
+    assert {_split_of(g) for g in added} == {"train"}
+    assert (more.split[len(base) :] == SPLIT_IDS["train"]).all()
+    assert more.name == "more:2:synth-kws" and more.content_hash not in (
+        base.content_hash,
+        extra.content_hash,
+    )
+
+
+def test_more_is_loadable_by_name_with_a_factor(tiny_pair, monkeypatch):
+    base, extra = tiny_pair
+    asked = {}
+
+    def fake_make(name, per_class=None, seed=0, **_):
+        asked.update(name=name, per_class=per_class, seed=seed)
+        return "extra-dir"
+
+    monkeypatch.setattr(mt, "make_dataset", fake_make)
+    monkeypatch.setattr(mt, "load_generated", lambda path, sr=16_000: extra)
+    monkeypatch.setattr(mt, "load_dataset", lambda name, **_: base)
+    ds = load_dataset("more:3:synth-kws")
+    assert asked == {"name": "synth-kws", "per_class": 900, "seed": mt.EXTRA_SEED}
+    assert len(ds) > len(base)
+    load_dataset("more:synth-kws")
+    assert asked["per_class"] == mt.DEFAULT_FACTOR * 300
+
+
+@pytest.mark.parametrize(
+    "inner, match",
+    [
+        ("speech-commands:/x", "can only be generated for"),
+        ("kws:data/x", "can only be generated"),
+        ("0:synth-kws", ">= 1"),
+    ],
+)
+def test_more_refuses_what_it_cannot_regenerate_and_says_what_to_do(inner, match):
+    with pytest.raises(DataError, match=match):
+        mt.parse_more(inner)
