@@ -20,6 +20,7 @@ from audio_nas.features import compute_features
 from audio_nas.progress import Progress
 from audio_nas.space import ArchSpec
 from audio_nas.streaming.long_stream import NEGATIVE_MIX, build_long_stream
+from audio_nas.streaming.metrics import LATE_GRACE_S, MATCH_TOLERANCE_S
 from audio_nas.streaming.stream_eval import (
     FA_TARGETS,
     SMOOTHING_S,
@@ -180,6 +181,9 @@ def evaluate_front(
         f"{list(THRESHOLDS)} x smoothing windows {list(SMOOTHING_S)} s (refractory 1 s, model every "
         f"{STRIDE_MS:g} ms as `audio-nas stream`), then applied unchanged to the test stream; `*` = no "
         "recognizer reached the target on validation (the one with the fewest false alarms is reported)",
+        f"- a detection is a hit within {MATCH_TOLERANCE_S:g} s after its keyword ends; the right label "
+        f"later, up to {LATE_GRACE_S:g} s after the end, is a miss but no false alarm (MLPerf Tiny's "
+        "streaming wake-word rule; `streaming/metrics.py`)",
         f"- streams built in {t_built - t0:.0f} s; all models scored in {rep.seconds:.0f} s "
         "(`stream_eval: false` in the search config turns this section off)",
     ]

@@ -28,7 +28,13 @@ from audio_nas.features.frontends import make_frontend
 from audio_nas.progress import track
 from audio_nas.streaming.int8_batch import checkpoint_of, graph_for_export, probabilities
 from audio_nas.streaming.long_stream import LongStream
-from audio_nas.streaming.metrics import detect_fast, grid_scores, smoothed_top
+from audio_nas.streaming.metrics import (
+    LATE_GRACE_S,
+    MATCH_TOLERANCE_S,
+    detect_fast,
+    grid_scores,
+    smoothed_top,
+)
 from audio_nas.streaming.pipeline import TflmModel
 
 log = logging.getLogger(__name__)
@@ -42,7 +48,6 @@ SMOOTHING_S: tuple[float, ...] = (0.2, 0.3, 0.5)
 STRIDE_MS = 100.0
 WARMUP_FRAMES = 100
 CHUNK_FRAMES = 6000
-KEYWORD_TAIL_S = 1.0  # a 1-s window still holds part of a keyword until one clip after its offset
 MAX_SIM_DIFF = 0.02  # int8 SOFTMAX inside a model (MQA) is simulated in float: 1 LSB off at most
 
 
@@ -101,7 +106,9 @@ class StreamPair:
     def key(self) -> str:
         if self._key is None:
             comp = json.dumps([self.val.composition(), self.test.composition()], sort_keys=True)
-            grid = json.dumps([FA_TARGETS, THRESHOLDS, SMOOTHING_S, STRIDE_MS])
+            grid = json.dumps(
+                [FA_TARGETS, THRESHOLDS, SMOOTHING_S, STRIDE_MS, MATCH_TOLERANCE_S, LATE_GRACE_S]
+            )
             self._key = hashlib.sha256((comp + grid).encode()).hexdigest()[:16]
         return self._key
 
@@ -158,12 +165,12 @@ def false_alarm_sources(
     class_names: tuple[str, ...],
     threshold: float,
     smoothing_s: float,
-    tolerance_s: float = 0.5,
 ) -> dict[str, int]:
-    """Where one recognizer's false alarms on ``stream`` fall: the negative segment kind at the detection
-    (words, near_miss, babble, music, noise, silence; ``keyword`` inside a keyword clip before its active
-    part), or ``keyword_wrong_label`` / ``keyword_repeat`` (between a keyword's onset and one clip,
-    ``KEYWORD_TAIL_S``, after its offset: wrong label, or the right one late or twice)."""
+    """Where one recognizer's false alarms on ``stream`` fall, as ``metrics.match`` counts them: the
+    negative segment kind at the detection (words, near_miss, babble, music, noise, silence; ``keyword``
+    inside a keyword clip before its active part), or ``keyword_wrong_label`` (another keyword's label
+    between a keyword's onset and ``LATE_GRACE_S`` after its offset). Late detections of the right label
+    are not false alarms (``metrics``' rule), so they are not counted here."""
     best, score = smoothed_top(times, probs, class_names, smoothing_s)
     idx = detect_fast(times, best, score, threshold)
     det_t, det_lab = np.asarray(times)[idx], np.asarray(class_names)[best[idx]]
@@ -172,14 +179,12 @@ def false_alarm_sources(
     lab = np.array([e.label for e in stream.events])
     kinds = stream.kind_at(det_t)
     out: dict[str, int] = {}
-    matched: set[int] = set()
     for t, d, kind in zip(det_t, det_lab, kinds):
         e = int(np.searchsorted(on, t, side="right")) - 1
-        if e >= 0 and t <= off[e] + tolerance_s and lab[e] == d and e not in matched:
-            matched.add(e)  # a hit, as match_fast counts it
-            continue
-        if e >= 0 and t <= off[e] + KEYWORD_TAIL_S:
-            kind = "keyword_wrong_label" if lab[e] != d else "keyword_repeat"
+        if e >= 0 and t <= off[e] + max(MATCH_TOLERANCE_S, LATE_GRACE_S):
+            if lab[e] == d:
+                continue  # a hit, or a late or second detection of the right label: no false alarm
+            kind = "keyword_wrong_label"
         out[str(kind)] = out.get(str(kind), 0) + 1
     return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 

@@ -63,6 +63,18 @@ def test_match_and_frr():
     assert m["matched"] == 1 and m["false_alarms"] == 2 and m["latencies"] == pytest.approx([0.3])
     r = evaluate(dets, events, audio_s=3600)
     assert r["recall"] == 0.5 and r["false_alarms_per_hour"] == 2.0
+    # the right label 0.2-1.0 s after the offset, or twice: late, neither a hit nor a false alarm (MLPerf
+    # Tiny's streaming rule); with late_grace_s=None (the rule before) both are false alarms
+    late = [Detection(1.3, "yes", 0.9), Detection(1.45, "yes", 0.9), Detection(2.3, "yes", 0.9)]
+    assert match(late, events) | {"latencies": None} == {
+        "matched": 1,
+        "false_alarms": 0,
+        "late": 2,
+        "latencies": None,
+    }
+    assert match(late, events, late_grace_s=None)["false_alarms"] == 2
+    assert match([Detection(2.6, "yes", 0.9)], events)["false_alarms"] == 1  # past the 1 s grace
+    assert match([Detection(1.2, "no", 0.9)], events)["false_alarms"] == 1  # wrong label: never late
     scores = [
         (k * 0.1, np.array([0.95, 0.02, 0.03]) if 10 <= k < 14 else np.array([0.02, 0.02, 0.96]))
         for k in range(80)
