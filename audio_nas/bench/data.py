@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import tempfile
@@ -205,15 +206,21 @@ def _write_cross_synth(dataset, meta, arch, seeds, epochs, engines, rows) -> Non
         + kind_line
         + f"\n\nPer seed: {per_seed}."
     )
+    default_arch = arch == "ds_cnn_s"
     cmd = (
         f"python -m audio_nas.bench.data cross-synth --dataset {dataset} --seeds {','.join(map(str, seeds))}"
         + (f" --epochs {epochs}" if epochs else "")
+        + ("" if default_arch else f" --arch '{arch}'")
     )
-    # two engines keep the first section; a set with more engines gets its own beside it
+    # two engines keep the first section; a set with more engines gets its own beside it, and so does
+    # another architecture (front-end) on the same set
     section = "kws-cross-synth" if len(engines) == 2 else f"kws-cross-synth-{len(engines)}"
     title = "Keywords from text: cross-synthesiser generalisation" + (
         "" if len(engines) == 2 else f" ({len(engines)} engines: {', '.join(engines)})"
     )
+    if not default_arch:
+        section += "-" + hashlib.sha256(arch.encode()).hexdigest()[:8]
+        title += f", {arch.split('|')[0]}"
     write_section(section, title, cmd, body)
 
 

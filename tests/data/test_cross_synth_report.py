@@ -43,3 +43,16 @@ def test_two_engines_compare_with_the_engine_alone(monkeypatch):
         "held-out espeak: cross-engine (flite) 0.500 vs in-engine (espeak) 0.700 (-20.0 points)"
         in written[0][3]
     )
+
+
+def test_another_architecture_gets_its_own_section_and_names_itself(monkeypatch):
+    written = []
+    monkeypatch.setattr(bd, "write_section", lambda *a: written.append(a))
+    engines = ["espeak", "flite", "festival"]
+    rows = _rows(engines, [f"all-but-{e}" for e in engines] + ["all"])
+    meta = {"command": "cmd", "n_clips": 10, "generation_time_s": 1, "workers": 1, "content_hash": "ab" * 8}
+    arch = "fe:pcen_w40_h20_m40|stem:c2d_k3_s2_c16_relu|head:c0|n12"
+    bd._write_cross_synth("kws:x", meta, arch, (0, 1), None, engines, rows)
+    section, title, cmd, body = written[0]
+    assert section.startswith("kws-cross-synth-3-") and section != "kws-cross-synth-3"
+    assert "fe:pcen_w40_h20_m40" in title and f"--arch '{arch}'" in cmd and arch in body
