@@ -16,14 +16,18 @@ def _rows(engines, train_sets):
     return rows
 
 
-def test_three_engines_compare_all_but_one_with_all_in_their_own_section(monkeypatch):
+def _written(monkeypatch, engines, arch="ds_cnn_s"):
+    """(section, title, command, body) of the report on made-up rows."""
     written = []
     monkeypatch.setattr(bd, "write_section", lambda *a: written.append(a))
-    engines = ["espeak", "flite", "festival"]
-    rows = _rows(engines, [f"all-but-{e}" for e in engines] + ["all"])
+    sets = [f"all-but-{e}" for e in engines] if len(engines) > 2 else list(engines)
     meta = {"command": "cmd", "n_clips": 10, "generation_time_s": 1, "workers": 1, "content_hash": "ab" * 8}
-    bd._write_cross_synth("kws:x", meta, "ds_cnn_s", (0, 1), None, engines, rows)
-    section, title, _cmd, body = written[0]
+    bd._write_cross_synth("kws:x", meta, arch, (0, 1), None, engines, _rows(engines, sets + ["all"]))
+    return written[0]
+
+
+def test_three_engines_compare_all_but_one_with_all_in_their_own_section(monkeypatch):
+    section, title, _cmd, body = _written(monkeypatch, ["espeak", "flite", "festival"])
     assert section == "kws-cross-synth-3" and "3 engines: espeak, flite, festival" in title
     assert (
         "held-out festival: cross-engine (all-but-festival) 0.520 vs in-engine (all) 0.720 (-20.0 points)"
@@ -32,27 +36,13 @@ def test_three_engines_compare_all_but_one_with_all_in_their_own_section(monkeyp
 
 
 def test_two_engines_compare_with_the_engine_alone(monkeypatch):
-    written = []
-    monkeypatch.setattr(bd, "write_section", lambda *a: written.append(a))
-    engines = ["espeak", "flite"]
-    rows = _rows(engines, engines + ["all"])
-    meta = {"command": "cmd", "n_clips": 10, "generation_time_s": 1, "workers": 1, "content_hash": "ab" * 8}
-    bd._write_cross_synth("kws:x", meta, "ds_cnn_s", (0, 1), None, engines, rows)
-    assert written[0][0] == "kws-cross-synth"
-    assert (
-        "held-out espeak: cross-engine (flite) 0.500 vs in-engine (espeak) 0.700 (-20.0 points)"
-        in written[0][3]
-    )
+    section, _title, _cmd, body = _written(monkeypatch, ["espeak", "flite"])
+    assert section == "kws-cross-synth"
+    assert "held-out espeak: cross-engine (flite) 0.500 vs in-engine (espeak) 0.700 (-20.0 points)" in body
 
 
 def test_another_architecture_gets_its_own_section_and_names_itself(monkeypatch):
-    written = []
-    monkeypatch.setattr(bd, "write_section", lambda *a: written.append(a))
-    engines = ["espeak", "flite", "festival"]
-    rows = _rows(engines, [f"all-but-{e}" for e in engines] + ["all"])
-    meta = {"command": "cmd", "n_clips": 10, "generation_time_s": 1, "workers": 1, "content_hash": "ab" * 8}
     arch = "fe:pcen_w40_h20_m40|stem:c2d_k3_s2_c16_relu|head:c0|n12"
-    bd._write_cross_synth("kws:x", meta, arch, (0, 1), None, engines, rows)
-    section, title, cmd, body = written[0]
+    section, title, cmd, body = _written(monkeypatch, ["espeak", "flite", "festival"], arch)
     assert section.startswith("kws-cross-synth-3-") and section != "kws-cross-synth-3"
     assert "fe:pcen_w40_h20_m40" in title and f"--arch '{arch}'" in cmd and arch in body
