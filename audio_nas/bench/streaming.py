@@ -85,8 +85,8 @@ def run_bench(quick: bool = False) -> None:
         f"Synthetic stream: {minutes} min of synth-kws test-split keywords over its background clips, "
         f"{len(events)} keyword events; recognizer: {_rec.average_window_s:g} s posterior average, threshold "
         f"{_rec.threshold:g}, {_rec.refractory_s:g} s refractory; a detection counts when it has the event's "
-        "label and falls in [onset, offset + 0.5 s]; the right label later, up to 1 s after the offset, is no "
-        "false alarm (MLPerf Tiny's streaming rule). Inference by the TFLM host interpreter (reference "
+        "label and falls in [onset, offset + 0.5 s]; the right label later, up to 1 s after the offset, is "
+        "no false alarm (MLPerf Tiny's streaming rule). Inference by the TFLM host interpreter (reference "
         "kernels, unoptimised on x86).\n\n"
         + markdown_table(
             [
