@@ -26,6 +26,7 @@ changes under them.
 from __future__ import annotations
 
 import csv
+import fcntl
 import hashlib
 import json
 import logging
@@ -393,64 +394,69 @@ def make_dataset(
         raise DataError(f"--per-class must be >= 1, got {per_class}")
     out = Path(out_dir) if out_dir else default_dir(name, per_class, seed)
     want = {"name": name, "per_class": per_class, "seed": seed, "generator_version": GENERATOR_VERSION}
-    meta_path = out / "manifest.json"
-    if meta_path.exists():
-        meta = json.loads(meta_path.read_text())
-        if {k: meta.get(k) for k in want} == want:
-            return out
-        raise DataError(
-            f"{out} holds {meta.get('name')} with per_class={meta.get('per_class')}, "
-            f"seed={meta.get('seed')}, "
-            f"generator v{meta.get('generator_version')}; asked for per_class={per_class}, seed={seed}. "
-            f"Choose another --out or delete that directory"
-        )
-    tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    jobs = [(name, seed, c, i) for c in range(len(recipe.classes)) for i in range(per_class)]
-    workers = workers or min(os.cpu_count() or 1, 4)
-    t0 = time.perf_counter()
-    results: list[tuple[int, int, np.ndarray, str]] = []
-    ctx = mp.get_context("spawn")
-    with ctx.Pool(workers, initializer=_worker_init, initargs=(name,)) as pool:
-        it = pool.imap(_gen_one, jobs, chunksize=8)
-        results = list(
-            track(it, f"generating {name}", total=len(jobs), unit="clip", logger=log, enabled=progress)
-        )
-    waves = np.stack([r[2] for r in results]).astype(np.float32)
-    labels = np.array([r[0] for r in results], np.int64)
-    groups = np.array([r[3] for r in results])
-    split = np.array([SPLIT_IDS[_split_of(g)] for g in groups], np.uint8)
-    rows = []
-    for (c, i, audio, group), s in zip(results, split):
-        rel = f"{SPLITS[s]}/{recipe.classes[c]}/{c:02d}_{i:05d}.wav"
-        write_wav(tmp / rel, audio, SAMPLE_RATE_HZ)
-        rows.append({"path": rel, "label": recipe.classes[c], "split": SPLITS[s], "group": group})
-    with open(tmp / "manifest.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=["path", "label", "split", "group"])
-        w.writeheader()
-        w.writerows(rows)
-    # the stored (16-bit) audio is what every loader sees; hash and cache that
-    waves16 = np.round(np.clip(waves, -1, 1) * 32767).astype(np.int16)
-    np.save(tmp / "waveforms.int16.npy", waves16)
-    stored = waves16.astype(np.float32) / 32767
-    meta = {
-        **want,
-        "classes": list(recipe.classes),
-        "sample_rate_hz": SAMPLE_RATE_HZ,
-        "clip_samples": CLIP_SAMPLES,
-        "n_clips": len(rows),
-        "split_counts": {s: int((split == SPLIT_IDS[s]).sum()) for s in SPLITS},
-        "content_hash": content_hash(stored, labels, split, recipe.classes),
-        "generation_time_s": round(time.perf_counter() - t0, 1),
-        "workers": workers,
-    }
-    (tmp / "manifest.json").write_text(json.dumps(meta, indent=2))
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
-    log.info("generated %s: %d clips in %.0f s -> %s", name, len(rows), meta["generation_time_s"], out)
-    return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # one writer per directory: a second process asking for the same set (two trainings of more:NAME
+    # started together) waits here, then finds the manifest and reuses the set
+    with open(out.with_name(out.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        meta_path = out / "manifest.json"
+        if meta_path.exists():
+            meta = json.loads(meta_path.read_text())
+            if {k: meta.get(k) for k in want} == want:
+                return out
+            raise DataError(
+                f"{out} holds {meta.get('name')} with per_class={meta.get('per_class')}, "
+                f"seed={meta.get('seed')}, "
+                f"generator v{meta.get('generator_version')}; asked for per_class={per_class}, seed={seed}. "
+                f"Choose another --out or delete that directory"
+            )
+        tmp = out.with_name(out.name + ".partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        jobs = [(name, seed, c, i) for c in range(len(recipe.classes)) for i in range(per_class)]
+        workers = workers or min(os.cpu_count() or 1, 4)
+        t0 = time.perf_counter()
+        results: list[tuple[int, int, np.ndarray, str]] = []
+        ctx = mp.get_context("spawn")
+        with ctx.Pool(workers, initializer=_worker_init, initargs=(name,)) as pool:
+            it = pool.imap(_gen_one, jobs, chunksize=8)
+            results = list(
+                track(it, f"generating {name}", total=len(jobs), unit="clip", logger=log, enabled=progress)
+            )
+        waves = np.stack([r[2] for r in results]).astype(np.float32)
+        labels = np.array([r[0] for r in results], np.int64)
+        groups = np.array([r[3] for r in results])
+        split = np.array([SPLIT_IDS[_split_of(g)] for g in groups], np.uint8)
+        rows = []
+        for (c, i, audio, group), s in zip(results, split):
+            rel = f"{SPLITS[s]}/{recipe.classes[c]}/{c:02d}_{i:05d}.wav"
+            write_wav(tmp / rel, audio, SAMPLE_RATE_HZ)
+            rows.append({"path": rel, "label": recipe.classes[c], "split": SPLITS[s], "group": group})
+        with open(tmp / "manifest.csv", "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=["path", "label", "split", "group"])
+            w.writeheader()
+            w.writerows(rows)
+        # the stored (16-bit) audio is what every loader sees; hash and cache that
+        waves16 = np.round(np.clip(waves, -1, 1) * 32767).astype(np.int16)
+        np.save(tmp / "waveforms.int16.npy", waves16)
+        stored = waves16.astype(np.float32) / 32767
+        meta = {
+            **want,
+            "classes": list(recipe.classes),
+            "sample_rate_hz": SAMPLE_RATE_HZ,
+            "clip_samples": CLIP_SAMPLES,
+            "n_clips": len(rows),
+            "split_counts": {s: int((split == SPLIT_IDS[s]).sum()) for s in SPLITS},
+            "content_hash": content_hash(stored, labels, split, recipe.classes),
+            "generation_time_s": round(time.perf_counter() - t0, 1),
+            "workers": workers,
+        }
+        (tmp / "manifest.json").write_text(json.dumps(meta, indent=2))
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+        log.info("generated %s: %d clips in %.0f s -> %s", name, len(rows), meta["generation_time_s"], out)
+        return out
 
 
 def load_generated(path: Path, sample_rate_hz: int = SAMPLE_RATE_HZ) -> AudioDataset:

@@ -71,3 +71,22 @@ def test_more_is_loadable_by_name_with_a_factor(tiny_pair, monkeypatch):
 def test_more_refuses_what_it_cannot_regenerate_and_says_what_to_do(inner, match):
     with pytest.raises(DataError, match=match):
         mt.parse_more(inner)
+
+
+def _make(out: str) -> None:
+    make_dataset("synth-kws", per_class=2, seed=3, out_dir=out, progress=False, workers=1)
+
+
+def test_two_processes_making_the_same_set_at_once_both_get_it_whole(tmp_path):
+    """more:NAME in two trainings started together: one generates, the other waits and reuses."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_make, args=(str(tmp_path / "s3"),)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(300)
+    assert [p.exitcode for p in procs] == [0, 0]
+    ds = load_generated(tmp_path / "s3")
+    assert len(ds) == 24 and not (tmp_path / "s3.partial").exists()
