@@ -30,7 +30,6 @@ import json
 import logging
 import multiprocessing as mp
 import os
-import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -49,6 +48,7 @@ from audio_nas.data.synthetic import (
     _rms,
     _split_of,
     dataset_from_manifest,
+    generation_dir,
 )
 from audio_nas.data.words import RESERVED_CLASSES, NegativePlan, class_name, parse_keywords, parse_word_list
 from audio_nas.data.words import plan_negatives as _plan_negatives
@@ -287,75 +287,68 @@ def make_kws(
     out = Path(out_dir) if out_dir else default_dir(args)
     want = {"name": "kws", **asdict(args), "generator_version": GENERATOR_VERSION}
     want = {k: list(v) if isinstance(v, tuple) else v for k, v in want.items()}
-    meta_path = out / "manifest.json"
-    if meta_path.exists():
-        meta = json.loads(meta_path.read_text())
-        if {k: meta.get(k) for k in want} == want:
+
+    def refusal(meta: dict) -> str:
+        return f"a dataset made with other arguments ({meta.get('command', meta.get('name'))})"
+
+    with generation_dir(out, want, refusal, args.command()) as tmp:
+        if tmp is None:
             return out
-        raise DataError(
-            f"{out} holds a dataset made with other arguments ({meta.get('command', meta.get('name'))}); "
-            f"asked for: {args.command()}. Choose another --out or delete that directory"
-        )
-    for name in args.engines:
-        get_engine(name)  # a missing engine fails here, naming its package, before any work
-    plan = _plan_negatives(args.keywords, args.negatives)
-    tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    classes = args.classes
-    jobs = [(seed, c, i) for c in range(len(classes)) for i in range(per_class)]
-    workers = workers or min(os.cpu_count() or 1, 4)
-    t0 = time.perf_counter()
-    ctx = mp.get_context("spawn")
-    with ctx.Pool(workers, initializer=_worker_init, initargs=(args.engines, plan)) as pool:
-        it = pool.imap(_gen_one, jobs, chunksize=4)
-        results = list(
-            track(it, "generating kws", total=len(jobs), unit="clip", logger=log, enabled=progress)
-        )
-    waves = np.stack([r[2] for r in results]).astype(np.float32)
-    labels = np.array([r[0] for r in results], np.int64)
-    engine_voices = {n: ENGINES[n]().voices() for n in args.engines}
-    split_of = {v: s for n in args.engines for v, s in split_voices(engine_voices[n]).items()}
-    split_names = [split_of.get(r[3]["group"]) or _split_of(r[3]["group"]) for r in results]
-    split = np.array([SPLIT_IDS[s] for s in split_names], np.uint8)
-    rows = []
-    for (c, i, audio, info), s in zip(results, split_names):
-        rel = f"{s}/{classes[c]}/{c:02d}_{i:05d}.wav"
-        write_wav(tmp / rel, audio, SAMPLE_RATE_HZ)
-        rows.append({"path": rel, "label": classes[c], "split": s, **info})
-    with open(tmp / "manifest.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=MANIFEST_FIELDS)
-        w.writeheader()
-        w.writerows(rows)
-    waves16 = np.round(np.clip(waves, -1, 1) * 32767).astype(np.int16)
-    np.save(tmp / "waveforms.int16.npy", waves16)
-    stored = waves16.astype(np.float32) / 32767
-    kinds: dict[str, int] = {}
-    for r in rows:
-        if r["label"] in RESERVED_CLASSES:
-            kinds[r["kind"]] = kinds.get(r["kind"], 0) + 1
-    meta = {
-        **want,
-        "command": args.command(),
-        "classes": list(classes),
-        "sample_rate_hz": SAMPLE_RATE_HZ,
-        "clip_samples": CLIP_SAMPLES,
-        "n_clips": len(rows),
-        "split_counts": {s: int((split == SPLIT_IDS[s]).sum()) for s in SPLITS},
-        "negative_kinds": dict(sorted(kinds.items())),
-        "voices": {
-            n: {s: sum(1 for v in engine_voices[n] if split_of[v] == s) for s in SPLITS} for n in args.engines
-        },
-        "near_misses": {k: list(v) for k, v in zip(args.keywords, plan.near_misses)},
-        "excluded_negatives": list(plan.excluded),
-        "content_hash": content_hash(stored, labels, split, classes),
-        "generation_time_s": round(time.perf_counter() - t0, 1),
-        "workers": workers,
-    }
-    (tmp / "manifest.json").write_text(json.dumps(meta, indent=2))
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+        for name in args.engines:
+            get_engine(name)  # a missing engine fails here, naming its package, before any work
+        plan = _plan_negatives(args.keywords, args.negatives)
+        classes = args.classes
+        jobs = [(seed, c, i) for c in range(len(classes)) for i in range(per_class)]
+        workers = workers or min(os.cpu_count() or 1, 4)
+        t0 = time.perf_counter()
+        ctx = mp.get_context("spawn")
+        with ctx.Pool(workers, initializer=_worker_init, initargs=(args.engines, plan)) as pool:
+            it = pool.imap(_gen_one, jobs, chunksize=4)
+            results = list(
+                track(it, "generating kws", total=len(jobs), unit="clip", logger=log, enabled=progress)
+            )
+        waves = np.stack([r[2] for r in results]).astype(np.float32)
+        labels = np.array([r[0] for r in results], np.int64)
+        engine_voices = {n: ENGINES[n]().voices() for n in args.engines}
+        split_of = {v: s for n in args.engines for v, s in split_voices(engine_voices[n]).items()}
+        split_names = [split_of.get(r[3]["group"]) or _split_of(r[3]["group"]) for r in results]
+        split = np.array([SPLIT_IDS[s] for s in split_names], np.uint8)
+        rows = []
+        for (c, i, audio, info), s in zip(results, split_names):
+            rel = f"{s}/{classes[c]}/{c:02d}_{i:05d}.wav"
+            write_wav(tmp / rel, audio, SAMPLE_RATE_HZ)
+            rows.append({"path": rel, "label": classes[c], "split": s, **info})
+        with open(tmp / "manifest.csv", "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=MANIFEST_FIELDS)
+            w.writeheader()
+            w.writerows(rows)
+        waves16 = np.round(np.clip(waves, -1, 1) * 32767).astype(np.int16)
+        np.save(tmp / "waveforms.int16.npy", waves16)
+        stored = waves16.astype(np.float32) / 32767
+        kinds: dict[str, int] = {}
+        for r in rows:
+            if r["label"] in RESERVED_CLASSES:
+                kinds[r["kind"]] = kinds.get(r["kind"], 0) + 1
+        meta = {
+            **want,
+            "command": args.command(),
+            "classes": list(classes),
+            "sample_rate_hz": SAMPLE_RATE_HZ,
+            "clip_samples": CLIP_SAMPLES,
+            "n_clips": len(rows),
+            "split_counts": {s: int((split == SPLIT_IDS[s]).sum()) for s in SPLITS},
+            "negative_kinds": dict(sorted(kinds.items())),
+            "voices": {
+                n: {s: sum(1 for v in engine_voices[n] if split_of[v] == s) for s in SPLITS}
+                for n in args.engines
+            },
+            "near_misses": {k: list(v) for k, v in zip(args.keywords, plan.near_misses)},
+            "excluded_negatives": list(plan.excluded),
+            "content_hash": content_hash(stored, labels, split, classes),
+            "generation_time_s": round(time.perf_counter() - t0, 1),
+            "workers": workers,
+        }
+        (tmp / "manifest.json").write_text(json.dumps(meta, indent=2))
     log.info("generated kws: %d clips in %.0f s -> %s", len(rows), meta["generation_time_s"], out)
     return out
 

@@ -34,7 +34,8 @@ import multiprocessing as mp
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -373,6 +374,44 @@ def default_dir(name: str, per_class: int, seed: int) -> Path:
     return data_dir() / f"{name}-n{per_class}-s{seed}"
 
 
+@contextmanager
+def generation_dir(
+    out: Path, want: dict, refusal: Callable[[dict], str], asked: str
+) -> Iterator[Path | None]:
+    """Where a generator writes ``out``, one writer at a time (shared by every generated recipe).
+
+    Yields None when ``out`` already holds the set asked for (``want`` matches its manifest: reuse it);
+    refuses a set made with other arguments (never mixed: ``refusal(meta)`` says what it holds, ``asked``
+    what was asked); else yields a fresh ``out.partial`` directory, renamed to ``out`` when the block ends
+    and removed if it raises, so nothing is left half-written. A second process asking for the same set
+    (two trainings of ``more:NAME`` started together) waits on a lock file beside it, then reuses it.
+    """
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.with_name(out.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        meta_path = out / "manifest.json"
+        if meta_path.exists():
+            meta = json.loads(meta_path.read_text())
+            if {k: meta.get(k) for k in want} != want:
+                raise DataError(
+                    f"{out} holds {refusal(meta)}; asked for {asked}. Choose another --out or delete that "
+                    "directory"
+                )
+            yield None
+            return
+        tmp = out.with_name(out.name + ".partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        try:
+            yield tmp
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+
+
 def make_dataset(
     name: str,
     per_class: int | None = None,
@@ -394,25 +433,17 @@ def make_dataset(
         raise DataError(f"--per-class must be >= 1, got {per_class}")
     out = Path(out_dir) if out_dir else default_dir(name, per_class, seed)
     want = {"name": name, "per_class": per_class, "seed": seed, "generator_version": GENERATOR_VERSION}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    # one writer per directory: a second process asking for the same set (two trainings of more:NAME
-    # started together) waits here, then finds the manifest and reuses the set
-    with open(out.with_name(out.name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        meta_path = out / "manifest.json"
-        if meta_path.exists():
-            meta = json.loads(meta_path.read_text())
-            if {k: meta.get(k) for k in want} == want:
-                return out
-            raise DataError(
-                f"{out} holds {meta.get('name')} with per_class={meta.get('per_class')}, "
-                f"seed={meta.get('seed')}, "
-                f"generator v{meta.get('generator_version')}; asked for per_class={per_class}, seed={seed}. "
-                f"Choose another --out or delete that directory"
-            )
-        tmp = out.with_name(out.name + ".partial")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
+    asked = f"per_class={per_class}, seed={seed}"
+
+    def refusal(meta: dict) -> str:
+        return (
+            f"{meta.get('name')} with per_class={meta.get('per_class')}, seed={meta.get('seed')}, "
+            f"generator v{meta.get('generator_version')}"
+        )
+
+    with generation_dir(out, want, refusal, asked) as tmp:
+        if tmp is None:
+            return out
         jobs = [(name, seed, c, i) for c in range(len(recipe.classes)) for i in range(per_class)]
         workers = workers or min(os.cpu_count() or 1, 4)
         t0 = time.perf_counter()
@@ -452,11 +483,8 @@ def make_dataset(
             "workers": workers,
         }
         (tmp / "manifest.json").write_text(json.dumps(meta, indent=2))
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-        log.info("generated %s: %d clips in %.0f s -> %s", name, len(rows), meta["generation_time_s"], out)
-        return out
+    log.info("generated %s: %d clips in %.0f s -> %s", name, len(rows), meta["generation_time_s"], out)
+    return out
 
 
 def load_generated(path: Path, sample_rate_hz: int = SAMPLE_RATE_HZ) -> AudioDataset:

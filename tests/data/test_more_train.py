@@ -90,3 +90,21 @@ def test_two_processes_making_the_same_set_at_once_both_get_it_whole(tmp_path):
     assert [p.exitcode for p in procs] == [0, 0]
     ds = load_generated(tmp_path / "s3")
     assert len(ds) == 24 and not (tmp_path / "s3.partial").exists()
+
+
+def test_a_generation_that_fails_leaves_nothing_behind_and_a_finished_one_is_reused(tmp_path):
+    from audio_nas.data.synthetic import generation_dir
+
+    out, want = tmp_path / "set", {"name": "x", "seed": 0}
+    with pytest.raises(RuntimeError):
+        with generation_dir(out, want, lambda m: "?", "x") as tmp:
+            (tmp / "half.wav").write_bytes(b"..")
+            raise RuntimeError("interrupted")
+    assert not out.exists() and not (tmp_path / "set.partial").exists()
+    with generation_dir(out, want, lambda m: "?", "x") as tmp:
+        (tmp / "manifest.json").write_text('{"name": "x", "seed": 0}')
+    with generation_dir(out, want, lambda m: "?", "x") as tmp:
+        assert tmp is None  # reused
+    with pytest.raises(DataError, match="holds a set of seed 0; asked for seed 1"):
+        with generation_dir(out, {"name": "x", "seed": 1}, lambda m: f"a set of seed {m['seed']}", "seed 1"):
+            pass
