@@ -23,6 +23,9 @@ from audio_nas.errors import DataError
 
 log = logging.getLogger(__name__)
 
+# classes that are not a detection: the recognizer never fires on them, streams use them as negatives
+BACKGROUND_CLASSES: tuple[str, ...] = ("_silence_", "_unknown_", "background")
+
 KWS12_CLASSES: tuple[str, ...] = (
     "yes",
     "no",

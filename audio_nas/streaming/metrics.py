@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from audio_nas.streaming.recognizer import BACKGROUND_CLASSES, Detection, Recognizer
-from audio_nas.streaming.sources import Event
+from audio_nas.data.dataset import BACKGROUND_CLASSES
+from audio_nas.data.long_stream import Event
+from audio_nas.streaming.recognizer import Detection, Recognizer
 
 MATCH_TOLERANCE_S = 0.5
 LATE_GRACE_S = 1.0

@@ -17,11 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
+from audio_nas.data.dataset import BACKGROUND_CLASSES
 from audio_nas.errors import StreamingError
 from audio_nas.features.config import FrontEndConfig
 from audio_nas.features.frontends import make_frontend
 from audio_nas.space import ArchSpec
-from audio_nas.streaming.recognizer import BACKGROUND_CLASSES, Detection, Recognizer
+from audio_nas.streaming.recognizer import Detection, Recognizer
 
 
 class IncrementalFrontEnd:

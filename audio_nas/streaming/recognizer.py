@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-BACKGROUND_CLASSES = ("_silence_", "_unknown_", "background")
+from audio_nas.data.dataset import BACKGROUND_CLASSES
 
 
 @dataclass

@@ -15,11 +15,11 @@ import numpy as np
 import torch
 
 from audio_nas.data import load_dataset
+from audio_nas.data.long_stream import NEGATIVE_MIX, build_long_stream
 from audio_nas.errors import StreamingError
 from audio_nas.features import compute_features
 from audio_nas.progress import Progress
 from audio_nas.space import ArchSpec
-from audio_nas.streaming.long_stream import NEGATIVE_MIX, build_long_stream
 from audio_nas.streaming.metrics import LATE_GRACE_S, MATCH_TOLERANCE_S
 from audio_nas.streaming.stream_eval import (
     FA_TARGETS,

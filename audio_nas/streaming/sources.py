@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from audio_nas.data.audio_io import read_audio
+from audio_nas.data.dataset import BACKGROUND_CLASSES
 from audio_nas.data.hard_negatives import active_span
+from audio_nas.data.long_stream import Event
 from audio_nas.errors import DataError, StreamingError
-from audio_nas.streaming.recognizer import BACKGROUND_CLASSES
-
-
-@dataclass(frozen=True)
-class Event:
-    label: str
-    onset_s: float
-    offset_s: float
 
 
 def synthetic_stream(

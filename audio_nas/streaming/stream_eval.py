@@ -22,12 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
+from audio_nas.data.long_stream import LongStream
 from audio_nas.errors import StreamingError
 from audio_nas.features.config import FrontEndConfig
 from audio_nas.features.frontends import make_frontend
 from audio_nas.progress import track
 from audio_nas.streaming.int8_batch import checkpoint_of, graph_for_export, probabilities
-from audio_nas.streaming.long_stream import LongStream
 from audio_nas.streaming.metrics import (
     LATE_GRACE_S,
     MATCH_TOLERANCE_S,

@@ -11,10 +11,9 @@ import pytest
 import torch
 
 from audio_nas.data.dataset import KWS12_CLASSES, SPLIT_IDS, AudioDataset
-from audio_nas.streaming.long_stream import build_long_stream
+from audio_nas.data.long_stream import Event, build_long_stream
 from audio_nas.streaming.metrics import evaluate, grid_scores, match_fast
 from audio_nas.streaming.recognizer import Detection, Recognizer
-from audio_nas.streaming.sources import Event
 
 pytestmark = pytest.mark.xdist_group("streaming")
 SR = 16000

@@ -23,15 +23,14 @@ Negatives are everything outside the keyword segments; FA/h is counted per hour 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from audio_nas.data.dataset import SPLIT_IDS
+from audio_nas.data.dataset import BACKGROUND_CLASSES, SPLIT_IDS
 from audio_nas.data.hard_negatives import active_span
 from audio_nas.errors import StreamingError
-from audio_nas.streaming.recognizer import BACKGROUND_CLASSES
-from audio_nas.streaming.sources import Event
 
 # negative segment kinds -> (probability of the kind for each segment, duration range in s)
 NEGATIVE_MIX: dict[str, tuple[float, tuple[float, float]]] = {
@@ -44,6 +43,15 @@ NEGATIVE_MIX: dict[str, tuple[float, tuple[float, float]]] = {
 }
 MIN_GAP_S = 2.0
 MUSIC_CLASSES = ("music",)
+
+
+@dataclass(frozen=True)
+class Event:
+    """A labelled span of a stream: the ground truth detections are matched against."""
+
+    label: str
+    onset_s: float
+    offset_s: float
 
 
 @dataclass
@@ -119,8 +127,14 @@ def build_long_stream(
     negative_hours: float = 1.0,
     events_per_hour: float = 360.0,
     seed: int = 0,
+    music: Callable[[int, int, np.random.Generator], np.ndarray] | None = None,
 ) -> LongStream:
-    """A deterministic stream with at least ``negative_hours`` of negatives from ``split`` only."""
+    """A deterministic stream with at least ``negative_hours`` of negatives from ``split`` only.
+
+    ``music(n_samples, sample_rate_hz, rng)`` makes the music segments when the dataset has no music class
+    (default: this module's generator, the one the validation and test streams use).
+    """
+    make_music = music or _music
     if split not in SPLIT_IDS:
         raise StreamingError(f"unknown split {split!r}; choose one of {', '.join(SPLIT_IDS)}")
     if negative_hours <= 0 or events_per_hour <= 0:
@@ -233,7 +247,7 @@ def build_long_stream(
                 used.append(i)
                 seg += np.resize(wav[i], dur) * r.uniform(0.2, 0.8)
             else:
-                seg += _music(dur, sr, r) * r.uniform(0.1, 0.5)
+                seg += make_music(dur, sr, r) * r.uniform(0.1, 0.5)
         elif kind == "noise":
             seg *= r.uniform(2.0, 4.0)
         elif kind == "silence":

@@ -1,0 +1,92 @@
+"""Training windows cut from train-split long streams: train split only, labelled by what lies in them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from audio_nas.data import DATASETS, KWS12_CLASSES, AudioDataset
+from audio_nas.data.dataset import SPLIT_IDS
+from audio_nas.data.long_stream import build_long_stream
+from audio_nas.data.stream_windows import (
+    KEYWORD_WINDOWS_PER_EVENT,
+    cut_windows,
+    parse_stream_windows,
+    with_stream_windows,
+)
+from audio_nas.errors import DataError
+
+SR = 16_000
+
+
+def _dataset(per_class: int = 3, classes=KWS12_CLASSES) -> AudioDataset:
+    rng = np.random.default_rng(0)
+    wav, labels, split = [], [], []
+    for c in range(len(classes)):
+        for s in range(3):
+            for _ in range(per_class):
+                x = rng.normal(0, 0.01, SR)
+                if not classes[c].startswith("_"):  # a "word": a tone burst in the middle
+                    t = np.arange(4000) / SR
+                    x[6000:10000] += 0.5 * np.sin(2 * np.pi * (300 + 40 * c) * t)
+                wav.append(x)
+                labels.append(c)
+                split.append(s)
+    return AudioDataset(
+        "tiny-kws",
+        np.asarray(wav, np.float32),
+        np.asarray(labels),
+        np.asarray(split, np.uint8),
+        tuple(classes),
+        SR,
+        "tiny",
+        groups=np.asarray([f"v{i % 5}" for i in range(len(wav))]),
+    )
+
+
+def test_windows_go_to_the_train_split_only_and_are_deterministic():
+    ds = _dataset()
+    a = with_stream_windows(ds, hours=1 / 60)
+    b = with_stream_windows(ds, hours=1 / 60)
+    assert a.content_hash == b.content_hash != ds.content_hash
+    assert np.array_equal(a.waveforms, b.waveforms) and np.array_equal(a.labels, b.labels)
+    n = len(ds.labels)
+    assert len(a.labels) > n and (a.split[n:] == SPLIT_IDS["train"]).all()
+    for split in ("validation", "test"):
+        old, new = ds.subset(split), a.subset(split)
+        assert np.array_equal(old.waveforms, new.waveforms) and np.array_equal(old.labels, new.labels)
+    assert a.name == "stream-windows:0.0166667:tiny-kws" and len(a.groups) == len(a.labels)
+    assert with_stream_windows(ds, hours=1 / 60, seed=1).content_hash != a.content_hash
+
+
+def test_each_window_is_labelled_by_what_lies_in_it():
+    ds = _dataset()
+    stream = build_long_stream(ds, "train", negative_hours=1 / 60, events_per_hour=1200, seed=0)
+    x, y, kinds, starts = cut_windows(stream, ds.class_names, SR, seed=0)
+    names = list(ds.class_names)
+    spans = [(round(e.onset_s * SR), round(e.offset_s * SR), e.label) for e in stream.events]
+    assert kinds.count("keyword") == KEYWORD_WINDOWS_PER_EVENT * len(spans) > 0
+    assert kinds.count("partial") > 0 and kinds.count("negative") >= 50
+    for window, label, kind, a in zip(x, y, kinds, starts):
+        assert np.array_equal(window, stream.audio[a : a + SR])
+        covered = [min(off, a + SR - 1) - max(on, a) for on, off, _ in spans]
+        share = [max(0, c) / max(1, off - on) for c, (on, off, _) in zip(covered, spans)]
+        if kind == "keyword":
+            i = int(np.argmax(share))
+            assert share[i] == pytest.approx(1.0) and names[label] == spans[i][2]
+        elif kind == "partial":
+            assert 0.1 < max(share) < 0.6 and names[label] == "_unknown_"
+        else:
+            assert max(share) == 0 and names[label] in ("_unknown_", "_silence_")
+
+
+def test_names_and_refusals():
+    assert "stream-windows" in DATASETS
+    assert parse_stream_windows("synth-kws") == (1.0, "synth-kws")
+    assert parse_stream_windows("2:more:synth-kws") == (2.0, "more:synth-kws")
+    assert parse_stream_windows("kws:data/kws-x") == (1.0, "kws:data/kws-x")
+    with pytest.raises(DataError, match="hours"):
+        parse_stream_windows("0:synth-kws")
+    no_unknown = tuple(c for c in KWS12_CLASSES if c != "_unknown_")
+    with pytest.raises(DataError, match="no _unknown_ class"):
+        with_stream_windows(_dataset(classes=no_unknown), hours=1 / 60)
