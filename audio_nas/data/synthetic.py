@@ -367,11 +367,12 @@ def _gen_one(args: tuple[str, int, int, int]) -> tuple[int, int, np.ndarray, str
     return class_idx, index, fix_length(audio, CLIP_SAMPLES), group
 
 
-def default_dir(name: str, per_class: int, seed: int) -> Path:
+def default_dir(name: str, per_class: int, seed: int, only: tuple[str, ...] | None = None) -> Path:
     recipe = RECIPES[name]
-    if per_class == recipe.default_per_class and seed == 0:
+    if per_class == recipe.default_per_class and seed == 0 and only is None:
         return data_dir() / name
-    return data_dir() / f"{name}-n{per_class}-s{seed}"
+    suffix = "" if only is None else "-only" + "".join(f"-{c.strip('_')}" for c in sorted(only))
+    return data_dir() / f"{name}-n{per_class}-s{seed}{suffix}"
 
 
 @contextmanager
@@ -419,11 +420,13 @@ def make_dataset(
     out_dir: str | Path | None = None,
     progress: bool = True,
     workers: int | None = None,
+    only: tuple[str, ...] | None = None,
 ) -> Path:
     """Generate ``name`` into ``out_dir`` (WAVs + manifest.csv + manifest.json + waveforms cache).
 
-    An existing complete directory with the same recipe is reused; one made with other
-    arguments is refused (never mixed).
+    ``only``: generate just these classes (the set keeps the recipe's class list, so its labels mean the
+    same; clip i of class c is the same audio as in a full set of that seed). An existing complete directory
+    with the same recipe is reused; one made with other arguments is refused (never mixed).
     """
     if name not in RECIPES:
         raise DataError(f"unknown synthetic dataset {name!r}; choose one of {', '.join(RECIPES)}")
@@ -431,20 +434,34 @@ def make_dataset(
     per_class = per_class or recipe.default_per_class
     if per_class < 1:
         raise DataError(f"--per-class must be >= 1, got {per_class}")
-    out = Path(out_dir) if out_dir else default_dir(name, per_class, seed)
+    if only is not None:
+        bad = [c for c in only if c not in recipe.classes]
+        if bad or not only:
+            raise DataError(
+                f"{name} has no class {', '.join(bad) or '(none asked)'}; "
+                f"its classes: {', '.join(recipe.classes)}"
+            )
+    out = Path(out_dir) if out_dir else default_dir(name, per_class, seed, only)
     want = {"name": name, "per_class": per_class, "seed": seed, "generator_version": GENERATOR_VERSION}
-    asked = f"per_class={per_class}, seed={seed}"
+    want["only"] = sorted(only) if only else None  # None also matches manifests written before `only`
+    asked = f"per_class={per_class}, seed={seed}" + (f", only={','.join(sorted(only))}" if only else "")
 
     def refusal(meta: dict) -> str:
         return (
             f"{meta.get('name')} with per_class={meta.get('per_class')}, seed={meta.get('seed')}, "
             f"generator v{meta.get('generator_version')}"
+            + (f", only={','.join(meta['only'])}" if meta.get("only") else "")
         )
 
     with generation_dir(out, want, refusal, asked) as tmp:
         if tmp is None:
             return out
-        jobs = [(name, seed, c, i) for c in range(len(recipe.classes)) for i in range(per_class)]
+        jobs = [
+            (name, seed, c, i)
+            for c in range(len(recipe.classes))
+            if only is None or recipe.classes[c] in only
+            for i in range(per_class)
+        ]
         workers = workers or min(os.cpu_count() or 1, 4)
         t0 = time.perf_counter()
         results: list[tuple[int, int, np.ndarray, str]] = []

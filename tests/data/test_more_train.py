@@ -108,3 +108,40 @@ def test_a_generation_that_fails_leaves_nothing_behind_and_a_finished_one_is_reu
     with pytest.raises(DataError, match="holds a set of seed 0; asked for seed 1"):
         with generation_dir(out, {"name": "x", "seed": 1}, lambda m: f"a set of seed {m['seed']}", "seed 1"):
             pass
+
+
+def test_only_generates_the_asked_classes_with_the_same_audio_and_labels(tmp_path, tiny_pair):
+    _, extra = tiny_pair  # seed 1, 8 per class, every class
+    path = make_dataset(
+        "synth-kws", per_class=8, seed=1, out_dir=tmp_path / "u", progress=False, only=("_unknown_",)
+    )
+    only = load_generated(path)
+    assert only.class_names == extra.class_names and len(only) == 8
+    assert {only.class_names[i] for i in only.labels} == {"_unknown_"}
+    unknown = extra.labels == extra.class_names.index("_unknown_")
+    np.testing.assert_array_equal(only.waveforms, extra.waveforms[unknown])  # clip i of a class is clip i
+    with pytest.raises(DataError, match="holds"):  # the same directory asked for all classes: refused
+        make_dataset("synth-kws", per_class=8, seed=1, out_dir=path, progress=False)
+    with pytest.raises(DataError, match="has no class banana"):
+        make_dataset("synth-kws", per_class=1, out_dir=tmp_path / "b", progress=False, only=("banana",))
+
+
+def test_unknown_adds_unknown_clips_at_its_own_seed_and_composes_with_more(tiny_pair, monkeypatch):
+    base, extra = tiny_pair
+    asked = {}
+
+    def fake_make(name, per_class=None, seed=0, only=None, **_):
+        asked.update(name=name, per_class=per_class, seed=seed, only=only)
+        return "extra-dir"
+
+    monkeypatch.setattr(mt, "make_dataset", fake_make)
+    monkeypatch.setattr(mt, "load_generated", lambda path, sr=16_000: extra)
+    monkeypatch.setattr(mt, "load_dataset", lambda name, **_: base)
+    ds = load_dataset("unknown:more:synth-kws")
+    assert asked == {"name": "synth-kws", "per_class": 2400, "seed": mt.UNKNOWN_SEED, "only": ("_unknown_",)}
+    assert ds.name == "unknown:8:synth-kws" and len(ds) > len(base)
+    load_dataset("unknown:2:synth-kws")
+    assert asked["per_class"] == 600
+    for bad in ("unknown:synth-events", "unknown:kws:data/x"):
+        with pytest.raises(DataError, match="_unknown_ clips can only be generated"):
+            load_dataset(bad)
