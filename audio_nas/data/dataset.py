@@ -45,6 +45,36 @@ SPLIT_IDS: dict[str, int] = {name: i for i, name in enumerate(SPLITS)}
 OnError = Literal["raise", "skip"]
 
 
+def active_span(x: np.ndarray, rel_threshold: float = 0.1) -> tuple[int, int]:
+    """First and last sample above ``rel_threshold`` of the clip's peak (the whole clip if it is silent).
+
+    An estimate from the audio alone: in noise (synth-kws mixes at 0-20 dB SNR) the noise crosses the
+    threshold and the span grows towards the whole clip (measured on synth-kws test keywords: median 0.68 s
+    against 0.29 s of speech). Prefer ``AudioDataset.foreground_span``, which uses the generator's record.
+    """
+    a = np.flatnonzero(np.abs(x) > rel_threshold * (np.abs(x).max() + 1e-12))
+    return (int(a[0]), int(a[-1])) if len(a) else (0, len(x) - 1)
+
+
+def spans_key(spans: np.ndarray | None) -> str:
+    """A short digest of a dataset's spans for the content hash of a set derived from them ("estimated"
+    when the spans come from the audio)."""
+    if spans is None:
+        return "estimated"
+    return hashlib.sha256(np.asarray(spans, np.int64).tobytes()).hexdigest()[:16]
+
+
+def appended_spans(
+    base_spans: np.ndarray | None, n_base: int, new: np.ndarray | None, n_new: int
+) -> np.ndarray | None:
+    """The spans of a dataset with ``n_new`` clips appended (None when neither part knows any)."""
+    if base_spans is None and new is None:
+        return None
+    a = np.full((n_base, 2), -1, np.int64) if base_spans is None else np.asarray(base_spans, np.int64)
+    b = np.full((n_new, 2), -1, np.int64) if new is None else np.asarray(new, np.int64)
+    return np.concatenate([a, b])
+
+
 @dataclass(frozen=True, eq=False)
 class AudioDataset:
     name: str
@@ -55,6 +85,9 @@ class AudioDataset:
     sample_rate_hz: int
     content_hash: str
     groups: np.ndarray | None = None  # speaker / voice / fold id per clip
+    # int64 [N, 2]: first and last sample of each clip's foreground sound (the spoken word), as the
+    # generator placed it; -1 where not known (recorded sets, background clips)
+    spans: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.waveforms)
@@ -68,6 +101,15 @@ class AudioDataset:
             )
         if n and (self.labels.min() < 0 or self.labels.max() >= len(self.class_names)):
             raise DataError(f"dataset {self.name}: a label index is outside 0..{len(self.class_names) - 1}")
+        if self.spans is not None and self.spans.shape != (n, 2):
+            raise DataError(f"dataset {self.name}: spans must be [{n}, 2], got shape {self.spans.shape}")
+
+    def foreground_span(self, i: int) -> tuple[int, int]:
+        """First and last sample of clip ``i``'s foreground: the generator's record when there is one,
+        else ``active_span`` of the audio (which, in noise, tends to cover more than the word)."""
+        if self.spans is not None and self.spans[i, 0] >= 0:
+            return int(self.spans[i, 0]), int(self.spans[i, 1])
+        return active_span(self.waveforms[i])
 
     @property
     def clip_ms(self) -> int:
@@ -89,6 +131,7 @@ class AudioDataset:
             sample_rate_hz=self.sample_rate_hz,
             content_hash=hashlib.sha256(f"{self.content_hash}:{split_name}".encode()).hexdigest(),
             groups=None if self.groups is None else self.groups[mask],
+            spans=None if self.spans is None else self.spans[mask],
         )
 
     def counts(self) -> dict[str, dict[str, int]]:

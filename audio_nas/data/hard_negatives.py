@@ -5,14 +5,18 @@ always-on stream is full of: the first or last part of a keyword, a keyword half
 overlapping chatter, music. ``with_hard_negatives`` adds such clips to the **train split only** (validation
 and test, and so every stream built from them, stay as they were), each made from train-split clips:
 
-- ``partial``: the first or last 30-60 % of a keyword's active part, faded at the cut, at a random place
+- ``partial``: the first or last 30-60 % of a keyword's spoken part, faded at the cut, at a random place
   over a background clip -> ``_unknown_``;
-- ``shifted``: a keyword with only 20-50 % of its active part inside the clip (its head at the end, or its
+- ``shifted``: a keyword with only 20-50 % of its spoken part inside the clip (its head at the end, or its
   tail at the start) -> ``_unknown_``;
 - ``babble``: 3-6 overlapped ``_unknown_`` clips at random offsets over a background clip -> ``_silence_``;
 - ``music``: tonal procedural music (the synth-events recipe: chords of harmonic tones; a different
   generator from the one the long test streams use, so the model is not trained on the test's music
   family) over a background clip -> ``_silence_``.
+
+The spoken part is ``AudioDataset.foreground_span``: the word as the generator placed it (recorded in
+the manifest), or for a recorded set an estimate from the audio (``active_span``, which in noise covers
+more than the word, so a "partial" may then hold the whole word).
 
 Each kind gets ``per_kind`` x the mean train-split class size, so with the default 1.0 the train split grows
 by 4/n_classes of itself. Deterministic from ``seed``. As a dataset name: ``negatives:NAME`` (e.g.
@@ -26,19 +30,20 @@ from pathlib import Path
 
 import numpy as np
 
-from audio_nas.data.dataset import SPLIT_IDS, AudioDataset, load_dataset, register_dataset
+from audio_nas.data.dataset import (
+    SPLIT_IDS,
+    AudioDataset,
+    appended_spans,
+    load_dataset,
+    register_dataset,
+    spans_key,
+)
 from audio_nas.data.synthetic import procedural_music
 from audio_nas.errors import DataError
 
 HARD_NEGATIVE_KINDS: tuple[str, ...] = ("partial", "shifted", "babble", "music")
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2  # 2: partial and shifted keywords cut at the generator's word span
 LABEL_OF_KIND = {"partial": "_unknown_", "shifted": "_unknown_", "babble": "_silence_", "music": "_silence_"}
-
-
-def active_span(x: np.ndarray, rel_threshold: float = 0.1) -> tuple[int, int]:
-    """First and last sample above ``rel_threshold`` of the clip's peak (the whole clip if it is silent)."""
-    a = np.flatnonzero(np.abs(x) > rel_threshold * (np.abs(x).max() + 1e-12))
-    return (int(a[0]), int(a[-1])) if len(a) else (0, len(x) - 1)
 
 
 def _bed(background: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -48,8 +53,8 @@ def _bed(background: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return background[int(rng.integers(len(background)))].astype(np.float64) * rng.uniform(0.05, 0.3)
 
 
-def _partial(kw: np.ndarray, bed: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    on, off = active_span(kw)
+def _partial(kw: np.ndarray, span: tuple[int, int], bed: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    on, off = span
     keep = max(2, int((off - on) * rng.uniform(0.3, 0.6)))
     part = kw[on : on + keep] if rng.random() < 0.5 else kw[off - keep : off]
     fade = min(160, len(part) // 4)
@@ -64,8 +69,8 @@ def _partial(kw: np.ndarray, bed: np.ndarray, rng: np.random.Generator) -> np.nd
     return bed
 
 
-def _shifted(kw: np.ndarray, bed: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    on, off = active_span(kw)
+def _shifted(kw: np.ndarray, span: tuple[int, int], bed: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    on, off = span
     word = kw[on : off + 1]
     keep = max(1, int(len(word) * rng.uniform(0.2, 0.5)))
     gain = rng.uniform(0.4, 1.0)
@@ -105,7 +110,7 @@ def with_hard_negatives(ds: AudioDataset, *, per_kind: float = 1.0, seed: int = 
     unknown_i, silence_i = names.index("_unknown_"), names.index("_silence_")
     train = ds.split == SPLIT_IDS["train"]
     wav, lab = ds.waveforms, ds.labels
-    keywords = wav[train & (lab != unknown_i) & (lab != silence_i)]
+    keywords = np.flatnonzero(train & (lab != unknown_i) & (lab != silence_i))
     unknown = wav[train & (lab == unknown_i)]
     background = wav[train & (lab == silence_i)]
     if not len(keywords) or not len(unknown):
@@ -119,9 +124,11 @@ def with_hard_negatives(ds: AudioDataset, *, per_kind: float = 1.0, seed: int = 
         for i in range(n_each):
             bed = _bed(background, rng)
             if kind == "partial":
-                x = _partial(keywords[int(rng.integers(len(keywords)))], bed, rng)
+                k = int(keywords[int(rng.integers(len(keywords)))])
+                x = _partial(wav[k], ds.foreground_span(k), bed, rng)
             elif kind == "shifted":
-                x = _shifted(keywords[int(rng.integers(len(keywords)))], bed, rng)
+                k = int(keywords[int(rng.integers(len(keywords)))])
+                x = _shifted(wav[k], ds.foreground_span(k), bed, rng)
             elif kind == "babble":
                 x = _babble(unknown, bed, rng)
             else:
@@ -130,7 +137,9 @@ def with_hard_negatives(ds: AudioDataset, *, per_kind: float = 1.0, seed: int = 
             labels.append(names.index(LABEL_OF_KIND[kind]))
             groups.append(f"hard-negative-{kind}-{i}")
     n_new = len(clips)
-    digest = hashlib.sha256(f"{ds.content_hash}:hard-negatives-v{RECIPE_VERSION}:{per_kind}:{seed}".encode())
+    digest = hashlib.sha256(
+        f"{ds.content_hash}:{spans_key(ds.spans)}:hard-negatives-v{RECIPE_VERSION}:{per_kind}:{seed}".encode()
+    )
     return AudioDataset(
         name=f"negatives:{ds.name}",
         waveforms=np.concatenate([wav, np.stack(clips)]),
@@ -140,6 +149,7 @@ def with_hard_negatives(ds: AudioDataset, *, per_kind: float = 1.0, seed: int = 
         sample_rate_hz=ds.sample_rate_hz,
         content_hash=digest.hexdigest(),
         groups=None if ds.groups is None else np.concatenate([ds.groups, np.asarray(groups)]),
+        spans=appended_spans(ds.spans, len(wav), None, n_new),
     )
 
 

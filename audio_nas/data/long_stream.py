@@ -8,7 +8,8 @@ random level per clip) under a sequence of segments:
 
 - ``keyword``: one keyword clip (an event; ground truth = its active span, as ``synthetic_stream``);
 - ``words``: a non-keyword clip (``_unknown_``);
-- ``near_miss``: the first or last 30-60 % of a keyword's active part (a partial word), faded at the cut;
+- ``near_miss``: the first or last 30-60 % of a keyword's spoken part (a partial word; the span is
+  ``AudioDataset.foreground_span``, the generator's record where there is one), faded at the cut;
 - ``babble``: 3-6 overlapped non-keyword clips at random offsets;
 - ``music``: procedural tonal music (notes with harmonics, chords, a beat): no clip of any split, so no
   leak (a split's own music-class clips are used instead when the dataset has such a class);
@@ -29,7 +30,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from audio_nas.data.dataset import BACKGROUND_CLASSES, SPLIT_IDS
-from audio_nas.data.hard_negatives import active_span
 from audio_nas.errors import StreamingError
 
 # negative segment kinds -> (probability of the kind for each segment, duration range in s)
@@ -214,7 +214,7 @@ def build_long_stream(
             used.append(i)
             x = wav[i] * r.uniform(0.4, 1.0)
             seg += x[: len(seg)]
-            on, off = active_span(x)
+            on, off = dataset.foreground_span(i)
             events.append(Event(names[dataset.labels[i]], (start + on) / sr, (start + off) / sr))
         elif kind == "words" and kind_of["unknown"]:
             i = int(r.choice(kind_of["unknown"]))
@@ -224,7 +224,7 @@ def build_long_stream(
             i = int(r.choice(kind_of["keyword"]))
             used.append(i)
             x = wav[i]
-            on, off = active_span(x)
+            on, off = dataset.foreground_span(i)
             keep = max(1, int((off - on) * r.uniform(0.3, 0.6)))
             part = x[on : on + keep] if r.random() < 0.5 else x[off - keep : off]
             part = part * np.linspace(1, 0, len(part)) ** 0.3 if len(part) > 1 else part

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from audio_nas.data.dataset import SPLIT_IDS, AudioDataset, load_dataset, register_dataset
+from audio_nas.data.dataset import SPLIT_IDS, AudioDataset, appended_spans, load_dataset, register_dataset
 from audio_nas.data.synthetic import RECIPES, load_generated, make_dataset
 from audio_nas.errors import DataError
 
@@ -73,6 +73,9 @@ def with_more_train(base: AudioDataset, extra: AudioDataset, factor: int, kind: 
         sample_rate_hz=base.sample_rate_hz,
         content_hash=digest.hexdigest(),
         groups=groups,
+        spans=appended_spans(
+            base.spans, len(base), None if extra.spans is None else extra.spans[keep], n_new
+        ),
     )
 
 

@@ -34,12 +34,19 @@ from pathlib import Path
 
 import numpy as np
 
-from audio_nas.data.dataset import SPLIT_IDS, AudioDataset, load_dataset, register_dataset
+from audio_nas.data.dataset import (
+    SPLIT_IDS,
+    AudioDataset,
+    appended_spans,
+    load_dataset,
+    register_dataset,
+    spans_key,
+)
 from audio_nas.data.long_stream import LongStream, build_long_stream
 from audio_nas.data.synthetic import procedural_music
 from audio_nas.errors import DataError
 
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2  # 2: events and near-misses at the generator's word spans
 DEFAULT_HOURS = 1.0
 EVENTS_PER_HOUR = 1200.0  # per hour of negatives; the builder keeps >= 2 s between events
 KEYWORD_WINDOWS_PER_EVENT = 2
@@ -69,9 +76,9 @@ def parse_stream_windows(inner: str) -> tuple[float, str]:
 
 def cut_windows(
     stream: LongStream, class_names: tuple[str, ...] | list[str], window_n: int, seed: int
-) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
-    """(windows [N, window_n] float32, labels [N], kind of each window, start sample of each) cut from
-    ``stream``."""
+) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray, np.ndarray]:
+    """(windows [N, window_n] float32, labels [N], kind of each window, start sample of each, the spoken
+    span inside each keyword window [N, 2] (-1 for the others)) cut from ``stream``."""
     names = list(class_names)
     unknown_i, silence_i = names.index("_unknown_"), names.index("_silence_")
     sr = stream.sample_rate_hz
@@ -79,6 +86,7 @@ def cut_windows(
     rng = np.random.default_rng([seed, RECIPE_VERSION, 7])
     spans = np.array([[round(e.onset_s * sr), round(e.offset_s * sr)] for e in stream.events], np.int64)
     starts: list[int] = []
+    inner: list[tuple[int, int]] = []
     labels: list[int] = []
     kinds: list[str] = []
     for e, (on, off) in zip(stream.events, spans):
@@ -86,12 +94,14 @@ def cut_windows(
         if hi >= lo:
             for a in rng.integers(lo, hi + 1, KEYWORD_WINDOWS_PER_EVENT):
                 starts.append(int(a))
+                inner.append((int(on - a), int(off - a)))
                 labels.append(names.index(e.label))
                 kinds.append("keyword")
         inside = int(round((off - on) * rng.uniform(*PARTIAL_SHARE)))
         a = on + inside - window_n if rng.random() < 0.5 else off - inside
         if 0 <= a <= total - window_n:
             starts.append(int(a))
+            inner.append((-1, -1))
             labels.append(unknown_i)
             kinds.append("partial")
     seg_start = np.array([s for _, s, _ in stream.segments]) * sr
@@ -107,12 +117,14 @@ def cut_windows(
             continue
         touched = seg_kind[(seg_start < b) & (seg_end > a)]
         starts.append(a)
+        inner.append((-1, -1))
         labels.append(unknown_i if np.isin(touched, SPEECH_KINDS).any() else silence_i)
         kinds.append("negative")
         got += 1
     at = np.asarray(starts, np.int64)
     idx = at[:, None] + np.arange(window_n)[None, :]
-    return stream.audio[idx].astype(np.float32), np.asarray(labels, np.int64), kinds, at
+    spans = np.asarray(inner, np.int64).reshape(-1, 2)
+    return stream.audio[idx].astype(np.float32), np.asarray(labels, np.int64), kinds, at, spans
 
 
 def with_stream_windows(ds: AudioDataset, *, hours: float = DEFAULT_HOURS, seed: int = 0) -> AudioDataset:
@@ -133,9 +145,9 @@ def with_stream_windows(ds: AudioDataset, *, hours: float = DEFAULT_HOURS, seed:
         seed=seed,
         music=_train_music,
     )
-    x, y, kinds, _ = cut_windows(stream, ds.class_names, ds.waveforms.shape[1], seed)
+    x, y, kinds, _, new_spans = cut_windows(stream, ds.class_names, ds.waveforms.shape[1], seed)
     digest = hashlib.sha256(
-        f"{ds.content_hash}:stream-windows-v{RECIPE_VERSION}:{hours}:{seed}".encode()
+        f"{ds.content_hash}:{spans_key(ds.spans)}:stream-windows-v{RECIPE_VERSION}:{hours}:{seed}".encode()
     ).hexdigest()
     groups = None
     if ds.groups is not None:
@@ -149,6 +161,7 @@ def with_stream_windows(ds: AudioDataset, *, hours: float = DEFAULT_HOURS, seed:
         sample_rate_hz=ds.sample_rate_hz,
         content_hash=digest,
         groups=groups,
+        spans=appended_spans(ds.spans, len(ds), new_spans, len(y)),
     )
 
 

@@ -49,6 +49,7 @@ from audio_nas.data.dataset import (
     SPLIT_IDS,
     SPLITS,
     AudioDataset,
+    active_span,
     content_hash,
     fix_length,
     register_dataset,
@@ -61,6 +62,7 @@ from audio_nas.progress import track
 log = logging.getLogger(__name__)
 
 GENERATOR_VERSION = 1
+SPAN_FIELDS = ("onset_sample", "offset_sample")  # manifest columns: the foreground's first/last sample
 SAMPLE_RATE_HZ = 16_000
 CLIP_SAMPLES = 16_000
 UNKNOWN_WORDS: tuple[str, ...] = (
@@ -108,7 +110,8 @@ class SynthRecipe:
     name: str
     classes: tuple[str, ...]
     default_per_class: int
-    make_clip: Callable[[int, int, np.random.Generator, dict], tuple[np.ndarray, str]]  # -> (audio, group)
+    # -> (audio, group, (first, last) sample of the foreground sound before noise is mixed in, or None)
+    make_clip: Callable[[int, int, np.random.Generator, dict], tuple[np.ndarray, str, tuple[int, int] | None]]
 
 
 # --------------------------------------------------------------------------------------
@@ -224,23 +227,26 @@ def _background(rng: np.random.Generator, voices: list[str]) -> np.ndarray:
     return x / _rms(x) + 0.1 * _noise("pink", CLIP_SAMPLES, rng)
 
 
-def _kws_clip(class_idx: int, index: int, rng: np.random.Generator, ctx: dict) -> tuple[np.ndarray, str]:
+def _kws_clip(
+    class_idx: int, index: int, rng: np.random.Generator, ctx: dict
+) -> tuple[np.ndarray, str, tuple[int, int] | None]:
     label = KWS12_CLASSES[class_idx]
     if label == "_silence_":
         group = f"silence-{index}"
         voices = ctx["voices_by_split"][_split_of(group)]
         bg = _background(rng, voices)
         level = 10 ** rng.uniform(-3, -0.5)
-        return (bg / (np.max(np.abs(bg)) + 1e-9) * level).astype(np.float32), group
+        return (bg / (np.max(np.abs(bg)) + 1e-9) * level).astype(np.float32), group, None
     voice = ctx["voices"][int(rng.integers(len(ctx["voices"])))]
     word = label if label != "_unknown_" else str(rng.choice(UNKNOWN_WORDS))
     speech = _speak(word, voice, rng)
     x = _place(speech, rng)
     if rng.random() < 0.5:
         x = _reverb(x, rng)
+    span = active_span(x)  # of the clean (placed, reverberated) word: noise is not in it yet
     bg = _background(rng, ctx["voices_by_split"][_split_of(voice)])
     x = _mix_at_snr(x, bg, rng.uniform(0.0, 20.0))
-    return _finish(x, rng), voice
+    return _finish(x, rng), voice, span
 
 
 def _kws_context() -> dict:
@@ -330,16 +336,18 @@ def _event(label: str, rng: np.random.Generator) -> np.ndarray:
     raise ValueError(label)
 
 
-def _events_clip(class_idx: int, index: int, rng: np.random.Generator, ctx: dict) -> tuple[np.ndarray, str]:
+def _events_clip(
+    class_idx: int, index: int, rng: np.random.Generator, ctx: dict
+) -> tuple[np.ndarray, str, tuple[int, int] | None]:
     label = EVENT_CLASSES[class_idx]
     group = f"{label}-{index}"
     bg = _noise(str(rng.choice(["white", "pink", "brown", "hum"])), CLIP_SAMPLES, rng)
     if label == "background":
-        return _finish(bg * 10 ** rng.uniform(-2, 0), rng), group
+        return _finish(bg * 10 ** rng.uniform(-2, 0), rng), group, None
     x = _place(_event(label, rng), rng)
     if rng.random() < 0.3:
         x = _reverb(x, rng)
-    return _finish(_mix_at_snr(x, bg, rng.uniform(0.0, 20.0)), rng), group
+    return _finish(_mix_at_snr(x, bg, rng.uniform(0.0, 20.0)), rng), group, active_span(x)
 
 
 RECIPES: dict[str, SynthRecipe] = {
@@ -360,11 +368,13 @@ def _worker_init(name: str) -> None:
     _WORKER_CTX.update(_kws_context() if name == "synth-kws" else {})
 
 
-def _gen_one(args: tuple[str, int, int, int]) -> tuple[int, int, np.ndarray, str]:
+def _gen_one(
+    args: tuple[str, int, int, int],
+) -> tuple[int, int, np.ndarray, str, tuple[int, int] | None]:
     name, seed, class_idx, index = args
     rng = np.random.default_rng(np.random.SeedSequence([seed, class_idx, index]))
-    audio, group = RECIPES[name].make_clip(class_idx, index, rng, _WORKER_CTX)
-    return class_idx, index, fix_length(audio, CLIP_SAMPLES), group
+    audio, group, span = RECIPES[name].make_clip(class_idx, index, rng, _WORKER_CTX)
+    return class_idx, index, fix_length(audio, CLIP_SAMPLES), group, span
 
 
 def default_dir(name: str, per_class: int, seed: int, only: tuple[str, ...] | None = None) -> Path:
@@ -464,7 +474,7 @@ def make_dataset(
         ]
         workers = workers or min(os.cpu_count() or 1, 4)
         t0 = time.perf_counter()
-        results: list[tuple[int, int, np.ndarray, str]] = []
+        results: list[tuple[int, int, np.ndarray, str, tuple[int, int] | None]] = []
         ctx = mp.get_context("spawn")
         with ctx.Pool(workers, initializer=_worker_init, initargs=(name,)) as pool:
             it = pool.imap(_gen_one, jobs, chunksize=8)
@@ -476,12 +486,14 @@ def make_dataset(
         groups = np.array([r[3] for r in results])
         split = np.array([SPLIT_IDS[_split_of(g)] for g in groups], np.uint8)
         rows = []
-        for (c, i, audio, group), s in zip(results, split):
+        for (c, i, audio, group, span), s in zip(results, split):
             rel = f"{SPLITS[s]}/{recipe.classes[c]}/{c:02d}_{i:05d}.wav"
             write_wav(tmp / rel, audio, SAMPLE_RATE_HZ)
-            rows.append({"path": rel, "label": recipe.classes[c], "split": SPLITS[s], "group": group})
+            on, off = span if span is not None else ("", "")
+            row = {"path": rel, "label": recipe.classes[c], "split": SPLITS[s], "group": group}
+            rows.append({**row, "onset_sample": on, "offset_sample": off})
         with open(tmp / "manifest.csv", "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=["path", "label", "split", "group"])
+            w = csv.DictWriter(fh, fieldnames=["path", "label", "split", "group", *SPAN_FIELDS])
             w.writeheader()
             w.writerows(rows)
         # the stored (16-bit) audio is what every loader sees; hash and cache that
@@ -533,9 +545,17 @@ def dataset_from_manifest(
             f"{path}: content hash {h[:12]} does not match manifest.json ({meta['content_hash'][:12]}): "
             f"files were changed; delete the directory and regenerate with `{regenerate}`"
         )
+    spans = None
+    if rows and all(f in rows[0] for f in SPAN_FIELDS):  # sets generated before spans were recorded lack them
+        spans = np.array(
+            [[int(r[f]) if r[f] != "" else -1 for f in SPAN_FIELDS] for r in rows], np.int64
+        ).reshape(-1, 2)
     if sample_rate_hz != SAMPLE_RATE_HZ:
         waves = np.stack([soxr.resample(w, SAMPLE_RATE_HZ, sample_rate_hz) for w in waves]).astype(np.float32)
         h = content_hash(waves, labels, split, classes)
+        if spans is not None:
+            known = spans >= 0
+            spans[known] = np.minimum(spans[known] * sample_rate_hz // SAMPLE_RATE_HZ, waves.shape[1] - 1)
     return AudioDataset(
         name=name,
         waveforms=waves,
@@ -545,6 +565,7 @@ def dataset_from_manifest(
         sample_rate_hz=sample_rate_hz,
         content_hash=h,
         groups=np.array([r["group"] for r in rows]),
+        spans=spans,
     )
 
 

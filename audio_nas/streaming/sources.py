@@ -9,7 +9,6 @@ import numpy as np
 
 from audio_nas.data.audio_io import read_audio
 from audio_nas.data.dataset import BACKGROUND_CLASSES
-from audio_nas.data.hard_negatives import active_span
 from audio_nas.data.long_stream import Event
 from audio_nas.errors import DataError, StreamingError
 
@@ -49,7 +48,7 @@ def synthetic_stream(
         x = sub.waveforms[i]
         start = int(t * sr)
         audio[start : start + clip] += x
-        on, off = active_span(x)
+        on, off = sub.foreground_span(i)
         events.append(Event(names[sub.labels[i]], (start + on) / sr, (start + off) / sr))
         t += clip / sr + rng.uniform(*gap_s)
     peak = np.abs(audio).max()

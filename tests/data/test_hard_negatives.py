@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from audio_nas.data import DATASETS, KWS12_CLASSES, AudioDataset, load_dataset
-from audio_nas.data.dataset import SPLIT_IDS
-from audio_nas.data.hard_negatives import HARD_NEGATIVE_KINDS, active_span, with_hard_negatives
+from audio_nas.data.dataset import SPLIT_IDS, active_span
+from audio_nas.data.hard_negatives import HARD_NEGATIVE_KINDS, with_hard_negatives
 from audio_nas.errors import DataError
 
 SR = 16_000

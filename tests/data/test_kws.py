@@ -232,7 +232,8 @@ def test_synth_kws_recipe_unchanged():
     clips = []
     for i in range(6):  # _silence_ clips 0-5 of seed 0 have no babble: pure numpy, bit-exact anywhere
         rng = np.random.default_rng(np.random.SeedSequence([0, 11, i]))
-        audio, _ = synthetic._kws_clip(11, i, rng, ctx)
+        audio, _, span = synthetic._kws_clip(11, i, rng, ctx)
+        assert span is None  # a background clip has no foreground word
         q = np.round(np.clip(synthetic.fix_length(audio, 16000), -1, 1) * 32767).astype(np.int16)
         clips.append(q)
         h.update(q.tobytes())

@@ -62,22 +62,25 @@ def test_windows_go_to_the_train_split_only_and_are_deterministic():
 def test_each_window_is_labelled_by_what_lies_in_it():
     ds = _dataset()
     stream = build_long_stream(ds, "train", negative_hours=1 / 60, events_per_hour=1200, seed=0)
-    x, y, kinds, starts = cut_windows(stream, ds.class_names, SR, seed=0)
+    x, y, kinds, starts, spans = cut_windows(stream, ds.class_names, SR, seed=0)
     names = list(ds.class_names)
-    spans = [(round(e.onset_s * SR), round(e.offset_s * SR), e.label) for e in stream.events]
-    assert kinds.count("keyword") == KEYWORD_WINDOWS_PER_EVENT * len(spans) > 0
+    spans_ = [(round(e.onset_s * SR), round(e.offset_s * SR), e.label) for e in stream.events]
+    assert kinds.count("keyword") == KEYWORD_WINDOWS_PER_EVENT * len(spans_) > 0
     assert kinds.count("partial") > 0 and kinds.count("negative") >= 50
-    for window, label, kind, a in zip(x, y, kinds, starts):
+    for window, label, kind, a, span in zip(x, y, kinds, starts, spans):
         assert np.array_equal(window, stream.audio[a : a + SR])
-        covered = [min(off, a + SR - 1) - max(on, a) for on, off, _ in spans]
-        share = [max(0, c) / max(1, off - on) for c, (on, off, _) in zip(covered, spans)]
+        covered = [min(off, a + SR - 1) - max(on, a) for on, off, _ in spans_]
+        share = [max(0, c) / max(1, off - on) for c, (on, off, _) in zip(covered, spans_)]
         if kind == "keyword":
             i = int(np.argmax(share))
-            assert share[i] == pytest.approx(1.0) and names[label] == spans[i][2]
+            assert share[i] == pytest.approx(1.0) and names[label] == spans_[i][2]
+            assert tuple(span) == (spans_[i][0] - a, spans_[i][1] - a)
         elif kind == "partial":
             assert 0.1 < max(share) < 0.6 and names[label] == "_unknown_"
         else:
             assert max(share) == 0 and names[label] in ("_unknown_", "_silence_")
+        if kind != "keyword":
+            assert tuple(span) == (-1, -1)
 
 
 def test_names_and_refusals():
