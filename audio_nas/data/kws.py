@@ -38,9 +38,18 @@ import numpy as np
 
 from audio_nas.data.audio_io import write_wav
 from audio_nas.data.augment import augment_speech, channel_colour, room_reverb, speed_perturb
-from audio_nas.data.dataset import SPLIT_IDS, SPLITS, AudioDataset, content_hash, fix_length, register_dataset
+from audio_nas.data.dataset import (
+    SPLIT_IDS,
+    SPLITS,
+    AudioDataset,
+    active_span,
+    content_hash,
+    fix_length,
+    register_dataset,
+)
 from audio_nas.data.engines import ENGINES, engine_of, get_engine
 from audio_nas.data.synthetic import (
+    SPAN_FIELDS,
     _finish,
     _mix_at_snr,
     _noise,
@@ -66,7 +75,7 @@ DEFAULT_PER_CLASS = 200
 UNKNOWN_KINDS: tuple[str, ...] = ("word", "near_miss", "partial", "shifted")
 UNKNOWN_KIND_P: tuple[float, ...] = (0.35, 0.25, 0.2, 0.2)
 SILENCE_KINDS: tuple[str, ...] = ("noise", "babble", "quiet")
-MANIFEST_FIELDS = ["path", "label", "split", "group", "engine", "kind", "word"]
+MANIFEST_FIELDS = ["path", "label", "split", "group", "engine", "kind", "word", *SPAN_FIELDS]
 
 
 @dataclass(frozen=True)
@@ -191,7 +200,10 @@ def _shifted(speech: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
-def _speech_clip(text: str, kind: str, voice: str, rng: np.random.Generator) -> np.ndarray:
+def _speech_clip(
+    text: str, kind: str, voice: str, rng: np.random.Generator
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """(the clip, the first and last sample of its speech before the background is mixed in)"""
     speech = _fit(augment_speech(_say(text, voice, rng), rng))
     if kind in ("partial_start", "partial_end"):
         cut = max(1, int(len(speech) * rng.uniform(0.35, 0.6)))
@@ -201,8 +213,9 @@ def _speech_clip(text: str, kind: str, voice: str, rng: np.random.Generator) -> 
         x = room_reverb(x, rng, SAMPLE_RATE_HZ)
     if rng.random() < 0.5:
         x = channel_colour(x, rng, SAMPLE_RATE_HZ)
+    span = active_span(np.asarray(x))
     bg, _ = _background(rng, _CTX["split_of"][voice])
-    return _finish(_mix_at_snr(np.asarray(x, np.float64), bg, rng.uniform(0.0, 20.0)), rng)
+    return _finish(_mix_at_snr(np.asarray(x, np.float64), bg, rng.uniform(0.0, 20.0)), rng), span
 
 
 def _clip(class_idx: int, index: int, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
@@ -225,7 +238,14 @@ def _clip(class_idx: int, index: int, rng: np.random.Generator) -> tuple[np.ndar
             bg = channel_colour(bg, rng, SAMPLE_RATE_HZ)
         level = 10 ** (rng.uniform(-4, -2.5) if kind == "quiet" else rng.uniform(-3, -0.5))
         x = (bg / (np.max(np.abs(bg)) + 1e-9) * level).astype(np.float32)
-        return x, {"group": group, "engine": "", "kind": kind, "word": ""}
+        return x, {
+            "group": group,
+            "engine": "",
+            "kind": kind,
+            "word": "",
+            "onset_sample": "",
+            "offset_sample": "",
+        }
     engine = _CTX["names"][int(rng.integers(len(_CTX["names"])))]
     voices = _CTX["voices"][engine]
     voice = voices[int(rng.integers(len(voices)))]
@@ -242,8 +262,9 @@ def _clip(class_idx: int, index: int, rng: np.random.Generator) -> tuple[np.ndar
             text = plan.keywords[k]
         if kind == "partial":
             kind = "partial_start" if rng.random() < 0.5 else "partial_end"
-    x = _speech_clip(text, kind, voice, rng)
-    return x, {"group": voice, "engine": engine, "kind": kind, "word": text}
+    x, (on, off) = _speech_clip(text, kind, voice, rng)
+    info = {"group": voice, "engine": engine, "kind": kind, "word": text}
+    return x, {**info, "onset_sample": on, "offset_sample": off}
 
 
 def _gen_one(job: tuple[int, int, int]) -> tuple[int, int, np.ndarray, dict]:

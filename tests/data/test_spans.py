@@ -86,3 +86,14 @@ def test_spans_must_fit_the_clips_and_append_as_unknown():
     assert appended_spans(None, 2, None, 3) is None
     out = appended_spans(np.array([[1, 2]]), 1, None, 2)
     assert out.tolist() == [[1, 2], [-1, -1], [-1, -1]]
+
+
+def test_data_make_kws_records_spans_too(tmp_path):
+    from audio_nas.data import load_dataset
+    from audio_nas.data.kws import make_kws
+
+    path = make_kws("hey nova,stop", per_class=3, engines="espeak", out_dir=tmp_path / "k", progress=False)
+    ds = load_dataset(f"kws:{path}")
+    names = np.asarray(ds.class_names)[ds.labels]
+    speech = ~np.isin(names, ["_silence_"])
+    assert ds.spans is not None and (ds.spans[speech, 0] >= 0).all() and (ds.spans[~speech] == -1).all()
