@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from audio_nas.data import DATASETS, KWS12_CLASSES, AudioDataset, load_dataset
+from audio_nas.data import DATASETS, KWS12_CLASSES, load_dataset
 from audio_nas.data.dataset import SPLIT_IDS, active_span
 from audio_nas.data.hard_negatives import HARD_NEGATIVE_KINDS, with_hard_negatives
 from audio_nas.errors import DataError
@@ -13,33 +13,8 @@ from audio_nas.errors import DataError
 SR = 16_000
 
 
-def _dataset(per_class: int = 3, classes=KWS12_CLASSES) -> AudioDataset:
-    rng = np.random.default_rng(0)
-    wav, labels, split = [], [], []
-    for c in range(len(classes)):
-        for s in range(3):
-            for _ in range(per_class):
-                x = rng.normal(0, 0.01, SR)
-                if classes[c] != "_silence_":  # a "word": a tone burst in the middle
-                    t = np.arange(4000) / SR
-                    x[6000:10000] += 0.5 * np.sin(2 * np.pi * (300 + 40 * c) * t)
-                wav.append(x)
-                labels.append(c)
-                split.append(s)
-    return AudioDataset(
-        "tiny-kws",
-        np.asarray(wav, np.float32),
-        np.asarray(labels),
-        np.asarray(split, np.uint8),
-        tuple(classes),
-        SR,
-        "tiny",
-        groups=np.asarray([f"v{i % 5}" for i in range(len(wav))]),
-    )
-
-
-def test_hard_negatives_go_to_the_train_split_only_with_background_labels():
-    ds = _dataset()
+def test_hard_negatives_go_to_the_train_split_only_with_background_labels(tone_kws):
+    ds = tone_kws()
     hn = with_hard_negatives(ds, per_kind=2.0, seed=0)
     n_each = round(2.0 * (ds.split == 0).sum() / len(ds.class_names))
     added = len(hn) - len(ds)
@@ -56,8 +31,8 @@ def test_hard_negatives_go_to_the_train_split_only_with_background_labels():
     assert len(hn.groups) == len(hn) and np.abs(hn.waveforms).max() <= 1.0
 
 
-def test_hard_negatives_are_deterministic_and_depend_on_the_seed():
-    ds = _dataset()
+def test_hard_negatives_are_deterministic_and_depend_on_the_seed(tone_kws):
+    ds = tone_kws()
     a, b = with_hard_negatives(ds, seed=3), with_hard_negatives(ds, seed=3)
     np.testing.assert_array_equal(a.waveforms, b.waveforms)
     assert a.content_hash == b.content_hash
@@ -65,8 +40,8 @@ def test_hard_negatives_are_deterministic_and_depend_on_the_seed():
     assert not np.array_equal(a.waveforms, c.waveforms) and a.content_hash != c.content_hash
 
 
-def test_partial_keywords_hold_less_than_the_whole_word():
-    ds = _dataset()
+def test_partial_keywords_hold_less_than_the_whole_word(tone_kws):
+    ds = tone_kws()
     hn = with_hard_negatives(ds, per_kind=1.0)
     n_each = (len(hn) - len(ds)) // len(HARD_NEGATIVE_KINDS)
     partial = hn.waveforms[len(ds) : len(ds) + n_each]
@@ -75,19 +50,19 @@ def test_partial_keywords_hold_less_than_the_whole_word():
         assert off - on < 0.6 * 4000 + 400  # at most 60 % of the 4000-sample word, plus fade slack
 
 
-def test_negatives_prefix_loads_any_registered_dataset(monkeypatch):
-    ds = _dataset()
+def test_negatives_prefix_loads_any_registered_dataset(monkeypatch, tone_kws):
+    ds = tone_kws()
     monkeypatch.setitem(DATASETS, "tiny-kws", lambda root, **kw: ds)
     hn = load_dataset("negatives:tiny-kws")
     assert hn.name == "negatives:tiny-kws" and len(hn) > len(ds)
 
 
-def test_a_dataset_without_background_classes_is_refused_with_the_reason():
-    ds = _dataset(classes=("siren", "dog", "background"))
+def test_a_dataset_without_background_classes_is_refused_with_the_reason(tone_kws):
+    ds = tone_kws(classes=("siren", "dog", "background"))
     with pytest.raises(DataError, match="no _unknown_ or _silence_ class"):
         with_hard_negatives(ds)
     with pytest.raises(DataError, match="per_kind must be > 0"):
-        with_hard_negatives(_dataset(), per_kind=0)
+        with_hard_negatives(tone_kws(), per_kind=0)
 
 
 def test_active_span_of_a_silent_clip_is_the_whole_clip():

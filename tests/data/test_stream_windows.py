@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from audio_nas.data import DATASETS, KWS12_CLASSES, AudioDataset
+from audio_nas.data import DATASETS, KWS12_CLASSES
 from audio_nas.data.dataset import SPLIT_IDS
 from audio_nas.data.long_stream import build_long_stream
 from audio_nas.data.stream_windows import (
@@ -19,33 +19,8 @@ from audio_nas.errors import DataError
 SR = 16_000
 
 
-def _dataset(per_class: int = 3, classes=KWS12_CLASSES) -> AudioDataset:
-    rng = np.random.default_rng(0)
-    wav, labels, split = [], [], []
-    for c in range(len(classes)):
-        for s in range(3):
-            for _ in range(per_class):
-                x = rng.normal(0, 0.01, SR)
-                if not classes[c].startswith("_"):  # a "word": a tone burst in the middle
-                    t = np.arange(4000) / SR
-                    x[6000:10000] += 0.5 * np.sin(2 * np.pi * (300 + 40 * c) * t)
-                wav.append(x)
-                labels.append(c)
-                split.append(s)
-    return AudioDataset(
-        "tiny-kws",
-        np.asarray(wav, np.float32),
-        np.asarray(labels),
-        np.asarray(split, np.uint8),
-        tuple(classes),
-        SR,
-        "tiny",
-        groups=np.asarray([f"v{i % 5}" for i in range(len(wav))]),
-    )
-
-
-def test_windows_go_to_the_train_split_only_and_are_deterministic():
-    ds = _dataset()
+def test_windows_go_to_the_train_split_only_and_are_deterministic(tone_kws):
+    ds = tone_kws()
     a = with_stream_windows(ds, hours=1 / 60)
     b = with_stream_windows(ds, hours=1 / 60)
     assert a.content_hash == b.content_hash != ds.content_hash
@@ -59,8 +34,8 @@ def test_windows_go_to_the_train_split_only_and_are_deterministic():
     assert with_stream_windows(ds, hours=1 / 60, seed=1).content_hash != a.content_hash
 
 
-def test_each_window_is_labelled_by_what_lies_in_it():
-    ds = _dataset()
+def test_each_window_is_labelled_by_what_lies_in_it(tone_kws):
+    ds = tone_kws()
     stream = build_long_stream(ds, "train", negative_hours=1 / 60, events_per_hour=1200, seed=0)
     x, y, kinds, starts, spans = cut_windows(stream, ds.class_names, SR, seed=0)
     names = list(ds.class_names)
@@ -83,7 +58,7 @@ def test_each_window_is_labelled_by_what_lies_in_it():
             assert tuple(span) == (-1, -1)
 
 
-def test_names_and_refusals():
+def test_names_and_refusals(tone_kws):
     assert "stream-windows" in DATASETS
     assert parse_stream_windows("synth-kws") == (1.0, "synth-kws")
     assert parse_stream_windows("2:more:synth-kws") == (2.0, "more:synth-kws")
@@ -92,4 +67,4 @@ def test_names_and_refusals():
         parse_stream_windows("0:synth-kws")
     no_unknown = tuple(c for c in KWS12_CLASSES if c != "_unknown_")
     with pytest.raises(DataError, match="no _unknown_ class"):
-        with_stream_windows(_dataset(classes=no_unknown), hours=1 / 60)
+        with_stream_windows(tone_kws(classes=no_unknown), hours=1 / 60)
