@@ -1,7 +1,8 @@
 """Posterior smoothing and detection: the recognizer the host stream, the emulated board and the
 firmware share.
 
-Pure numpy, no model or front-end: the emulated board (``firmware_bridge.emulator``) imports it too.
+Numpy only (plus the class-name convention `BACKGROUND_CLASSES` from data.dataset), no model or
+front-end: the emulated board (``firmware_bridge.emulator``) imports it too.
 """
 
 from __future__ import annotations
