@@ -134,6 +134,32 @@ class AudioDataset:
             spans=None if self.spans is None else self.spans[mask],
         )
 
+    def with_train_clips(
+        self,
+        *,
+        name: str,
+        content_hash: str,
+        waveforms: np.ndarray,
+        labels: np.ndarray,
+        groups: np.ndarray | None = None,
+        spans: np.ndarray | None = None,
+    ) -> AudioDataset:
+        """This set with ``waveforms`` appended to its train split (validation and test untouched): what
+        ``negatives:``, ``more:``, ``unknown:`` and ``stream-windows:`` build. Groups stay only when both
+        sides have them; spans are -1 where a side does not know them."""
+        n = len(labels)
+        return AudioDataset(
+            name=name,
+            waveforms=np.concatenate([self.waveforms, np.asarray(waveforms, np.float32)]),
+            labels=np.concatenate([self.labels, np.asarray(labels, np.int64)]),
+            split=np.concatenate([self.split, np.full(n, SPLIT_IDS["train"], np.uint8)]),
+            class_names=self.class_names,
+            sample_rate_hz=self.sample_rate_hz,
+            content_hash=content_hash,
+            groups=None if self.groups is None or groups is None else np.concatenate([self.groups, groups]),
+            spans=appended_spans(self.spans, len(self), spans, n),
+        )
+
     def counts(self) -> dict[str, dict[str, int]]:
         """{split: {class: count}}."""
         out: dict[str, dict[str, int]] = {}

@@ -33,7 +33,6 @@ import numpy as np
 from audio_nas.data.dataset import (
     SPLIT_IDS,
     AudioDataset,
-    appended_spans,
     load_dataset,
     register_dataset,
     spans_key,
@@ -136,20 +135,15 @@ def with_hard_negatives(ds: AudioDataset, *, per_kind: float = 1.0, seed: int = 
             clips.append(np.clip(x, -1, 1).astype(np.float32))
             labels.append(names.index(LABEL_OF_KIND[kind]))
             groups.append(f"hard-negative-{kind}-{i}")
-    n_new = len(clips)
     digest = hashlib.sha256(
         f"{ds.content_hash}:{spans_key(ds.spans)}:hard-negatives-v{RECIPE_VERSION}:{per_kind}:{seed}".encode()
     )
-    return AudioDataset(
+    return ds.with_train_clips(
         name=f"negatives:{ds.name}",
-        waveforms=np.concatenate([wav, np.stack(clips)]),
-        labels=np.concatenate([lab, np.asarray(labels, np.int64)]),
-        split=np.concatenate([ds.split, np.full(n_new, SPLIT_IDS["train"], np.uint8)]),
-        class_names=names,
-        sample_rate_hz=ds.sample_rate_hz,
         content_hash=digest.hexdigest(),
-        groups=None if ds.groups is None else np.concatenate([ds.groups, np.asarray(groups)]),
-        spans=appended_spans(ds.spans, len(wav), None, n_new),
+        waveforms=np.stack(clips),
+        labels=np.asarray(labels, np.int64),
+        groups=np.asarray(groups),
     )
 
 

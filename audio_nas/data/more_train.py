@@ -23,9 +23,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import numpy as np
-
-from audio_nas.data.dataset import SPLIT_IDS, AudioDataset, appended_spans, load_dataset, register_dataset
+from audio_nas.data.dataset import SPLIT_IDS, AudioDataset, load_dataset, register_dataset
 from audio_nas.data.synthetic import RECIPES, load_generated, make_dataset
 from audio_nas.errors import DataError
 
@@ -59,23 +57,14 @@ def with_more_train(base: AudioDataset, extra: AudioDataset, factor: int, kind: 
             f"{kind}:{base.name}: the extra set's classes or sample rate differ from the base set's"
         )
     keep = extra.split == SPLIT_IDS["train"]
-    n_new = int(keep.sum())
     digest = hashlib.sha256(f"{base.content_hash}:{kind}:{extra.content_hash}".encode())
-    groups = None
-    if base.groups is not None and extra.groups is not None:
-        groups = np.concatenate([base.groups, extra.groups[keep]])
-    return AudioDataset(
+    return base.with_train_clips(
         name=f"{kind}:{factor}:{base.name}",
-        waveforms=np.concatenate([base.waveforms, extra.waveforms[keep]]),
-        labels=np.concatenate([base.labels, extra.labels[keep]]),
-        split=np.concatenate([base.split, np.full(n_new, SPLIT_IDS["train"], np.uint8)]),
-        class_names=base.class_names,
-        sample_rate_hz=base.sample_rate_hz,
         content_hash=digest.hexdigest(),
-        groups=groups,
-        spans=appended_spans(
-            base.spans, len(base), None if extra.spans is None else extra.spans[keep], n_new
-        ),
+        waveforms=extra.waveforms[keep],
+        labels=extra.labels[keep],
+        groups=None if extra.groups is None else extra.groups[keep],
+        spans=None if extra.spans is None else extra.spans[keep],
     )
 
 

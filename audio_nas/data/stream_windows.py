@@ -37,7 +37,6 @@ import numpy as np
 from audio_nas.data.dataset import (
     SPLIT_IDS,
     AudioDataset,
-    appended_spans,
     load_dataset,
     register_dataset,
     spans_key,
@@ -50,7 +49,7 @@ RECIPE_VERSION = 2  # 2: events and near-misses at the generator's word spans
 DEFAULT_HOURS = 1.0
 EVENTS_PER_HOUR = 1200.0  # per hour of negatives; the builder keeps >= 2 s between events
 KEYWORD_WINDOWS_PER_EVENT = 2
-PARTIAL_SHARE = (0.2, 0.5)  # share of the active part inside a partial window
+PARTIAL_SHARE = (0.2, 0.5)  # share of the spoken part inside a partial window
 NEGATIVE_EVERY_S = 1.0
 SPEECH_KINDS = ("words", "near_miss", "babble")  # negative segment kinds labelled _unknown_
 
@@ -149,19 +148,13 @@ def with_stream_windows(ds: AudioDataset, *, hours: float = DEFAULT_HOURS, seed:
     digest = hashlib.sha256(
         f"{ds.content_hash}:{spans_key(ds.spans)}:stream-windows-v{RECIPE_VERSION}:{hours}:{seed}".encode()
     ).hexdigest()
-    groups = None
-    if ds.groups is not None:
-        groups = np.concatenate([ds.groups, np.asarray([f"stream-window-{k}" for k in kinds])])
-    return AudioDataset(
+    return ds.with_train_clips(
         name=f"stream-windows:{hours:g}:{ds.name}",
-        waveforms=np.concatenate([ds.waveforms, x]),
-        labels=np.concatenate([ds.labels, y]),
-        split=np.concatenate([ds.split, np.full(len(y), SPLIT_IDS["train"], np.uint8)]),
-        class_names=ds.class_names,
-        sample_rate_hz=ds.sample_rate_hz,
         content_hash=digest,
-        groups=groups,
-        spans=appended_spans(ds.spans, len(ds), new_spans, len(y)),
+        waveforms=x,
+        labels=y,
+        groups=np.asarray([f"stream-window-{k}" for k in kinds]),
+        spans=new_spans,
     )
 
 
