@@ -77,6 +77,9 @@ def cross_synth(
     arch: str = "ds_cnn_s",
     seeds: tuple[int, ...] = (0, 1),
     epochs: int | None = None,
+    domain_adversarial: float = 0.0,
+    equal_clips: bool = False,
+    train_sets: tuple[str, ...] | None = None,
     write: bool = True,
 ) -> list[dict]:
     """Train on one engine's clips (train/validation splits), test on every engine's test split.
@@ -85,6 +88,12 @@ def cross_synth(
     _silence_ clips have no engine: they are in every train and test set. With more than two engines,
     ``all-but-X`` trains on every engine but X. The best epoch is chosen on the training engines'
     validation clips only; test clips of the held-out engine are never seen before the final score.
+
+    ``domain_adversarial`` > 0 trains every model that hears two or more engines with a DANN head on the
+    engine label (``audio_nas.training.domain``; _silence_ clips have none). ``equal_clips`` gives the
+    all-engine model (the in-engine reference) as many train clips as the smallest all-but-one model, a
+    random subset, so the gap is not partly a difference in data quantity. ``train_sets`` runs only the
+    named rows (e.g. ``("all-but-espeak", "all")``).
     """
     import dataclasses
 
@@ -113,23 +122,45 @@ def cross_synth(
     feats = compute_features(ds, spec.frontend)
     split = np.asarray(feats.split)
     test_mask = {e: (split == SPLIT_IDS["test"]) & ((engine == e) | (engine == "")) for e in engines}
-    train_sets = [(f"{e}", [e]) for e in engines] if len(engines) == 2 else []
-    train_sets += [(f"all-but-{e}", [o for o in engines if o != e]) for e in engines if len(engines) > 2]
-    train_sets.append(("all", engines))
+    plan = [(f"{e}", [e]) for e in engines] if len(engines) == 2 else []
+    plan += [(f"all-but-{e}", [o for o in engines if o != e]) for e in engines if len(engines) > 2]
+    plan.append(("all", engines))
+    is_train = split == SPLIT_IDS["train"]
+    fewest = (
+        min(int((is_train & (np.isin(engine, u) | (engine == ""))).sum()) for n, u in plan if n != "all")
+        if len(engines) > 2
+        else None
+    )
+    if train_sets is not None:
+        unknown = sorted(set(train_sets) - {n for n, _ in plan})
+        if unknown:
+            raise SystemExit(f"unknown train set(s) {unknown}; this dataset has {[n for n, _ in plan]}")
+        plan = [(n, u) for n, u in plan if n in train_sets]
     out: list[dict] = []
-    for name, used in train_sets:
+    for name, used in plan:
         keep = np.isin(engine, used) | (engine == "")
         for seed in seeds:
             new_split = np.where(keep & (split != SPLIT_IDS["test"]), split, 255).astype(np.uint8)
-            cfg = TrainConfig(seed=seed, **({"epochs": epochs} if epochs else {}))
+            dann = domain_adversarial if len(used) > 1 else 0.0
+            cap = fewest if (equal_clips and name == "all" and fewest) else None
+            cfg = TrainConfig(
+                seed=seed,
+                domain_adversarial=dann,
+                max_train_examples=cap,
+                **({"epochs": epochs} if epochs else {}),
+            )
             fs = dataclasses.replace(feats, split=new_split)
+            tr = new_split == SPLIT_IDS["train"]
+            domains = np.array([used.index(e) if e in used else -1 for e in engine[tr]], np.int64)
             t0 = time.perf_counter()
-            res = train(spec, fs, cfg, progress=False)
+            res = train(spec, fs, cfg, domain_labels=domains if dann else None, progress=False)
             row = {
                 "train_on": name,
                 "seed": seed,
                 "epochs": cfg.epochs,
-                "train_clips": int((new_split == 0).sum()),
+                "domain_adversarial": dann,
+                "equal_clips": bool(cap),
+                "train_clips": cap or int(tr.sum()),
                 "val_acc": res.val_accuracy,
                 "train_s": round(time.perf_counter() - t0, 1),
             }
@@ -150,11 +181,35 @@ def cross_synth(
             out.append(row)
             print(json.dumps(row), flush=True)
     if write:
-        _write_cross_synth(dataset, meta, arch, seeds, epochs, engines, out)
+        _write_cross_synth(dataset, meta, arch, seeds, epochs, engines, out, domain_adversarial, equal_clips)
     return out
 
 
-def _write_cross_synth(dataset, meta, arch, seeds, epochs, engines, rows) -> None:
+def write_cross_synth_rows(dataset: str, row_files: list[str], *, arch: str = "ds_cnn_s") -> None:
+    """Write the section from rows printed by ``--no-write`` runs (JSON lines), e.g. seeds side by side."""
+    from audio_nas.data.kws import read_manifest
+
+    rows = [
+        json.loads(line)
+        for f in row_files
+        for line in Path(f).read_text().splitlines()
+        if line.startswith("{")
+    ]
+    if not rows:
+        raise SystemExit(f"no result rows (JSON lines) in {row_files}")
+    meta, _ = read_manifest(Path(dataset.split(":", 1)[1]))
+    order = {n: i for i, n in enumerate(dict.fromkeys(r["train_on"] for r in rows))}
+    rows.sort(key=lambda r: (order[r["train_on"]], r["seed"]))
+    dann = max(r.get("domain_adversarial", 0.0) for r in rows)
+    equal = any(r.get("equal_clips") for r in rows)
+    seeds = tuple(sorted({r["seed"] for r in rows}))
+    epochs = rows[0]["epochs"] if rows[0]["epochs"] != 20 else None
+    _write_cross_synth(dataset, meta, arch, seeds, epochs, list(meta["engines"]), rows, dann, equal)
+
+
+def _write_cross_synth(
+    dataset, meta, arch, seeds, epochs, engines, rows, domain_adversarial=0.0, equal_clips=False
+) -> None:
     import numpy as np
 
     def agg(train_on: str, e: str) -> tuple[float, float]:
@@ -196,6 +251,18 @@ def _write_cross_synth(dataset, meta, arch, seeds, epochs, engines, rows) -> Non
         f"{meta['generation_time_s']} s with {meta['workers']} workers, hash {meta['content_hash'][:12]}). "
         f"{arch}, `TrainConfig()` defaults"
         + (f" but {epochs} epochs" if epochs else "")
+        + (
+            f"; domain-adversarial (DANN) head on the engine label, weight {domain_adversarial}, for every"
+            " model trained on two or more engines"
+            if domain_adversarial
+            else ""
+        )
+        + (
+            "; the all-engine model gets a random subset of its train clips, as many as the smallest"
+            " all-but-one model has"
+            if equal_clips
+            else ""
+        )
         + f", seeds {list(seeds)}"
         " (training seed; one dataset). Train and validation clips of the named engine(s) only (best epoch on"
         " their validation clips); test = each engine's test-voice clips, plus the _silence_ test clips"
@@ -211,6 +278,8 @@ def _write_cross_synth(dataset, meta, arch, seeds, epochs, engines, rows) -> Non
         f"python -m audio_nas.bench.data cross-synth --dataset {dataset} --seeds {','.join(map(str, seeds))}"
         + (f" --epochs {epochs}" if epochs else "")
         + ("" if default_arch else f" --arch '{arch}'")
+        + (f" --domain-adversarial {domain_adversarial}" if domain_adversarial else "")
+        + (" --equal-clips" if equal_clips else "")
     )
     # two engines keep the first section; a set with more engines gets its own beside it, and so does
     # another architecture (front-end) on the same set
@@ -221,6 +290,12 @@ def _write_cross_synth(dataset, meta, arch, seeds, epochs, engines, rows) -> Non
     if not default_arch:
         section += "-" + hashlib.sha256(arch.encode()).hexdigest()[:8]
         title += f", {arch.split('|')[0]}"
+    if domain_adversarial:
+        section += f"-dann{domain_adversarial:g}"
+        title += f", DANN {domain_adversarial:g}"
+    if equal_clips:
+        section += "-eq"
+        title += ", equal clips"
     write_section(section, title, cmd, body)
 
 
@@ -233,12 +308,31 @@ if __name__ == "__main__":
     p.add_argument("--arch", default="ds_cnn_s")
     p.add_argument("--seeds", default="0,1")
     p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
-    a = p.parse_args()
-    cross_synth(
-        a.dataset,
-        arch=a.arch,
-        seeds=tuple(int(s) for s in a.seeds.split(",")),
-        epochs=a.epochs,
-        write=not a.no_write,
+    p.add_argument(
+        "--domain-adversarial", type=float, default=0.0, help="DANN weight on the engine label (0 = off)"
     )
+    p.add_argument(
+        "--equal-clips", action="store_true", help="the all-engine model gets as many clips as all-but-one"
+    )
+    p.add_argument("--train-sets", default=None, help="comma-separated rows to run, e.g. all-but-espeak,all")
+    p.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    p.add_argument(
+        "--rows",
+        nargs="+",
+        default=None,
+        help="write the section from --no-write outputs instead of training",
+    )
+    a = p.parse_args()
+    if a.rows:
+        write_cross_synth_rows(a.dataset, a.rows, arch=a.arch)
+    else:
+        cross_synth(
+            a.dataset,
+            arch=a.arch,
+            seeds=tuple(int(s) for s in a.seeds.split(",")),
+            epochs=a.epochs,
+            domain_adversarial=a.domain_adversarial,
+            equal_clips=a.equal_clips,
+            train_sets=tuple(a.train_sets.split(",")) if a.train_sets else None,
+            write=not a.no_write,
+        )

@@ -80,13 +80,17 @@ class AudioNet(nn.Module):
             return x.transpose(1, 2).unsqueeze(-1)  # [B, F, T, 1]: bins as channels
         return x.unsqueeze(1)  # [B, 1, T, F]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The pooled features the classifier sees, ``[B, D]`` (for training-only heads)."""
         x = self.stem(self.to_nchw(x))
         for block in self.blocks:
             x = block(x)
         if self.head_conv is not None:
             x = self.head_conv(x)
-        return self.classifier(self.pool(x))
+        return self.pool(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.embed(x))
 
     def layer_plan(self) -> list[LayerCost]:
         """The TFLite ops of this model in execution order (NHWC, batch 1)."""

@@ -40,6 +40,7 @@ class TrainConfig:
     qat_epochs: int = 2
     max_train_examples: int | None = None  # subsample the train split (search budgets)
     device: Literal["cpu", "cuda", "auto"] = "cpu"
+    domain_adversarial: float = 0.0  # DANN weight on the reversed domain-head gradient (0 = off)
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -62,5 +63,7 @@ class TrainConfig:
             raise ConfigError(f"train.qat_epochs must be in 1..epochs ({self.epochs}), got {self.qat_epochs}")
         if self.max_train_examples is not None and self.max_train_examples < 1:
             raise ConfigError(f"train.max_train_examples must be >= 1, got {self.max_train_examples}")
+        if not (self.domain_adversarial >= 0):
+            raise ConfigError(f"train.domain_adversarial must be >= 0, got {self.domain_adversarial}")
         if self.device not in ("cpu", "cuda", "auto"):
             raise ConfigError(f"train.device must be cpu, cuda or auto, got {self.device!r}")

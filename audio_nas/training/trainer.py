@@ -1,7 +1,8 @@
 """Train one ArchSpec on one FeatureSet.
 
 AdamW + linear warm-up + cosine decay, SpecAugment, label smoothing, optional
-knowledge distillation from a teacher's logits and optional quantisation-aware
+knowledge distillation from a teacher's logits, optional domain-adversarial training on per-clip
+domain labels (``audio_nas.training.domain``), and optional quantisation-aware
 fine-tuning in the last ``qat_epochs`` epochs (``audio_nas.export.qat``). Deterministic for a
 given seed (torch's global generator is seeded from ``TrainConfig.seed``; batches are drawn from a separate
 numpy Generator). After every epoch ``on_epoch(epoch, val_accuracy, train_loss)``
@@ -24,11 +25,12 @@ import torch
 import torch.nn.functional as F
 
 from audio_nas.errors import TrainingError
-from audio_nas.export.qat import prepare_qat
+from audio_nas.export.qat import is_qat, prepare_qat
 from audio_nas.progress import Progress
 from audio_nas.space import build_model
 from audio_nas.training.augment import spec_augment
 from audio_nas.training.config import TrainConfig
+from audio_nas.training.domain import IGNORE_DOMAIN, DomainHead, reversal_scale
 from audio_nas.training.metrics import classification_metrics, predict_logits
 
 log = logging.getLogger(__name__)
@@ -110,6 +112,10 @@ def _distill_loss(logits: torch.Tensor, teacher: torch.Tensor, temperature: floa
     )
 
 
+def _params(model: torch.nn.Module, head: torch.nn.Module | None) -> list[torch.nn.Parameter]:
+    return list(model.parameters()) + (list(head.parameters()) if head is not None else [])
+
+
 def train(
     spec: Any,
     features: Any,
@@ -117,11 +123,14 @@ def train(
     *,
     on_epoch: EpochCallback | None = None,
     teacher_logits: np.ndarray | None = None,
+    domain_labels: np.ndarray | None = None,
     model: torch.nn.Module | None = None,
     progress: bool = False,
 ) -> TrainResult:
     """Train ``spec`` (or the given ``model`` built from it) on ``features``; see the module doc.
 
+    ``domain_labels`` (one int per train example, ``-1`` = none) with ``cfg.domain_adversarial > 0``
+    adds a domain head behind a gradient reversal (DANN); the returned model does not contain it.
     ``progress=True`` shows the epochs (a bar on a terminal, log lines otherwise; ``audio_nas.progress``);
     off by default because search workers train many models side by side.
     """
@@ -152,14 +161,36 @@ def train(
                 f"teacher_logits must have shape (train examples, classes) = {(len(x_tr), spec.n_classes)}, "
                 f"got {teacher_logits.shape}"
             )
+    if cfg.domain_adversarial > 0:
+        if domain_labels is None:
+            raise TrainingError(
+                "train.domain_adversarial > 0 needs domain labels (one per train example), none were given; "
+                "set train.domain_adversarial: 0 or pass domain_labels"
+            )
+        domain_labels = np.asarray(domain_labels, np.int64)
+        if domain_labels.shape != (len(x_tr),):
+            raise TrainingError(
+                f"domain_labels must have one entry per train example ({len(x_tr)}), "
+                f"got {domain_labels.shape}"
+            )
+        if len(set(domain_labels[domain_labels != IGNORE_DOMAIN].tolist())) < 2:
+            raise TrainingError("domain-adversarial training needs train examples from two or more domains")
     if cfg.max_train_examples is not None and cfg.max_train_examples < len(x_tr):
         keep = np.sort(rng.choice(len(x_tr), cfg.max_train_examples, replace=False))
         x_tr, y_tr = x_tr[keep], y_tr[keep]
         if teacher_logits is not None:
             teacher_logits = teacher_logits[keep]
+        if domain_labels is not None:
+            domain_labels = domain_labels[keep]
 
     model = (model or build_model(spec)).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    head = None
+    if cfg.domain_adversarial > 0:
+        with torch.no_grad():
+            dim = model.eval().embed(torch.from_numpy(x_tr[:1]).to(device)).shape[1]
+        head = DomainHead(dim, int(domain_labels.max()) + 1).to(device)
+        dt = torch.from_numpy(domain_labels)
+    opt = torch.optim.AdamW(_params(model, head), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(x_tr) / cfg.batch_size)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, steps_per_epoch))
     xt = torch.from_numpy(x_tr)
@@ -180,7 +211,7 @@ def train(
         for epoch in range(cfg.epochs):
             if epoch == qat_start:
                 model = prepare_qat(model).to(device)
-                opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr * 0.1, weight_decay=cfg.weight_decay)
+                opt = torch.optim.AdamW(_params(model, head), lr=cfg.lr * 0.1, weight_decay=cfg.weight_decay)
                 sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _s: 1.0)
                 best_acc = -1.0  # the best checkpoint is chosen among quantisation-aware epochs only
             model.train()
@@ -190,11 +221,21 @@ def train(
                 idx = torch.from_numpy(order[start : start + cfg.batch_size])
                 xb = spec_augment(xt[idx], cfg.specaugment).to(device)
                 yb = yt[idx].to(device)
-                logits = model(xb)
+                if head is None:
+                    logits = model(xb)
+                else:
+                    emb = model.embed(model.qat_input(xb) if is_qat(model) else xb)
+                    logits = model.classifier(emb)
                 loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
                 if tt is not None and cfg.distill_alpha > 0:
                     kd = _distill_loss(logits, tt[idx].to(device), cfg.distill_temperature)
                     loss = (1 - cfg.distill_alpha) * loss + cfg.distill_alpha * kd
+                reported = loss.detach()  # the epoch loss leaves the domain head's loss out
+                if head is not None:
+                    db = dt[idx].to(device)
+                    if bool((db != IGNORE_DOMAIN).any()):
+                        scale = reversal_scale(cfg.domain_adversarial, seen / (cfg.epochs * len(order)))
+                        loss = loss + F.cross_entropy(head(emb, scale), db, ignore_index=IGNORE_DOMAIN)
                 if not torch.isfinite(loss):
                     raise TrainingError(
                         f"loss became {loss.item()} at epoch {epoch + 1}; the candidate diverged "
@@ -205,7 +246,7 @@ def train(
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
                 opt.step()
                 sched.step()
-                total_loss += loss.item() * len(idx)
+                total_loss += reported.item() * len(idx)
                 seen += len(idx)
             epoch_loss = total_loss / len(order)
             val_acc = classification_metrics(

@@ -46,3 +46,38 @@ def test_another_architecture_gets_its_own_section_and_names_itself(monkeypatch)
     section, title, cmd, body = _written(monkeypatch, ["espeak", "flite", "festival"], arch)
     assert section.startswith("kws-cross-synth-3-") and section != "kws-cross-synth-3"
     assert "fe:pcen_w40_h20_m40" in title and f"--arch '{arch}'" in cmd and arch in body
+
+
+def test_dann_and_equal_clips_get_their_own_section_and_say_so(monkeypatch):
+    written = []
+    monkeypatch.setattr(bd, "write_section", lambda *a: written.append(a))
+    engines = ["espeak", "flite", "festival"]
+    meta = {"command": "cmd", "n_clips": 10, "generation_time_s": 1, "workers": 1, "content_hash": "ab" * 8}
+    rows = _rows(engines, [f"all-but-{e}" for e in engines] + ["all"])
+    bd._write_cross_synth("kws:x", meta, "ds_cnn_s", (0, 1), None, engines, rows, 0.3, True)
+    section, title, cmd, body = written[0]
+    assert section == "kws-cross-synth-3-dann0.3-eq" and "DANN 0.3" in title and "equal clips" in title
+    assert "--domain-adversarial 0.3 --equal-clips" in cmd
+    assert "weight 0.3" in body and "as many as the smallest all-but-one model" in body
+
+
+def test_section_from_saved_rows_of_parallel_runs(monkeypatch, tmp_path):
+    import json
+
+    written = []
+    monkeypatch.setattr(bd, "write_section", lambda *a: written.append(a))
+    engines = ["espeak", "flite", "festival"]
+    meta = {"command": "cmd", "n_clips": 10, "generation_time_s": 1, "workers": 1, "content_hash": "ab" * 8}
+    meta["engines"] = engines
+    monkeypatch.setattr("audio_nas.data.kws.read_manifest", lambda path: (meta, []))
+    rows = _rows(engines, [f"all-but-{e}" for e in engines] + ["all"])
+    for r in rows:
+        r["epochs"] = 20
+    for seed in (0, 1):  # one file per seed, as two processes side by side print them
+        (tmp_path / f"s{seed}.jsonl").write_text(
+            "progress line\n" + "\n".join(json.dumps(r) for r in rows if r["seed"] == seed)
+        )
+    bd.write_cross_synth_rows("kws:x", [str(tmp_path / "s1.jsonl"), str(tmp_path / "s0.jsonl")])
+    section, _title, cmd, body = written[0]
+    assert section == "kws-cross-synth-3" and "--seeds 0,1" in cmd
+    assert "all-but-espeak s0: espeak 0.500" in body.split("Per seed:")[1].split(";")[0]
