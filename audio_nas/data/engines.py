@@ -12,6 +12,9 @@ festival    the Debian/Ubuntu ``festival`` (Festival 2.5) ``text2wave`` script w
             base voice x an f0 level x a vocal-tract-length factor (frequency warping) -- 75
             "virtual speakers", split by name like espeak's voices. They share base speakers across
             splits, as espeak's voices share variants and languages: a weaker hold-out than real people.
+pico        SVOX Pico (``ttspico`` from PyPI, Apache-2.0): its en-US and en-GB voices (two female
+            speakers), an HMM-based statistical-parametric synthesiser of its own; virtual speakers as
+            for flite.
 
 A voice id is ``ENGINE:NAME`` (``espeak:en-us+m3``, ``flite:slt+f1.00+w0.94``), so a manifest row
 says which engine made a clip. ``speak`` returns float32 speech at 16 kHz, silence trimmed.
@@ -310,3 +313,51 @@ class FestivalEngine:
                 fh.write(text)
             cmd = [self.binary] + [a for e in evals for a in ("-eval", e)] + [txt, "-o", wav]
             return _run_tts_binary("festival", cmd, wav, text, base, warp)
+
+
+# --------------------------------------------------------------------------------------
+# SVOX Pico
+# --------------------------------------------------------------------------------------
+
+# Pico's two English voices (both female speakers), by language; the ``ttspico`` sdist on PyPI
+# compiles SVOX's C library (Apache-2.0) and ships these language files.
+PICO_BASE_VOICES: tuple[str, ...] = ("en-US", "en-GB")
+
+
+@register_engine("pico")
+class PicoEngine:
+    name = "pico"
+    install_hint = "pip install ttspico (SVOX Pico; compiles a small C library, needs gcc)"
+
+    def available(self) -> bool:
+        try:
+            import ttspico  # noqa: F401
+        except ImportError:
+            return False
+        return True
+
+    def voices(self) -> list[str]:
+        return [
+            f"pico:{base}+f{f0:.2f}+w{warp:.2f}"
+            for base in PICO_BASE_VOICES
+            for f0 in FLITE_F0_LEVELS
+            for warp in FLITE_WARPS
+        ]
+
+    def speak(self, text: str, voice: str, rng: np.random.Generator) -> np.ndarray:
+        found = "ttspico" if self.available() else None
+        base, f0, warp = _virtual_voice("pico", voice, PICO_BASE_VOICES, found, self.install_hint)
+        import ttspico
+
+        try:  # a fresh engine per utterance (~10 ms): Pico's excitation noise carries state between calls
+            eng = ttspico.TtsEngine(base)
+        except RuntimeError as e:
+            raise DataError(f"SVOX Pico has no language files for {base}: {e}") from e
+        eng.volume = 50  # percent; at Pico's default (100) its loud vowels clip at int16 full scale
+        eng.pitch = int(np.clip(round(100 * f0 * rng.uniform(0.9, 1.1)), 50, 200))  # percent of the voice's
+        eng.rate = int(np.clip(round(100 / rng.uniform(0.8, 1.3)), 20, 500))  # percent; duration stretch
+        pcm = eng.speak(text) or b""
+        if not pcm:
+            raise DataError(f"SVOX Pico gave no audio for {text!r} with voice {voice}")
+        x = np.frombuffer(pcm, np.int16).astype(np.float32) / 32768.0  # Pico speaks at 16 kHz
+        return _trim(np.asarray(vtlp(x, warp, SAMPLE_RATE_HZ), np.float32))

@@ -70,7 +70,7 @@ def test_negatives_leave_out_homophones_and_find_near_misses():
 def test_engine_errors():
     with pytest.raises(DataError, match="unknown engine"):
         kws.parse_engines("espeak,mbrola")
-    with pytest.raises(DataError, match="unknown TTS engine 'mbrola'; engines: espeak, flite, festival"):
+    with pytest.raises(DataError, match="unknown TTS engine 'mbrola'; engines: espeak, flite, festival, pico"):
         get_engine("mbrola")
 
 
@@ -111,6 +111,34 @@ def test_festival_engine_speaks_each_base_voice():
             and np.abs(x).max() > 0.05
         )
         assert np.array_equal(x, eng.speak("lights on", voice, np.random.default_rng(0)))  # deterministic
+
+
+@pytest.mark.skipif(not ENGINES["pico"]().available(), reason="ttspico is not installed (pip install ttspico)")
+def test_pico_engine_speaks_both_voices_unclipped_and_deterministic():
+    eng = get_engine("pico")
+    voices = eng.voices()
+    assert len(voices) == 30 and {v.split(":")[1].split("+")[0] for v in voices} == {"en-US", "en-GB"}
+    for voice in ("pico:en-US+f0.85+w0.94", "pico:en-GB+f1.20+w1.06"):
+        x = eng.speak("lights on", voice, np.random.default_rng(0))
+        assert x.dtype == np.float32 and 3000 < len(x) < 24000 and 0.1 < np.abs(x).max() < 0.99
+        assert np.array_equal(x, eng.speak("lights on", voice, np.random.default_rng(0)))
+    with pytest.raises(DataError, match="pico has no voice 'de-DE'"):
+        eng.speak("ja", "pico:de-DE+f1.00+w1.00", np.random.default_rng(0))
+
+
+def test_missing_pico_names_the_package(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_ttspico(name, *args, **kwargs):
+        if name == "ttspico":
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_ttspico)
+    with pytest.raises(DataError, match="pip install ttspico"):
+        get_engine("pico")
 
 
 def test_missing_festival_names_the_packages(monkeypatch):
