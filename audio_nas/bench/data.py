@@ -80,6 +80,7 @@ def cross_synth(
     domain_adversarial: float = 0.0,
     equal_clips: bool = False,
     train_sets: tuple[str, ...] | None = None,
+    train_overrides: dict | None = None,
     write: bool = True,
 ) -> list[dict]:
     """Train on one engine's clips (train/validation splits), test on every engine's test split.
@@ -93,12 +94,14 @@ def cross_synth(
     engine label (``audio_nas.training.domain``; _silence_ clips have none). ``equal_clips`` gives the
     all-engine model (the in-engine reference) as many train clips as the smallest all-but-one model, a
     random subset, so the gap is not partly a difference in data quantity. ``train_sets`` runs only the
-    named rows (e.g. ``("all-but-espeak", "all")``).
+    named rows (e.g. ``("all-but-espeak", "all")``). ``train_overrides`` are TrainConfig fields (as in a
+    search config's ``train:``), e.g. ``{"specaugment": {"freq_mask_bins": 8}}``.
     """
     import dataclasses
 
     import numpy as np
 
+    from audio_nas.config import from_dict
     from audio_nas.data import load_dataset
     from audio_nas.data.dataset import SPLIT_IDS
     from audio_nas.data.kws import read_manifest
@@ -143,11 +146,15 @@ def cross_synth(
             new_split = np.where(keep & (split != SPLIT_IDS["test"]), split, 255).astype(np.uint8)
             dann = domain_adversarial if len(used) > 1 else 0.0
             cap = fewest if (equal_clips and name == "all" and fewest) else None
-            cfg = TrainConfig(
-                seed=seed,
-                domain_adversarial=dann,
-                max_train_examples=cap,
-                **({"epochs": epochs} if epochs else {}),
+            cfg = from_dict(
+                TrainConfig,
+                {
+                    **(train_overrides or {}),
+                    "seed": seed,
+                    "domain_adversarial": dann,
+                    "max_train_examples": cap,
+                    **({"epochs": epochs} if epochs else {}),
+                },
             )
             fs = dataclasses.replace(feats, split=new_split)
             tr = new_split == SPLIT_IDS["train"]
@@ -160,6 +167,7 @@ def cross_synth(
                 "epochs": cfg.epochs,
                 "domain_adversarial": dann,
                 "equal_clips": bool(cap),
+                "train_overrides": train_overrides or {},
                 "train_clips": cap or int(tr.sum()),
                 "val_acc": res.val_accuracy,
                 "train_s": round(time.perf_counter() - t0, 1),
@@ -181,7 +189,9 @@ def cross_synth(
             out.append(row)
             print(json.dumps(row), flush=True)
     if write:
-        _write_cross_synth(dataset, meta, arch, seeds, epochs, engines, out, domain_adversarial, equal_clips)
+        _write_cross_synth(
+            dataset, meta, arch, seeds, epochs, engines, out, domain_adversarial, equal_clips, train_overrides
+        )
     return out
 
 
@@ -204,13 +214,30 @@ def write_cross_synth_rows(dataset: str, row_files: list[str], *, arch: str = "d
     equal = any(r.get("equal_clips") for r in rows)
     seeds = tuple(sorted({r["seed"] for r in rows}))
     epochs = rows[0]["epochs"] if rows[0]["epochs"] != 20 else None
-    _write_cross_synth(dataset, meta, arch, seeds, epochs, list(meta["engines"]), rows, dann, equal)
+    overrides = rows[0].get("train_overrides") or None
+    _write_cross_synth(
+        dataset, meta, arch, seeds, epochs, list(meta["engines"]), rows, dann, equal, overrides
+    )
 
 
 def _write_cross_synth(
-    dataset, meta, arch, seeds, epochs, engines, rows, domain_adversarial=0.0, equal_clips=False
+    dataset,
+    meta,
+    arch,
+    seeds,
+    epochs,
+    engines,
+    rows,
+    domain_adversarial=0.0,
+    equal_clips=False,
+    train_overrides=None,
 ) -> None:
     import numpy as np
+    import yaml
+
+    overrides_yaml = (
+        yaml.safe_dump(train_overrides, default_flow_style=True).strip() if train_overrides else ""
+    )
 
     def agg(train_on: str, e: str) -> tuple[float, float]:
         v = [r[f"test_{e}"] for r in rows if r["train_on"] == train_on]
@@ -251,6 +278,7 @@ def _write_cross_synth(
         f"{meta['generation_time_s']} s with {meta['workers']} workers, hash {meta['content_hash'][:12]}). "
         f"{arch}, `TrainConfig()` defaults"
         + (f" but {epochs} epochs" if epochs else "")
+        + (f" but `{overrides_yaml}`" if train_overrides else "")
         + (
             f"; domain-adversarial (DANN) head on the engine label, weight {domain_adversarial}, for every"
             " model trained on two or more engines"
@@ -280,6 +308,7 @@ def _write_cross_synth(
         + ("" if default_arch else f" --arch '{arch}'")
         + (f" --domain-adversarial {domain_adversarial}" if domain_adversarial else "")
         + (" --equal-clips" if equal_clips else "")
+        + (f" --train '{overrides_yaml}'" if train_overrides else "")
     )
     # two engines keep the first section; a set with more engines gets its own beside it, and so does
     # another architecture (front-end) on the same set
@@ -296,11 +325,16 @@ def _write_cross_synth(
     if equal_clips:
         section += "-eq"
         title += ", equal clips"
+    if train_overrides:
+        section += "-" + hashlib.sha256(overrides_yaml.encode()).hexdigest()[:8]
+        title += f", train {overrides_yaml}"
     write_section(section, title, cmd, body)
 
 
 if __name__ == "__main__":
     import argparse
+
+    import yaml
 
     p = argparse.ArgumentParser(description="audio_nas.bench.data extras")
     p.add_argument("what", choices=["cross-synth"])
@@ -315,6 +349,9 @@ if __name__ == "__main__":
         "--equal-clips", action="store_true", help="the all-engine model gets as many clips as all-but-one"
     )
     p.add_argument("--train-sets", default=None, help="comma-separated rows to run, e.g. all-but-espeak,all")
+    p.add_argument(
+        "--train", default=None, help='TrainConfig fields as YAML, e.g. "{specaugment: {freq_mask_bins: 8}}"'
+    )
     p.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
     p.add_argument(
         "--rows",
@@ -334,5 +371,6 @@ if __name__ == "__main__":
             domain_adversarial=a.domain_adversarial,
             equal_clips=a.equal_clips,
             train_sets=tuple(a.train_sets.split(",")) if a.train_sets else None,
+            train_overrides=yaml.safe_load(a.train) if a.train else None,
             write=not a.no_write,
         )

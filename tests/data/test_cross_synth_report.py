@@ -81,3 +81,16 @@ def test_section_from_saved_rows_of_parallel_runs(monkeypatch, tmp_path):
     section, _title, cmd, body = written[0]
     assert section == "kws-cross-synth-3" and "--seeds 0,1" in cmd
     assert "all-but-espeak s0: espeak 0.500" in body.split("Per seed:")[1].split(";")[0]
+
+
+def test_train_overrides_name_themselves_in_section_title_and_command(monkeypatch):
+    written = []
+    monkeypatch.setattr(bd, "write_section", lambda *a: written.append(a))
+    engines = ["espeak", "flite", "festival"]
+    meta = {"command": "cmd", "n_clips": 10, "generation_time_s": 1, "workers": 1, "content_hash": "ab" * 8}
+    rows = _rows(engines, [f"all-but-{e}" for e in engines] + ["all"])
+    over = {"specaugment": {"freq_mask_bins": 8}}
+    bd._write_cross_synth("kws:x", meta, "ds_cnn_s", (0, 1), None, engines, rows, 0.0, False, over)
+    section, title, cmd, body = written[0]
+    assert section.startswith("kws-cross-synth-3-") and "freq_mask_bins: 8" in title
+    assert "--train '{specaugment: {freq_mask_bins: 8}}'" in cmd and "but `{specaugment" in body
