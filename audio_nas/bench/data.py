@@ -316,6 +316,11 @@ def _write_cross_synth(
     title = "Keywords from text: cross-synthesiser generalisation" + (
         "" if len(engines) == 2 else f" ({len(engines)} engines: {', '.join(engines)})"
     )
+    # the first sets measured had 300 clips per class; a set of another size gets its own section
+    # (without this, a 1000-per-class run replaced the 300-per-class one of the same engines)
+    if meta.get("per_class", 300) != 300:
+        section += f"-n{meta['per_class']}"
+        title += f", {meta['per_class']} clips per class"
     if not default_arch:
         section += "-" + hashlib.sha256(arch.encode()).hexdigest()[:8]
         title += f", {arch.split('|')[0]}"

@@ -94,3 +94,16 @@ def test_train_overrides_name_themselves_in_section_title_and_command(monkeypatc
     section, title, cmd, body = written[0]
     assert section.startswith("kws-cross-synth-3-") and "freq_mask_bins: 8" in title
     assert "--train '{specaugment: {freq_mask_bins: 8}}'" in cmd and "but `{specaugment" in body
+
+
+def test_a_set_of_another_size_does_not_replace_the_300_per_class_section(monkeypatch):
+    written = []
+    monkeypatch.setattr(bd, "write_section", lambda *a: written.append(a))
+    engines = ["espeak", "flite", "festival"]
+    rows = _rows(engines, [f"all-but-{e}" for e in engines] + ["all"])
+    for per_class in (300, 1000):
+        meta = {"command": "c", "n_clips": 10, "generation_time_s": 1, "workers": 1, "content_hash": "ab" * 8}
+        meta["per_class"] = per_class
+        bd._write_cross_synth("kws:x", meta, "ds_cnn_s", (0, 1), None, engines, rows, 0.0, True)
+    assert [w[0] for w in written] == ["kws-cross-synth-3-eq", "kws-cross-synth-3-n1000-eq"]
+    assert "1000 clips per class" in written[1][1]
