@@ -85,7 +85,7 @@ def cross_synth(
 ) -> list[dict]:
     """Train on one engine's clips (train/validation splits), test on every engine's test split.
 
-    ``dataset`` is ``kws:PATH`` of a set made with ``--engines espeak,flite`` (the ``engine`` column).
+    ``dataset`` is ``kws:PATH`` of a set made with two or more ``--engines`` (the ``engine`` column).
     _silence_ clips have no engine: they are in every train and test set. With more than two engines,
     ``all-but-X`` trains on every engine but X. The best epoch is chosen on the training engines'
     validation clips only; test clips of the held-out engine are never seen before the final score.
