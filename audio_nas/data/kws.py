@@ -6,7 +6,8 @@ rename; a directory made with other arguments is refused). Load it as ``kws:PATH
 
 Classes: one per keyword (spaces become ``_``), then ``_unknown_`` and ``_silence_``.
 Per clip (its own seed, as synth-kws, so the recipe does not depend on the worker count):
-  engine      drawn from ``engines`` (espeak-ng, flite, festival, pico; audio_nas.data.engines), then a voice of it
+  engine      drawn from ``engines`` (espeak-ng, flite, pico, festival; audio_nas.data.engines), then
+              a voice of it
   speaker     speed (p .5), pitch (p .3) and vocal-tract-length (p .5) perturbation
   room        a simulated shoebox room impulse response (p .5, pyroomacoustics)
   channel     microphone/channel colouring (p .5): band limit, random EQ, mild clipping
