@@ -207,6 +207,11 @@ FLITE_F0_LEVELS: tuple[float, ...] = (0.85, 1.0, 1.2)
 FLITE_WARPS: tuple[float, ...] = (0.88, 0.94, 1.0, 1.06, 1.12)
 
 
+def virtual_voices(engine: str, bases, f0_levels: tuple[float, ...] = FLITE_F0_LEVELS) -> list[str]:
+    """``ENGINE:BASE+fF0+wWARP`` for every base voice x f0 level x vocal-tract warp, in a fixed order."""
+    return [f"{engine}:{b}+f{f0:.2f}+w{warp:.2f}" for b in bases for f0 in f0_levels for warp in FLITE_WARPS]
+
+
 @register_engine("flite")
 class FliteEngine:
     name = "flite"
@@ -219,12 +224,7 @@ class FliteEngine:
         return self.binary is not None
 
     def voices(self) -> list[str]:
-        return [
-            f"flite:{base}+f{f0:.2f}+w{warp:.2f}"
-            for base in FLITE_BASE_VOICES
-            for f0 in FLITE_F0_LEVELS
-            for warp in FLITE_WARPS
-        ]
+        return virtual_voices("flite", FLITE_BASE_VOICES)
 
     def speak(self, text: str, voice: str, rng: np.random.Generator) -> np.ndarray:
         base, f0, warp = _virtual_voice("flite", voice, FLITE_BASE_VOICES, self.binary, self.install_hint)
@@ -291,7 +291,7 @@ class FestivalEngine:
         out = []
         for base in self._installed():
             f0_levels = FLITE_F0_LEVELS if FESTIVAL_BASE_VOICES[base][2] is not None else (1.0,)
-            out += [f"festival:{base}+f{f0:.2f}+w{warp:.2f}" for f0 in f0_levels for warp in FLITE_WARPS]
+            out += virtual_voices("festival", [base], f0_levels)
         return out
 
     def speak(self, text: str, voice: str, rng: np.random.Generator) -> np.ndarray:
@@ -337,12 +337,7 @@ class PicoEngine:
         return True
 
     def voices(self) -> list[str]:
-        return [
-            f"pico:{base}+f{f0:.2f}+w{warp:.2f}"
-            for base in PICO_BASE_VOICES
-            for f0 in FLITE_F0_LEVELS
-            for warp in FLITE_WARPS
-        ]
+        return virtual_voices("pico", PICO_BASE_VOICES)
 
     def speak(self, text: str, voice: str, rng: np.random.Generator) -> np.ndarray:
         found = "ttspico" if self.available() else None

@@ -16,13 +16,17 @@ def _rows(engines, train_sets):
     return rows
 
 
-def _written(monkeypatch, engines, arch="ds_cnn_s"):
-    """(section, title, command, body) of the report on made-up rows."""
+META = {"command": "cmd", "n_clips": 10, "generation_time_s": 1, "workers": 1, "content_hash": "ab" * 8}
+E3 = ["espeak", "flite", "festival"]
+
+
+def _written(monkeypatch, engines, arch="ds_cnn_s", *options, meta=None):
+    """(section, title, command, body) of the report on made-up rows; ``options``: DANN, equal, overrides."""
     written = []
     monkeypatch.setattr(bd, "write_section", lambda *a: written.append(a))
     sets = [f"all-but-{e}" for e in engines] if len(engines) > 2 else list(engines)
-    meta = {"command": "cmd", "n_clips": 10, "generation_time_s": 1, "workers": 1, "content_hash": "ab" * 8}
-    bd._write_cross_synth("kws:x", meta, arch, (0, 1), None, engines, _rows(engines, sets + ["all"]))
+    rows = _rows(engines, sets + ["all"])
+    bd._write_cross_synth("kws:x", meta or META, arch, (0, 1), None, engines, rows, *options)
     return written[0]
 
 
@@ -49,13 +53,7 @@ def test_another_architecture_gets_its_own_section_and_names_itself(monkeypatch)
 
 
 def test_dann_and_equal_clips_get_their_own_section_and_say_so(monkeypatch):
-    written = []
-    monkeypatch.setattr(bd, "write_section", lambda *a: written.append(a))
-    engines = ["espeak", "flite", "festival"]
-    meta = {"command": "cmd", "n_clips": 10, "generation_time_s": 1, "workers": 1, "content_hash": "ab" * 8}
-    rows = _rows(engines, [f"all-but-{e}" for e in engines] + ["all"])
-    bd._write_cross_synth("kws:x", meta, "ds_cnn_s", (0, 1), None, engines, rows, 0.3, True)
-    section, title, cmd, body = written[0]
+    section, title, cmd, body = _written(monkeypatch, E3, "ds_cnn_s", 0.3, True)
     assert section == "kws-cross-synth-3-dann0.3-eq" and "DANN 0.3" in title and "equal clips" in title
     assert "--domain-adversarial 0.3 --equal-clips" in cmd
     assert "weight 0.3" in body and "as many as the smallest all-but-one model" in body
@@ -66,9 +64,8 @@ def test_section_from_saved_rows_of_parallel_runs(monkeypatch, tmp_path):
 
     written = []
     monkeypatch.setattr(bd, "write_section", lambda *a: written.append(a))
-    engines = ["espeak", "flite", "festival"]
-    meta = {"command": "cmd", "n_clips": 10, "generation_time_s": 1, "workers": 1, "content_hash": "ab" * 8}
-    meta["engines"] = engines
+    engines = E3
+    meta = {**META, "engines": engines}
     monkeypatch.setattr("audio_nas.data.kws.read_manifest", lambda path: (meta, []))
     rows = _rows(engines, [f"all-but-{e}" for e in engines] + ["all"])
     for r in rows:
@@ -84,26 +81,17 @@ def test_section_from_saved_rows_of_parallel_runs(monkeypatch, tmp_path):
 
 
 def test_train_overrides_name_themselves_in_section_title_and_command(monkeypatch):
-    written = []
-    monkeypatch.setattr(bd, "write_section", lambda *a: written.append(a))
-    engines = ["espeak", "flite", "festival"]
-    meta = {"command": "cmd", "n_clips": 10, "generation_time_s": 1, "workers": 1, "content_hash": "ab" * 8}
-    rows = _rows(engines, [f"all-but-{e}" for e in engines] + ["all"])
     over = {"specaugment": {"freq_mask_bins": 8}}
-    bd._write_cross_synth("kws:x", meta, "ds_cnn_s", (0, 1), None, engines, rows, 0.0, False, over)
-    section, title, cmd, body = written[0]
+    section, title, cmd, body = _written(monkeypatch, E3, "ds_cnn_s", 0.0, False, over)
     assert section.startswith("kws-cross-synth-3-") and "freq_mask_bins: 8" in title
     assert "--train '{specaugment: {freq_mask_bins: 8}}'" in cmd and "but `{specaugment" in body
 
 
 def test_a_set_of_another_size_does_not_replace_the_300_per_class_section(monkeypatch):
-    written = []
-    monkeypatch.setattr(bd, "write_section", lambda *a: written.append(a))
-    engines = ["espeak", "flite", "festival"]
-    rows = _rows(engines, [f"all-but-{e}" for e in engines] + ["all"])
-    for per_class in (300, 1000):
-        meta = {"command": "c", "n_clips": 10, "generation_time_s": 1, "workers": 1, "content_hash": "ab" * 8}
-        meta["per_class"] = per_class
-        bd._write_cross_synth("kws:x", meta, "ds_cnn_s", (0, 1), None, engines, rows, 0.0, True)
-    assert [w[0] for w in written] == ["kws-cross-synth-3-eq", "kws-cross-synth-3-n1000-eq"]
-    assert "1000 clips per class" in written[1][1]
+    assert _written(monkeypatch, E3, "ds_cnn_s", 0.0, True, meta={**META, "per_class": 300})[0] == (
+        "kws-cross-synth-3-eq"
+    )
+    section, title, _cmd, _body = _written(
+        monkeypatch, E3, "ds_cnn_s", 0.0, True, meta={**META, "per_class": 1000}
+    )
+    assert section == "kws-cross-synth-3-n1000-eq" and "1000 clips per class" in title
