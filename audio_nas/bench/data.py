@@ -100,6 +100,7 @@ def cross_synth(
     import dataclasses
 
     import numpy as np
+    import torch
 
     from audio_nas.config import from_dict
     from audio_nas.data import load_dataset
@@ -164,6 +165,15 @@ def cross_synth(
             row = {
                 "train_on": name,
                 "seed": seed,
+                # what the run was asked for, the same in every row of it (--rows checks)
+                "options": {
+                    "arch": arch,
+                    "epochs": epochs,
+                    "domain_adversarial": domain_adversarial,
+                    "equal_clips": equal_clips,
+                    "train_overrides": train_overrides or {},
+                },
+                "torch_threads": torch.get_num_threads(),
                 "epochs": cfg.epochs,
                 "domain_adversarial": dann,
                 "equal_clips": bool(cap),
@@ -196,7 +206,10 @@ def cross_synth(
 
 
 def write_cross_synth_rows(dataset: str, row_files: list[str], *, arch: str = "ds_cnn_s") -> None:
-    """Write the section from rows printed by ``--no-write`` runs (JSON lines), e.g. seeds side by side."""
+    """Write the section from rows printed by ``--no-write`` runs (JSON lines), e.g. seeds side by side.
+
+    Rows name the options they were made with; ``arch`` is for rows from before they did.
+    """
     from audio_nas.data.kws import read_manifest
 
     rows = [
@@ -207,13 +220,25 @@ def write_cross_synth_rows(dataset: str, row_files: list[str], *, arch: str = "d
     ]
     if not rows:
         raise SystemExit(f"no result rows (JSON lines) in {row_files}")
+    keys = [(r["train_on"], r["seed"]) for r in rows]
+    twice = sorted({k for k in keys if keys.count(k) > 1})
+    if twice:
+        raise SystemExit(f"rows for the same (train set, seed) in more than one place: {twice}; keep one")
+    if len({json.dumps(r.get("options"), sort_keys=True) for r in rows}) > 1:
+        raise SystemExit(
+            "the rows were made with different options (arch, DANN, ...); write separate sections"
+        )
+    opts = rows[0].get("options") or {}
+    arch = opts.get("arch", arch)
     meta, _ = read_manifest(Path(dataset.split(":", 1)[1]))
     order = {n: i for i, n in enumerate(dict.fromkeys(r["train_on"] for r in rows))}
     rows.sort(key=lambda r: (order[r["train_on"]], r["seed"]))
-    dann = max(r.get("domain_adversarial", 0.0) for r in rows)
+    dann = max(r.get("domain_adversarial", 0.0) for r in rows)  # 0 for single-engine rows
     equal = any(r.get("equal_clips") for r in rows)
     seeds = tuple(sorted({r["seed"] for r in rows}))
-    epochs = rows[0]["epochs"] if rows[0]["epochs"] != 20 else None
+    from audio_nas.training.config import TrainConfig
+
+    epochs = rows[0]["epochs"] if rows[0]["epochs"] != TrainConfig().epochs else None
     overrides = rows[0].get("train_overrides") or None
     _write_cross_synth(
         dataset, meta, arch, seeds, epochs, list(meta["engines"]), rows, dann, equal, overrides
@@ -238,6 +263,8 @@ def _write_cross_synth(
     overrides_yaml = (
         yaml.safe_dump(train_overrides, default_flow_style=True).strip() if train_overrides else ""
     )
+
+    threads = sorted({r["torch_threads"] for r in rows if r.get("torch_threads")})
 
     def agg(train_on: str, e: str) -> tuple[float, float]:
         v = [r[f"test_{e}"] for r in rows if r["train_on"] == train_on]
@@ -300,6 +327,12 @@ def _write_cross_synth(
         + "\n".join(f"- {g}" for g in gaps)
         + kind_line
         + f"\n\nPer seed: {per_seed}."
+        + (
+            f" Torch threads per training: {', '.join(map(str, threads))} (the machine line above describes"
+            " the process that wrote this section)."
+            if threads
+            else ""
+        )
     )
     default_arch = arch == "ds_cnn_s"
     cmd = (

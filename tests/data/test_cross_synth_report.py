@@ -1,5 +1,7 @@
 """The cross-synthesiser report (audio_nas.bench.data): which model is the in-engine reference."""
 
+import pytest
+
 import audio_nas.bench.data as bd
 
 
@@ -78,6 +80,22 @@ def test_section_from_saved_rows_of_parallel_runs(monkeypatch, tmp_path):
     section, _title, cmd, body = written[0]
     assert section == "kws-cross-synth-3" and "--seeds 0,1" in cmd
     assert "all-but-espeak s0: espeak 0.500" in body.split("Per seed:")[1].split(";")[0]
+    # the same row twice (a run restarted), or rows made with other options, are refused
+    with pytest.raises(SystemExit, match="same \\(train set, seed\\)"):
+        bd.write_cross_synth_rows("kws:x", [str(tmp_path / "s0.jsonl"), str(tmp_path / "s0.jsonl")])
+    arch = "fe:pcen_w40_h20_m40|stem:c2d_k3_s2_c16_relu|head:c0|n12"
+    for seed in (0, 1):
+        (tmp_path / f"p{seed}.jsonl").write_text(
+            "\n".join(
+                json.dumps({**r, "options": {"arch": arch if seed else "ds_cnn_s"}})
+                for r in rows
+                if r["seed"] == seed
+            )
+        )
+    with pytest.raises(SystemExit, match="different options"):
+        bd.write_cross_synth_rows("kws:x", [str(tmp_path / "p0.jsonl"), str(tmp_path / "p1.jsonl")])
+    bd.write_cross_synth_rows("kws:x", [str(tmp_path / "p1.jsonl")])
+    assert f"--arch '{arch}'" in written[-1][2]
 
 
 def test_train_overrides_name_themselves_in_section_title_and_command(monkeypatch):
