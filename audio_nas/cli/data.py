@@ -31,6 +31,11 @@ def make(
     negatives: str = typer.Option(
         None, "--negatives", help="kws only: extra _unknown_ words, comma-separated (must not be keywords)."
     ),
+    vocoder: float = typer.Option(
+        0.0,
+        "--vocoder",
+        help="kws only: share (0-1) of train/validation speech re-synthesised by an LPC vocoder.",
+    ),
     out: Path = typer.Option(None, "--out", help="Output directory (default data/<name>[-n<N>-s<S>])."),
     workers: int = typer.Option(None, "--workers", help="Worker processes (default: cores, at most 4)."),
 ) -> None:
@@ -52,11 +57,21 @@ def make(
             negatives=negatives,
             out_dir=out,
             workers=workers,
+            vocoder=vocoder,
         )
     else:
         from audio_nas.data.synthetic import make_dataset
 
-        given = [o for o, v in (("--words", words), ("--engines", engines), ("--negatives", negatives)) if v]
+        given = [
+            o
+            for o, v in (
+                ("--words", words),
+                ("--engines", engines),
+                ("--negatives", negatives),
+                ("--vocoder", vocoder),
+            )
+            if v
+        ]
         if given:
             raise DataError(f"{', '.join(given)} only apply to `data make kws`, not to {name}")
         path = make_dataset(name, per_class=per_class, seed=seed, out_dir=out, workers=workers)

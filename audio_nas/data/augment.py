@@ -175,3 +175,55 @@ def augment_speech(
     if rng.random() < 0.5:
         y = vtlp(y, rng.uniform(0.92, 1.08), sample_rate_hz)
     return y
+
+
+def lpc_vocode(
+    x: np.ndarray,
+    rng: np.random.Generator,
+    sample_rate_hz: int = SAMPLE_RATE_HZ,
+    order: int = 16,
+    frame_ms: float = 25.0,
+    hop_ms: float = 10.0,
+) -> np.ndarray:
+    """Re-synthesise an utterance with an LPC source-filter vocoder: another "synthesiser" from any voice.
+
+    Per frame, the spectral envelope (order-``order`` LPC, ``librosa.lpc``) and the level are kept; the
+    source is replaced by a glottal pulse train at a new f0 contour (a random 80-250 Hz level with a slow
+    random drift) in voiced frames and white noise in unvoiced ones (voicing from the zero-crossing rate).
+    The words and the formants stay; the voice source, the fine spectrum and the f0 contour are the
+    vocoder's, as in a formant or parametric synthesiser. Hand-written because no library here turns an
+    LPC envelope back into speech with a new excitation (librosa has the analysis only).
+    """
+    import librosa
+
+    y = np.asarray(x, np.float64)
+    frame, hop = int(sample_rate_hz * frame_ms / 1000), int(sample_rate_hz * hop_ms / 1000)
+    if len(y) < frame:
+        return np.asarray(x, np.float32)
+    n_frames = 1 + (len(y) - frame) // hop
+    window = np.hanning(frame)
+    # one pulse train for the whole utterance (f0 drifting per frame) and one noise source, so pulses
+    # fall at the same absolute times in overlapping frames
+    f0_hz = rng.uniform(80.0, 250.0) * np.exp(np.cumsum(rng.normal(0.0, 0.01, n_frames)))
+    f0_per_sample = np.interp(np.arange(len(y)), np.arange(n_frames) * hop + frame / 2, f0_hz)
+    cycles = np.cumsum(f0_per_sample / sample_rate_hz)
+    pulses = np.diff(np.floor(cycles), prepend=0.0)
+    noise = rng.standard_normal(len(y))
+    out = np.zeros(len(y))
+    norm = np.zeros(len(y))
+    for i in range(n_frames):
+        sl = slice(i * hop, i * hop + frame)
+        seg = y[sl]
+        level = np.sqrt(np.mean(seg**2))
+        if level < 1e-6:
+            continue
+        a = librosa.lpc(seg * window + 1e-9 * noise[sl], order=order)
+        if not np.all(np.isfinite(a)):
+            continue
+        voiced = np.mean(np.abs(np.diff(np.sign(seg)))) / 2 < 0.25  # zero-crossing rate
+        s = sps.lfilter([1.0], a, pulses[sl] if voiced else noise[sl]) * window
+        s *= level / (np.sqrt(np.mean(s**2)) + 1e-12)
+        out[sl] += s * window
+        norm[sl] += window**2
+    z = out / np.maximum(norm, 1e-3)
+    return (z * (_rms(y) / (_rms(z) + 1e-12))).astype(np.float32)

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from audio_nas.data.audio_io import write_wav
-from audio_nas.data.augment import augment_speech, channel_colour, room_reverb, speed_perturb
+from audio_nas.data.augment import augment_speech, channel_colour, lpc_vocode, room_reverb, speed_perturb
 from audio_nas.data.dataset import (
     SPLIT_IDS,
     SPLITS,
@@ -88,6 +88,7 @@ class KwsArgs:
     engines: tuple[str, ...] = DEFAULT_ENGINES
     per_class: int = DEFAULT_PER_CLASS
     seed: int = 0
+    vocoder: float = 0.0  # share of train/validation speech re-synthesised by an LPC vocoder (test: never)
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -97,7 +98,8 @@ class KwsArgs:
         cmd = f'audio-nas data make kws --words "{",".join(self.keywords)}"'
         if self.negatives:
             cmd += f' --negatives "{",".join(self.negatives)}"'
-        return cmd + f" --engines {','.join(self.engines)} --per-class {self.per_class} --seed {self.seed}"
+        cmd += f" --engines {','.join(self.engines)} --per-class {self.per_class} --seed {self.seed}"
+        return cmd + (f" --vocoder {self.vocoder:g}" if self.vocoder else "")
 
 
 def parse_engines(text: str | tuple[str, ...] | list[str] | None) -> tuple[str, ...]:
@@ -132,6 +134,8 @@ def default_dir(args: KwsArgs) -> Path:
     suffix = "" if args.engines == DEFAULT_ENGINES else "-" + "+".join(args.engines)
     if args.negatives:
         suffix += "-neg" + hashlib.sha256(",".join(args.negatives).encode()).hexdigest()[:6]
+    if args.vocoder:
+        suffix += f"-voc{args.vocoder:g}"
     return data_dir() / f"kws-{slug}-n{args.per_class}-s{args.seed}{suffix}"
 
 
@@ -142,7 +146,7 @@ def default_dir(args: KwsArgs) -> Path:
 _CTX: dict = {}
 
 
-def _worker_init(engines: tuple[str, ...], plan: NegativePlan) -> None:
+def _worker_init(engines: tuple[str, ...], plan: NegativePlan, vocoder: float = 0.0) -> None:
     _CTX.clear()
     eng = {n: get_engine(n) for n in engines}
     voices = {n: e.voices() for n, e in eng.items()}
@@ -154,6 +158,7 @@ def _worker_init(engines: tuple[str, ...], plan: NegativePlan) -> None:
         split_of=split_of,
         by_split={s: [v for v in split_of if split_of[v] == s] for s in SPLITS},
         plan=plan,
+        vocoder=vocoder,
     )
 
 
@@ -207,7 +212,11 @@ def _speech_clip(
     text: str, kind: str, voice: str, rng: np.random.Generator
 ) -> tuple[np.ndarray, tuple[int, int]]:
     """(the clip, the first and last sample of its speech before the background is mixed in)"""
-    speech = _fit(augment_speech(_say(text, voice, rng), rng))
+    speech = augment_speech(_say(text, voice, rng), rng)
+    # only when asked (no extra draw otherwise: sets made without it keep their audio), never on test voices
+    if _CTX.get("vocoder") and _CTX["split_of"][voice] != "test" and rng.random() < _CTX["vocoder"]:
+        speech = lpc_vocode(speech, rng, SAMPLE_RATE_HZ)
+    speech = _fit(speech)
     if kind in ("partial_start", "partial_end"):
         cut = max(1, int(len(speech) * rng.uniform(0.35, 0.6)))
         speech = _fade(speech[:cut] if kind == "partial_start" else speech[len(speech) - cut :])
@@ -292,8 +301,13 @@ def make_kws(
     out_dir: str | Path | None = None,
     workers: int | None = None,
     progress: bool = True,
+    vocoder: float = 0.0,
 ) -> Path:
     """Generate a keyword set for ``words`` (see the module doc); returns its directory.
+
+    ``vocoder`` (0-1): that share of the train and validation speech is re-synthesised by an LPC vocoder
+    (``augment.lpc_vocode``), a synthesiser of another kind made from every engine's voices; test voices
+    are left alone so a held-out engine's test clips stay that engine's.
 
     An existing complete directory made with the same arguments is reused; one made with other
     arguments is refused (never mixed).
@@ -301,16 +315,21 @@ def make_kws(
     per_class = DEFAULT_PER_CLASS if per_class is None else per_class
     if per_class < 1:
         raise DataError(f"--per-class must be >= 1, got {per_class}")
+    if not 0.0 <= vocoder <= 1.0:
+        raise DataError(f"--vocoder is a share of clips, 0 to 1; got {vocoder}")
     args = KwsArgs(
         keywords=parse_keywords(words),
         negatives=parse_word_list(negatives, "--negatives") if negatives else (),
         engines=parse_engines(engines),
         per_class=per_class,
         seed=seed,
+        vocoder=vocoder,
     )
     out = Path(out_dir) if out_dir else default_dir(args)
     want = {"name": "kws", **asdict(args), "generator_version": GENERATOR_VERSION}
     want = {k: list(v) if isinstance(v, tuple) else v for k, v in want.items()}
+    if not args.vocoder:  # sets made before the option existed are the same recipe
+        del want["vocoder"]
 
     def refusal(meta: dict) -> str:
         return f"a dataset made with other arguments ({meta.get('command', meta.get('name'))})"
@@ -326,7 +345,7 @@ def make_kws(
         workers = workers or min(os.cpu_count() or 1, 4)
         t0 = time.perf_counter()
         ctx = mp.get_context("spawn")
-        with ctx.Pool(workers, initializer=_worker_init, initargs=(args.engines, plan)) as pool:
+        with ctx.Pool(workers, initializer=_worker_init, initargs=(args.engines, plan, args.vocoder)) as pool:
             it = pool.imap(_gen_one, jobs, chunksize=4)
             results = list(
                 track(it, "generating kws", total=len(jobs), unit="clip", logger=log, enabled=progress)

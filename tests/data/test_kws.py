@@ -9,6 +9,8 @@ import shutil
 
 import numpy as np
 import pytest
+import scipy.signal as sps
+import soundfile as sf
 
 from audio_nas.data import augment as aug
 from audio_nas.data import kws
@@ -173,6 +175,24 @@ def test_augmentations_shapes_and_values():
     assert np.isfinite(y).all() and 0.8 * 8000 / 1.1 < len(y) < 1.2 * 8000 / 0.9
 
 
+def test_lpc_vocoder_keeps_the_envelope_and_replaces_the_source():
+    import librosa
+
+    rng = np.random.default_rng(0)
+    t = np.arange(8000) / 16000
+    # a vowel-like sound: 120 Hz pulses through two formant resonances, then a noisy "s"
+    src = (np.sin(2 * np.pi * 120 * t) > 0.995).astype(float)
+    poles = [0.97 * np.exp(s * 2j * np.pi * f / 16000) for f in (700, 1200) for s in (1, -1)]
+    vowel = sps.lfilter([1.0], np.poly(poles).real, src)
+    x = np.concatenate([vowel / np.abs(vowel).max(), 0.3 * rng.standard_normal(4000)]).astype(np.float32)
+    y = aug.lpc_vocode(x, np.random.default_rng(1))
+    assert y.shape == x.shape and y.dtype == np.float32 and np.isfinite(y).all() and not np.allclose(x, y)
+    mel = [librosa.power_to_db(librosa.feature.melspectrogram(y=v, sr=16000, n_mels=40)) for v in (x, y)]
+    assert np.corrcoef(mel[0].ravel(), mel[1].ravel())[0, 1] > 0.8  # same envelope over time
+    assert np.array_equal(y, aug.lpc_vocode(x, np.random.default_rng(1)))  # the rng decides everything
+    assert np.array_equal(aug.lpc_vocode(x[:100], rng), x[:100])  # shorter than a frame: unchanged
+
+
 # --------------------------------------------------------------------------------------
 # the generator
 # --------------------------------------------------------------------------------------
@@ -216,6 +236,40 @@ def test_make_kws_deterministic_refuses_mixing_and_loads(tmp_path):
     ds = load_dataset(f"kws:{a}")
     assert ds.content_hash == ma["content_hash"] and ds.class_names == tuple(ma["classes"])
     assert ds.waveforms.shape == (8, 16000)
+
+
+@needs_flite
+def test_vocoder_changes_train_voices_only_and_names_itself(tmp_path):
+    plain = kws.make_kws(
+        "stop,go", per_class=6, engines="flite", out_dir=tmp_path / "p", workers=1, progress=False
+    )
+    voc = kws.make_kws(
+        "stop,go",
+        per_class=6,
+        engines="flite",
+        out_dir=tmp_path / "v",
+        workers=1,
+        progress=False,
+        vocoder=1.0,
+    )
+    meta = json.loads((voc / "manifest.json").read_text())
+    assert meta["command"].endswith("--vocoder 1") and "vocoder" not in json.loads(
+        (plain / "manifest.json").read_text()
+    )
+    rows = list(csv.DictReader(open(voc / "manifest.csv")))
+
+    def same_draws(rs):  # spans are measured on the audio, so they may move a little
+        return [{k: v for k, v in r.items() if k not in ("onset_sample", "offset_sample")} for r in rs]
+
+    assert same_draws(rows) == same_draws(
+        csv.DictReader(open(plain / "manifest.csv"))
+    )  # voices, words, splits
+    for r in rows:
+        same = np.array_equal(sf.read(plain / r["path"])[0], sf.read(voc / r["path"])[0])
+        assert same == (r["split"] == "test" or r["engine"] == ""), r  # test voices and _silence_ untouched
+    assert kws.default_dir(kws.KwsArgs(keywords=("stop",), vocoder=0.3)).name.endswith("-voc0.3")
+    with pytest.raises(DataError, match="--vocoder"):
+        kws.make_kws("stop", vocoder=1.5, out_dir=tmp_path / "x", progress=False)
 
 
 def test_split_by_voice_never_shares_voices():
