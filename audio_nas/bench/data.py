@@ -245,6 +245,30 @@ def write_cross_synth_rows(dataset: str, row_files: list[str], *, arch: str = "d
     )
 
 
+# the recipe of the first sets measured (docs/benchmarks.md): their sections are keyed by engines alone;
+# a set made otherwise gets its own section (without this, a 1000-per-class run, then a vocoder run,
+# replaced the section of the set with the same engines)
+FIRST_SETS = {
+    "keywords": ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"],
+    "negatives": [],
+    "per_class": 300,
+    "seed": 0,
+    "vocoder": 0.0,
+}
+
+
+def _set_suffix(meta: dict) -> tuple[str, str]:
+    """(section-name suffix, title suffix) naming how the set differs from ``FIRST_SETS``."""
+    diff = {k: meta.get(k, v) for k, v in FIRST_SETS.items() if meta.get(k, v) != v}
+    per_class = diff.pop("per_class", None)
+    section = f"-n{per_class}" if per_class else ""
+    title = f", {per_class} clips per class" if per_class else ""
+    if diff:
+        section += "-" + hashlib.sha256(json.dumps(diff, sort_keys=True).encode()).hexdigest()[:8]
+        title += ", " + ", ".join(f"{k} {v}" for k, v in diff.items())
+    return section, title
+
+
 def _write_cross_synth(
     dataset,
     meta,
@@ -349,11 +373,9 @@ def _write_cross_synth(
     title = "Keywords from text: cross-synthesiser generalisation" + (
         "" if len(engines) == 2 else f" ({len(engines)} engines: {', '.join(engines)})"
     )
-    # the first sets measured had 300 clips per class; a set of another size gets its own section
-    # (without this, a 1000-per-class run replaced the 300-per-class one of the same engines)
-    if meta.get("per_class", 300) != 300:
-        section += f"-n{meta['per_class']}"
-        title += f", {meta['per_class']} clips per class"
+    set_section, set_title = _set_suffix(meta)
+    section += set_section
+    title += set_title
     if not default_arch:
         section += "-" + hashlib.sha256(arch.encode()).hexdigest()[:8]
         title += f", {arch.split('|')[0]}"

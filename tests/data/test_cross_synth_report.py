@@ -105,7 +105,7 @@ def test_train_overrides_name_themselves_in_section_title_and_command(monkeypatc
     assert "--train '{specaugment: {freq_mask_bins: 8}}'" in cmd and "but `{specaugment" in body
 
 
-def test_a_set_of_another_size_does_not_replace_the_300_per_class_section(monkeypatch):
+def test_a_set_made_otherwise_does_not_replace_the_first_sets_section(monkeypatch):
     assert _written(monkeypatch, E3, "ds_cnn_s", 0.0, True, meta={**META, "per_class": 300})[0] == (
         "kws-cross-synth-3-eq"
     )
@@ -113,3 +113,8 @@ def test_a_set_of_another_size_does_not_replace_the_300_per_class_section(monkey
         monkeypatch, E3, "ds_cnn_s", 0.0, True, meta={**META, "per_class": 1000}
     )
     assert section == "kws-cross-synth-3-n1000-eq" and "1000 clips per class" in title
+    section, title, _cmd, _body = _written(
+        monkeypatch, E3, "ds_cnn_s", 0.0, True, meta={**META, "vocoder": 0.3}
+    )
+    assert section.startswith("kws-cross-synth-3-") and section.endswith("-eq")
+    assert section not in ("kws-cross-synth-3-eq", "kws-cross-synth-3-n1000-eq") and "vocoder 0.3" in title
