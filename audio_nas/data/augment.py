@@ -188,7 +188,7 @@ def lpc_vocode(
     """Re-synthesise an utterance with an LPC source-filter vocoder: another "synthesiser" from any voice.
 
     Per frame, the spectral envelope (order-``order`` LPC, ``librosa.lpc``) and the level are kept; the
-    source is replaced by a glottal pulse train at a new f0 contour (a random 80-250 Hz level with a slow
+    source is replaced by an impulse train at a new f0 contour (a random 80-250 Hz level with a slow
     random drift) in voiced frames and white noise in unvoiced ones (voicing from the zero-crossing rate).
     The words and the formants stay; the voice source, the fine spectrum and the f0 contour are the
     vocoder's, as in a formant or parametric synthesiser. Hand-written because no library here turns an

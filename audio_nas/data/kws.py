@@ -9,6 +9,7 @@ Per clip (its own seed, as synth-kws, so the recipe does not depend on the worke
   engine      drawn from ``engines`` (espeak-ng, flite, pico, festival; audio_nas.data.engines), then
               a voice of it
   speaker     speed (p .5), pitch (p .3) and vocal-tract-length (p .5) perturbation
+  vocoder     only with ``vocoder`` > 0, train/validation voices only: LPC re-synthesis (p = vocoder)
   room        a simulated shoebox room impulse response (p .5, pyroomacoustics)
   channel     microphone/channel colouring (p .5): band limit, random EQ, mild clipping
   background  noise (white/pink/brown/hum) or babble of negative words, 0-20 dB SNR
@@ -71,8 +72,9 @@ log = logging.getLogger(__name__)
 GENERATOR_VERSION = 1
 SAMPLE_RATE_HZ = 16_000
 CLIP_SAMPLES = 16_000
-# three synthesis families by default: a fourth family narrowed every held-out-engine gap, more clips did
-# not (docs/benchmarks.md, "cross-synthesiser generalisation ... equal clips"); festival needs Debian packages
+# three synthesis families by default: a fourth family narrowed every held-out-engine gap, more clips of the
+# same engines widened them (docs/benchmarks.md, "cross-synthesiser ..., equal clips"); festival needs
+# Debian packages, so it stays opt-in
 DEFAULT_ENGINES: tuple[str, ...] = ("espeak", "flite", "pico")
 DEFAULT_PER_CLASS = 200
 UNKNOWN_KINDS: tuple[str, ...] = ("word", "near_miss", "partial", "shifted")
