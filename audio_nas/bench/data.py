@@ -71,6 +71,26 @@ def run_bench(quick: bool = False) -> None:
 # --------------------------------------------------------------------------------------
 
 
+def _standard_plan(engines: list[str]) -> list[tuple[str, list[str]]]:
+    """(row name, engines trained on): each engine alone (two engines) or all-but-each (more), then all."""
+    plan = [(f"{e}", [e]) for e in engines] if len(engines) == 2 else []
+    plan += [(f"all-but-{e}", [o for o in engines if o != e]) for e in engines if len(engines) > 2]
+    return plan + [("all", list(engines))]
+
+
+def _select_plan(engines: list[str], train_sets: tuple[str, ...]) -> list[tuple[str, list[str]]]:
+    """The named rows, or engine subsets joined by "+" (``flite+festival``), for controlled comparisons."""
+    named = dict(_standard_plan(engines))
+    custom = {n: n.split("+") for n in train_sets if n not in named and set(n.split("+")) <= set(engines)}
+    unknown = sorted(set(train_sets) - set(named) - set(custom))
+    if unknown:
+        raise SystemExit(
+            f"unknown train set(s) {unknown}; this dataset has {list(named)}, or join engines with +: "
+            f"{'+'.join(engines[:2])}"
+        )
+    return [(n, named.get(n) or custom[n]) for n in train_sets]
+
+
 def cross_synth(
     dataset: str,
     *,
@@ -94,8 +114,9 @@ def cross_synth(
     engine label (``audio_nas.training.domain``; _silence_ clips have none). ``equal_clips`` gives the
     all-engine model (the in-engine reference) as many train clips as the smallest all-but-one model, a
     random subset, so the gap is not partly a difference in data quantity. ``train_sets`` runs only the
-    named rows (e.g. ``("all-but-espeak", "all")``). ``train_overrides`` are TrainConfig fields (as in a
-    search config's ``train:``), e.g. ``{"specaugment": {"freq_mask_bins": 8}}``.
+    named rows (e.g. ``("all-but-espeak", "all")``) or engine subsets joined by ``+``
+    (``"flite+festival"``). ``train_overrides`` are TrainConfig fields (as in a search config's
+    ``train:``), e.g. ``{"specaugment": {"freq_mask_bins": 8}}``.
     """
     import dataclasses
 
@@ -126,9 +147,7 @@ def cross_synth(
     feats = compute_features(ds, spec.frontend)
     split = np.asarray(feats.split)
     test_mask = {e: (split == SPLIT_IDS["test"]) & ((engine == e) | (engine == "")) for e in engines}
-    plan = [(f"{e}", [e]) for e in engines] if len(engines) == 2 else []
-    plan += [(f"all-but-{e}", [o for o in engines if o != e]) for e in engines if len(engines) > 2]
-    plan.append(("all", engines))
+    plan = _standard_plan(engines)
     is_train = split == SPLIT_IDS["train"]
     fewest = (
         min(int((is_train & (np.isin(engine, u) | (engine == ""))).sum()) for n, u in plan if n != "all")
@@ -136,10 +155,7 @@ def cross_synth(
         else None
     )
     if train_sets is not None:
-        unknown = sorted(set(train_sets) - {n for n, _ in plan})
-        if unknown:
-            raise SystemExit(f"unknown train set(s) {unknown}; this dataset has {[n for n, _ in plan]}")
-        plan = [(n, u) for n, u in plan if n in train_sets]
+        plan = _select_plan(engines, train_sets)
     out: list[dict] = []
     for name, used in plan:
         keep = np.isin(engine, used) | (engine == "")
@@ -153,7 +169,7 @@ def cross_synth(
                     **(train_overrides or {}),
                     "seed": seed,
                     "domain_adversarial": dann,
-                    "max_train_examples": cap,
+                    **({"max_train_examples": cap} if cap else {}),
                     **({"epochs": epochs} if epochs else {}),
                 },
             )
@@ -178,7 +194,7 @@ def cross_synth(
                 "domain_adversarial": dann,
                 "equal_clips": bool(cap),
                 "train_overrides": train_overrides or {},
-                "train_clips": cap or int(tr.sum()),
+                "train_clips": min(cfg.max_train_examples or int(tr.sum()), int(tr.sum())),
                 "val_acc": res.val_accuracy,
                 "train_s": round(time.perf_counter() - t0, 1),
             }

@@ -118,3 +118,18 @@ def test_a_set_made_otherwise_does_not_replace_the_first_sets_section(monkeypatc
     )
     assert section.startswith("kws-cross-synth-3-") and section.endswith("-eq")
     assert section not in ("kws-cross-synth-3-eq", "kws-cross-synth-3-n1000-eq") and "vocoder 0.3" in title
+
+
+def test_train_sets_are_named_rows_or_engine_subsets():
+    e4 = ["espeak", "flite", "festival", "pico"]
+    assert bd._standard_plan(["espeak", "flite"]) == [
+        ("espeak", ["espeak"]),
+        ("flite", ["flite"]),
+        ("all", ["espeak", "flite"]),
+    ]
+    assert bd._select_plan(e4, ("all-but-pico", "flite+festival")) == [
+        ("all-but-pico", ["espeak", "flite", "festival"]),
+        ("flite+festival", ["flite", "festival"]),
+    ]
+    with pytest.raises(SystemExit, match="unknown train set.*'flite\\+mbrola'"):
+        bd._select_plan(e4, ("flite+mbrola",))
