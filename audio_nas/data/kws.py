@@ -72,9 +72,9 @@ log = logging.getLogger(__name__)
 GENERATOR_VERSION = 1
 SAMPLE_RATE_HZ = 16_000
 CLIP_SAMPLES = 16_000
-# three synthesis families by default: at equal clips a third training engine raised a held-out engine's
-# accuracy by 0.7-6.4 points and never lowered it (docs/benchmarks.md, "cross-synthesiser ..., equal
-# clips", the controlled table); festival needs Debian packages, so it stays opt-in
+# three synthesis families by default: at equal clips, adding pico's voices raised every held-out engine
+# (+0.7 to +6.4 points), adding festival's lowered held-out espeak by 7.3 (docs/benchmarks.md,
+# "cross-synthesiser ..., equal clips", the controlled table); festival also needs Debian packages
 DEFAULT_ENGINES: tuple[str, ...] = ("espeak", "flite", "pico")
 DEFAULT_PER_CLASS = 200
 UNKNOWN_KINDS: tuple[str, ...] = ("word", "near_miss", "partial", "shifted")
