@@ -175,9 +175,11 @@ def cross_synth(
             )
             fs = dataclasses.replace(feats, split=new_split)
             tr = new_split == SPLIT_IDS["train"]
-            domains = np.array([used.index(e) if e in used else -1 for e in engine[tr]], np.int64)
+            domains = (  # the engine's index among those trained on; -1 for _silence_ (no engine)
+                np.array([used.index(e) if e in used else -1 for e in engine[tr]], np.int64) if dann else None
+            )
             t0 = time.perf_counter()
-            res = train(spec, fs, cfg, domain_labels=domains if dann else None, progress=False)
+            res = train(spec, fs, cfg, domain_labels=domains, progress=False)
             row = {
                 "train_on": name,
                 "seed": seed,
@@ -193,7 +195,6 @@ def cross_synth(
                 "epochs": cfg.epochs,
                 "domain_adversarial": dann,
                 "equal_clips": bool(cap),
-                "train_overrides": train_overrides or {},
                 "train_clips": min(cfg.max_train_examples or int(tr.sum()), int(tr.sum())),
                 "val_acc": res.val_accuracy,
                 "train_s": round(time.perf_counter() - t0, 1),
@@ -255,7 +256,7 @@ def write_cross_synth_rows(dataset: str, row_files: list[str], *, arch: str = "d
     from audio_nas.training.config import TrainConfig
 
     epochs = rows[0]["epochs"] if rows[0]["epochs"] != TrainConfig().epochs else None
-    overrides = rows[0].get("train_overrides") or None
+    overrides = opts.get("train_overrides", rows[0].get("train_overrides")) or None  # older rows: top level
     _write_cross_synth(
         dataset, meta, arch, seeds, epochs, list(meta["engines"]), rows, dann, equal, overrides
     )
