@@ -24,6 +24,21 @@ class SpecAugmentConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class FreqMixStyleConfig:
+    """Freq-MixStyle (Kim et al. 2022): each example's per-band feature mean and spread over time are
+    mixed with another example's, so the model cannot key on a voice's or channel's spectral colouring."""
+
+    p: float = 0.0  # share of batches mixed (0 = off)
+    alpha: float = 0.4  # mixing weight ~ Beta(alpha, alpha)
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.p <= 1):
+            raise ConfigError(f"freq_mixstyle.p must be in [0, 1], got {self.p}")
+        if not (self.alpha > 0):
+            raise ConfigError(f"freq_mixstyle.alpha must be > 0, got {self.alpha}")
+
+
+@dataclass(frozen=True, kw_only=True)
 class TrainConfig:
     epochs: int = 20
     batch_size: int = 64
@@ -32,6 +47,7 @@ class TrainConfig:
     warmup_epochs: float = 1.0
     label_smoothing: float = 0.1
     specaugment: SpecAugmentConfig = SpecAugmentConfig()
+    freq_mixstyle: FreqMixStyleConfig = FreqMixStyleConfig()  # off by default (p = 0)
     seed: int = 0
     num_threads: int | None = None  # None: leave torch's setting alone
     distill_alpha: float = 0.0  # weight of the KD loss (0 = off)

@@ -21,7 +21,7 @@ from audio_nas.features.config import FrontEndConfig
 from audio_nas.features.synthset import SynthSet, load_synth_set, write_synth_set
 from audio_nas.paths import data_dir
 from audio_nas.space.spec import frontend_to_str
-from audio_nas.training.config import SpecAugmentConfig, TrainConfig
+from audio_nas.training.config import FreqMixStyleConfig, SpecAugmentConfig, TrainConfig
 from audio_nas.training.function_matching import teacher_mixtures
 from audio_nas.training.inversion import InversionConfig, confidence_stats, invert_teacher
 from audio_nas.training.teacher import load_teacher
@@ -152,12 +152,15 @@ DATAFREE_DISTILL_ALPHA = 0.9  # distill_alpha used on a synthesised set when the
 def datafree_train_config(cfg: TrainConfig, synth: SynthSet | None = None) -> TrainConfig:
     """Training on a synthesised set always distils to the stored soft labels: a recipe without
     distillation (``distill_alpha`` 0) gets ``DATAFREE_DISTILL_ALPHA``. On a set with teacher-labelled
-    mixtures (``training.function_matching``) SpecAugment is switched off: each mixture already is an
-    augmented input, and masking it again would break the match between the input and its stored label."""
+    mixtures (``training.function_matching``) SpecAugment and Freq-MixStyle are switched off: each mixture
+    already is an augmented input, and changing it again would break the match between the input and its
+    stored label."""
     if cfg.distill_alpha <= 0:
         cfg = dataclasses.replace(cfg, distill_alpha=DATAFREE_DISTILL_ALPHA)
     if synth is not None and synth.n_mixtures > 0:
-        cfg = dataclasses.replace(cfg, specaugment=SpecAugmentConfig(time_masks=0, freq_masks=0))
+        cfg = dataclasses.replace(
+            cfg, specaugment=SpecAugmentConfig(time_masks=0, freq_masks=0), freq_mixstyle=FreqMixStyleConfig()
+        )
     return cfg
 
 

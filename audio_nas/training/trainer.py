@@ -28,7 +28,7 @@ from audio_nas.errors import TrainingError
 from audio_nas.export.qat import is_qat, prepare_qat
 from audio_nas.progress import Progress
 from audio_nas.space import build_model
-from audio_nas.training.augment import spec_augment
+from audio_nas.training.augment import freq_mixstyle, spec_augment
 from audio_nas.training.config import TrainConfig
 from audio_nas.training.domain import IGNORE_DOMAIN, DomainHead, reversal_scale
 from audio_nas.training.metrics import classification_metrics, predict_logits
@@ -219,7 +219,7 @@ def train(
             total_loss = 0.0
             for start in range(0, len(order), cfg.batch_size):
                 idx = torch.from_numpy(order[start : start + cfg.batch_size])
-                xb = spec_augment(xt[idx], cfg.specaugment).to(device)
+                xb = spec_augment(freq_mixstyle(xt[idx], cfg.freq_mixstyle), cfg.specaugment).to(device)
                 yb = yt[idx].to(device)
                 if head is None:
                     logits = model(xb)

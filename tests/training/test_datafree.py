@@ -14,6 +14,7 @@ from audio_nas.errors import ConfigError, DataError, TrainingError
 from audio_nas.features.synthset import load_synth_set
 from audio_nas.space import build_model, resolve_arch
 from audio_nas.training import TrainConfig, save_checkpoint
+from audio_nas.training.config import FreqMixStyleConfig
 from audio_nas.training.inversion import InversionConfig, invert_teacher
 from audio_nas.training.synthesize import synthesize
 from audio_nas.training.teacher import Teacher, load_teacher
@@ -199,7 +200,8 @@ def test_teacher_mixtures_are_train_only_and_labelled_by_the_teacher_on_themselv
     assert m["mixtures"]["n"] == 40 and sum(m["mixtures"]["teacher_class_counts"]) == 40
     again = load_synth_set(synthesize(teacher_dir, cfg, tmp_path / "again", progress=False))
     assert np.array_equal(again.features.x, s.features.x)  # deterministic from the seed
-    train_cfg = datafree_train_config(TrainConfig(), s)
+    train_cfg = datafree_train_config(TrainConfig(freq_mixstyle=FreqMixStyleConfig(p=0.8)), s)
     assert train_cfg.specaugment.time_masks == 0 and train_cfg.specaugment.freq_masks == 0
+    assert train_cfg.freq_mixstyle.p == 0.0  # a mixture's input must stay the one its label was made on
     assert train_cfg.distill_alpha == 0.9
     assert datafree_train_config(TrainConfig(), plain).specaugment == TrainConfig().specaugment

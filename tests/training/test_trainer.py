@@ -11,8 +11,8 @@ import torch
 from audio_nas.errors import TrainingError
 from audio_nas.features.config import FrontEndConfig
 from audio_nas.training import TrainConfig, load_checkpoint, save_checkpoint, train
-from audio_nas.training.augment import spec_augment
-from audio_nas.training.config import SpecAugmentConfig
+from audio_nas.training.augment import freq_mixstyle, spec_augment
+from audio_nas.training.config import FreqMixStyleConfig, SpecAugmentConfig
 
 space = pytest.importorskip("audio_nas.space")
 
@@ -142,6 +142,35 @@ def test_spec_augment_masks_and_keeps_shape():
     assert y.shape == x.shape
     assert (y != x).any()
     assert torch.equal(spec_augment(x, SpecAugmentConfig(time_masks=0, freq_masks=0)), x)
+
+
+def test_freq_mixstyle_mixes_per_band_statistics_between_examples():
+    torch.manual_seed(0)
+    # two examples whose bands have very different means and spreads over time
+    x = torch.stack(
+        [torch.randn(49, 10) * (0.5 if i % 2 else 2.0) + (-4.0 if i % 2 else 6.0) for i in range(8)]
+    )
+    assert torch.equal(freq_mixstyle(x, FreqMixStyleConfig(p=0.0)), x)  # off: untouched
+    torch.manual_seed(1)
+    y = freq_mixstyle(x, FreqMixStyleConfig(p=1.0, alpha=0.4))
+    torch.manual_seed(1)
+    assert torch.equal(freq_mixstyle(x, FreqMixStyleConfig(p=1.0, alpha=0.4)), y)  # global generator
+    assert y.shape == x.shape
+    mu_x, mu_y = x.mean(dim=1), y.mean(dim=1)  # [2, F]
+    lo, hi = mu_x.min(dim=0).values, mu_x.max(dim=0).values
+    assert ((mu_y >= lo - 1e-4) & (mu_y <= hi + 1e-4)).all()  # each band's mean: between the two
+    assert (mu_y - mu_x).abs().max() > 1.0  # and moved
+    # the pattern within a band (normalised over time) is the example's own
+    z = lambda t: (t - t.mean(dim=1, keepdim=True)) / t.std(dim=1, keepdim=True)  # noqa: E731
+    assert torch.allclose(z(y), z(x), atol=1e-3)
+
+
+@pytest.mark.parametrize("field, value", [("p", 1.5), ("p", -0.1), ("alpha", 0.0)])
+def test_freq_mixstyle_config_validation(field, value):
+    from audio_nas.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=f"freq_mixstyle.{field}"):
+        FreqMixStyleConfig(**{field: value})
 
 
 @pytest.mark.parametrize(
