@@ -23,6 +23,12 @@ def synthesize_cmd(
     coarse: int = typer.Option(
         1, "--coarse", help="Optimise a grid this many times coarser in time and frequency (1 = per cell)."
     ),
+    prior: str = typer.Option(
+        "grid",
+        "--prior",
+        help="What the inversion optimises: grid (the features, per cell or --coarse) or source-filter "
+        "(a formant synthesiser's parameters rendered through the teacher's mel front-end).",
+    ),
     mixtures: int = typer.Option(
         20_000,
         "--mixtures",
@@ -50,6 +56,7 @@ def synthesize_cmd(
         batch_size=batch_size,
         lr=lr,
         coarse_factor=coarse,
+        prior=prior,
         mixtures=mixtures,
         seed=seed,
         device=device,

@@ -12,6 +12,7 @@ cross-checked against it in the tests.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Protocol
 
@@ -34,7 +35,7 @@ class FrontEnd(Protocol):
         """[N, S] float32 audio -> [N, T, F] float32 features."""
 
 
-class _MelBase:
+class MelFrontEnd:
     def __init__(self, cfg: FrontEndConfig):
         self.cfg = cfg
         self.window = torch.hann_window(cfg.window_samples, periodic=True)
@@ -60,25 +61,36 @@ class _MelBase:
         with torch.no_grad():
             frames = x.unfold(-1, self.cfg.window_samples, self.cfg.hop_samples) * self.window  # [N, T, W]
             power = torch.fft.rfft(frames, n=self.cfg.n_fft_effective).abs().pow(2)  # [N, T, bins]
-            return self.mel(power.transpose(1, 2)).transpose(1, 2)
+            return self.mel_of_power(power)
 
+    def mel_of_power(self, power: torch.Tensor) -> torch.Tensor:
+        """[N, T, n_fft/2 + 1] linear power spectrogram -> [N, T, n_mels] mel power (differentiable)."""
+        return self.mel(power.transpose(1, 2)).transpose(1, 2)
 
-class LogMel(_MelBase):
+    def from_mel_power(self, mel: torch.Tensor) -> torch.Tensor:
+        """[N, T, n_mels] mel power -> [N, T, F] features, in torch and differentiable (model inversion
+        renders spectra and needs gradients through the front-end)."""
+        raise NotImplementedError
+
     def __call__(self, waveforms: np.ndarray) -> np.ndarray:
-        return torch.log(self.mel_power(waveforms) + LOG_EPS).numpy().astype(np.float32)
+        return self.from_mel_power(self.mel_power(waveforms)).numpy().astype(np.float32)
 
 
-class MFCC(_MelBase):
+class LogMel(MelFrontEnd):
+    def from_mel_power(self, mel: torch.Tensor) -> torch.Tensor:
+        return torch.log(mel + LOG_EPS)
+
+
+class MFCC(MelFrontEnd):
     def __init__(self, cfg: FrontEndConfig):
         super().__init__(cfg)
         self.dct = AF.create_dct(cfg.n_mfcc, cfg.n_mels, norm="ortho")  # [n_mels, n_mfcc]
 
-    def __call__(self, waveforms: np.ndarray) -> np.ndarray:
-        logmel = torch.log(self.mel_power(waveforms) + LOG_EPS)
-        return (logmel @ self.dct).numpy().astype(np.float32)
+    def from_mel_power(self, mel: torch.Tensor) -> torch.Tensor:
+        return torch.log(mel + LOG_EPS) @ self.dct.to(mel.device, mel.dtype)
 
 
-class PCEN(_MelBase):
+class PCEN(MelFrontEnd):
     """Per-channel energy normalisation of the mel *magnitude*-scaled power, as librosa.pcen."""
 
     def __init__(self, cfg: FrontEndConfig, **params: float):
@@ -89,17 +101,18 @@ class PCEN(_MelBase):
         t_frames = self.p["time_constant_s"] * self.cfg.sample_rate_hz / self.cfg.hop_samples
         return float((np.sqrt(1 + 4 * t_frames**2) - 1) / (2 * t_frames**2))
 
-    def __call__(self, waveforms: np.ndarray) -> np.ndarray:
-        e = self.mel_power(waveforms).numpy().astype(np.float64)  # [N, T, F]
+    def from_mel_power(self, mel: torch.Tensor) -> torch.Tensor:
+        e = mel.double()  # [N, T, F]; float64 as librosa, the smoother runs over many frames
         s = self.smoothing_coefficient()
-        m = np.empty_like(e)
-        prev = np.ones_like(e[:, 0])  # librosa's default: the filter starts in steady state for unit input
+        rows = []
+        prev = torch.ones_like(e[:, 0])  # librosa's default: the filter starts in steady state for unit input
         for t in range(e.shape[1]):
             prev = (1 - s) * prev + s * e[:, t]
-            m[:, t] = prev
+            rows.append(prev)
+        m = torch.stack(rows, dim=1)
         g, b, r, eps = self.p["gain"], self.p["bias"], self.p["power"], self.p["eps"]
-        smooth = np.exp(-g * (np.log(eps) + np.log1p(m / eps)))
-        return ((e * smooth + b) ** r - b**r).astype(np.float32)
+        smooth = torch.exp(-g * (math.log(eps) + torch.log1p(m / eps)))
+        return ((e * smooth + b) ** r - b**r).to(mel.dtype)
 
 
 FRONTENDS: dict[str, Callable[[FrontEndConfig], FrontEnd]] = {"logmel": LogMel, "mfcc": MFCC, "pcen": PCEN}

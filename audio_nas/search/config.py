@@ -10,6 +10,7 @@ from audio_nas.errors import ConfigError
 from audio_nas.search.objectives import DEFAULT_OBJECTIVES, check_objectives, default_hv_reference
 from audio_nas.search.strategies import STRATEGIES
 from audio_nas.training.config import TrainConfig
+from audio_nas.training.inversion import PRIORS
 from audio_nas.training.synthesize import DATAFREE_DISTILL_ALPHA
 
 
@@ -71,6 +72,7 @@ class SearchConfig:
     synth_per_class: int = 100
     synth_steps: int = 200
     synth_mixtures: int = 20_000  # teacher-labelled mixtures added to that set (training.function_matching)
+    synth_prior: str = "grid"  # what the inversion optimises: grid or source-filter (training.inversion)
     # accuracy and two costs from search.objectives.OBJECTIVES (energy_uj, ram_bytes, ace_v2, flash_bytes,
     # latency_ms); hv_reference: one entry per objective in its minimised scale, by default the registry's
     # ((1.0, 5.0, 6.0) for the default objectives: 1 - acc, log10 uJ, log10 bytes)
@@ -131,6 +133,8 @@ class SearchConfig:
             raise ConfigError("synth_per_class and synth_steps must be >= 1")
         if self.synth_mixtures < 0:
             raise ConfigError(f"synth_mixtures must be >= 0, got {self.synth_mixtures}")
+        if self.synth_prior not in PRIORS:
+            raise ConfigError(f"synth_prior must be one of {', '.join(PRIORS)}, got {self.synth_prior!r}")
         if self.train.distill_alpha == 0:  # data-free training always distils to the teacher's soft labels
             alpha = DATAFREE_DISTILL_ALPHA
             object.__setattr__(self, "train", dataclasses.replace(self.train, distill_alpha=alpha))
@@ -154,4 +158,6 @@ class SearchConfig:
         "synthetic_dir",
         "synth_per_class",
         "synth_steps",
+        "synth_mixtures",
+        "synth_prior",
     )

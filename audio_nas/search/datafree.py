@@ -47,7 +47,11 @@ def prepare_synthetic(cfg: Any, run_dir: Path) -> SynthSet:
     target = Path(run_dir) / "synthetic"
     if not target.exists():
         inv = InversionConfig(
-            per_class=cfg.synth_per_class, steps=cfg.synth_steps, mixtures=cfg.synth_mixtures, seed=cfg.seed
+            per_class=cfg.synth_per_class,
+            steps=cfg.synth_steps,
+            mixtures=cfg.synth_mixtures,
+            prior=cfg.synth_prior,
+            seed=cfg.seed,
         )
         log.info("data-free: synthesising %d examples per class from %s", inv.per_class, cfg.teacher)
         synthesize(cfg.teacher, inv, target)

@@ -23,9 +23,16 @@ synthesised input is smooth at the scale of k frames and k bins: a prior of spec
 and energy blobs) instead of per-cell texture. With teacher-labelled mixtures it did not separate from
 per-cell inversion (docs/benchmarks.md, "Data-free search"), so the default is 1.
 
-Regional updates: at every step each example only takes the update inside a random time-frequency
-rectangle (at least ``region_min_frac`` of each axis), and the teacher sees the batch rolled in time by
-up to ``jitter_frames``: examples of one class grow different regions instead of one template.
+Source-filter prior (``prior="source-filter"``, ``training.source_filter``): instead of the features,
+the variables are the parameters of a formant synthesiser (pitch contour, four formant tracks, voicing
+and frication envelopes, a stationary background), rendered through the teacher's own mel front-end, so
+every synthesised input is a speech-like spectrum. ``prior="grid"`` (the default) optimises the features
+themselves, per cell or coarse.
+
+Regional updates (grid prior only): at every step each example only takes the update inside a random
+time-frequency rectangle (at least ``region_min_frac`` of each axis). With either prior the teacher sees
+the batch rolled in time by up to ``jitter_frames``: examples of one class grow different regions instead
+of one template.
 
 Recursive label calibration (``rounds``): round 0 optimises to one-hot targets. After each round the
 teacher's own prediction on the round's result, softened by ``calibration_temperature``, becomes the
@@ -55,12 +62,14 @@ from audio_nas.errors import ConfigError, TrainingError
 from audio_nas.features.frontends import make_frontend
 from audio_nas.features.synthset import frontend_value_range
 from audio_nas.progress import Progress
+from audio_nas.training.source_filter import SourceFilterPrior
 from audio_nas.training.teacher import Teacher
 
 log = logging.getLogger(__name__)
 
 ALL_TERMS = ("ce", "bn", "feature", "diversity", "tv_time", "tv_freq", "range")
 BN_TERMS = ("bn", "feature")
+PRIORS = ("grid", "source-filter")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,6 +91,7 @@ class InversionConfig:
     region_min_frac: float = 0.5
     jitter_frames: int = 3
     coarse_factor: int = 1  # optimise a grid this many times coarser in time and frequency (1 = per cell)
+    prior: str = "grid"  # grid (the features, per cell or coarse) or source-filter (training.source_filter)
     mixtures: int = 20_000  # teacher-labelled mixtures added to the train split (training.function_matching)
     val_fraction: float = 0.15
     seed: int = 0
@@ -99,6 +109,12 @@ class InversionConfig:
             raise ConfigError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
         if self.lr <= 0 or self.calibration_temperature <= 0:
             raise ConfigError("lr and calibration_temperature must be > 0")
+        if self.prior not in PRIORS:
+            raise ConfigError(f"prior must be one of {', '.join(PRIORS)}, got {self.prior!r}")
+        if self.prior == "source-filter" and self.coarse_factor != 1:
+            raise ConfigError(
+                "coarse_factor applies to the grid prior only; leave it at 1 with prior source-filter"
+            )
         if self.device not in ("cpu", "cuda", "auto"):
             raise ConfigError(f"device must be cpu, cuda or auto, got {self.device!r}")
 
@@ -274,6 +290,73 @@ def _losses(
     return total, {k: float(v.detach()) for k, v in terms.items()}
 
 
+class _GridPrior:
+    """The features themselves as the variable, per cell or on a ``coarse_factor`` x coarser grid, with
+    regional updates (each example moves only inside a random rectangle per step)."""
+
+    def __init__(self, x0: torch.Tensor, cfg: InversionConfig, lo: torch.Tensor, hi: torch.Tensor):
+        self.t, self.f = x0.shape[1:]
+        self.zt, self.zf = _coarse_shape(self.t, self.f, cfg.coarse_factor)
+        self.z = F.adaptive_avg_pool2d(x0[:, None], (self.zt, self.zf))[:, 0].clone().requires_grad_(True)
+        self.region_min_frac = cfg.region_min_frac
+        self.lo, self.hi = lo, hi
+        self.mask: torch.Tensor | None = None
+
+    def variables(self) -> list[torch.Tensor]:
+        return [self.z]
+
+    def draw_update_mask(self, gen: torch.Generator) -> None:
+        b = self.z.shape[0]
+        self.mask = _region_mask(b, self.zt, self.zf, self.region_min_frac, gen).to(self.z.device)
+
+    def render(self) -> torch.Tensor:
+        return _render(self.z, self.t, self.f)
+
+    def step(self, opt: torch.optim.Optimizer) -> None:
+        before = self.z.detach().clone()
+        opt.step()
+        with torch.no_grad():
+            if self.mask is not None:
+                self.z.copy_(before + self.mask * (self.z - before))  # regional update
+            if self.z.shape[1:] == (self.t, self.f):  # per-cell: keep the variable in range
+                self.z.copy_(torch.max(torch.min(self.z, self.hi), self.lo))
+
+
+class _SourceFilterVariables:
+    """``training.source_filter.SourceFilterPrior`` in the inversion loop (no regional updates: every
+    parameter shapes the whole example)."""
+
+    def __init__(self, teacher: Teacher, n: int, rng: np.random.Generator, device: torch.device):
+        self.prior = SourceFilterPrior(teacher.frontend, n, rng, device)
+
+    def variables(self) -> list[torch.Tensor]:
+        return self.prior.variables()
+
+    def draw_update_mask(self, gen: torch.Generator) -> None:
+        pass
+
+    def render(self) -> torch.Tensor:
+        return self.prior.render()
+
+    def step(self, opt: torch.optim.Optimizer) -> None:
+        opt.step()
+
+
+def _make_prior(
+    cfg: InversionConfig,
+    teacher: Teacher,
+    n: int,
+    rng: np.random.Generator,
+    device: torch.device,
+    lo: torch.Tensor,
+    hi: torch.Tensor,
+) -> _GridPrior | _SourceFilterVariables:
+    if cfg.prior == "source-filter":
+        return _SourceFilterVariables(teacher, n, rng, device)
+    x0 = torch.from_numpy(_noise_init(teacher, n, rng)).to(device).clamp(lo, hi)
+    return _GridPrior(x0, cfg, lo, hi)
+
+
 def invert_teacher(teacher: Teacher, cfg: InversionConfig, *, progress: bool = True) -> InversionResult:
     """Synthesise ``cfg.per_class`` examples of every class of ``teacher``; see the module doc."""
     device = _resolve_device(cfg.device)
@@ -326,10 +409,8 @@ def invert_teacher(teacher: Teacher, cfg: InversionConfig, *, progress: bool = T
                 onehot = F.one_hot(yb, k).float()
                 targets = onehot
                 for r in range(cfg.rounds):
-                    x0 = torch.from_numpy(_noise_init(teacher, len(yb), rng)).to(device).clamp(lo, hi)
-                    zt, zf = _coarse_shape(t_frames, n_bins, cfg.coarse_factor)
-                    z = F.adaptive_avg_pool2d(x0[:, None], (zt, zf))[:, 0].clone().requires_grad_(True)
-                    opt = torch.optim.Adam([z], lr=cfg.lr, betas=(0.5, 0.9))
+                    prior = _make_prior(cfg, teacher, len(yb), rng, device, lo, hi)
+                    opt = torch.optim.Adam(prior.variables(), lr=cfg.lr, betas=(0.5, 0.9))
                     first: dict[str, float] = {}
                     for step in range(cfg.steps):
                         for g in opt.param_groups:  # cosine decay
@@ -337,9 +418,9 @@ def invert_teacher(teacher: Teacher, cfg: InversionConfig, *, progress: bool = T
                         shift = int(
                             torch.randint(-cfg.jitter_frames, cfg.jitter_frames + 1, (1,), generator=gen)
                         )
-                        mask = _region_mask(len(yb), zt, zf, cfg.region_min_frac, gen).to(device)
+                        prior.draw_update_mask(gen)
                         opt.zero_grad(set_to_none=True)
-                        x = torch.max(torch.min(_render(z, t_frames, n_bins), hi), lo)  # value-range prior
+                        x = torch.max(torch.min(prior.render(), hi), lo)  # value-range prior
                         loss, parts = _losses(x, targets, model, hooks, emb, cfg, yb, shift)
                         if not math.isfinite(float(loss.detach())):
                             raise TrainingError(
@@ -349,14 +430,9 @@ def invert_teacher(teacher: Teacher, cfg: InversionConfig, *, progress: bool = T
                         if step == 0:
                             first = parts
                         loss.backward()
-                        before = z.detach().clone()
-                        opt.step()
-                        with torch.no_grad():
-                            z.copy_(before + mask * (z - before))  # regional update
-                            if z.shape[1:] == (t_frames, n_bins):  # per-cell: keep the variable in range
-                                z.copy_(torch.max(torch.min(z, hi), lo))
+                        prior.step(opt)
                     with torch.no_grad():
-                        x = torch.max(torch.min(_render(z, t_frames, n_bins), hi), lo)
+                        x = torch.max(torch.min(prior.render(), hi), lo)
                     history.append(
                         {
                             "batch": b,

@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 
 
 def default_out_dir(teacher_sha256: str, cfg: InversionConfig) -> Path:
-    return data_dir() / f"synth-{teacher_sha256[:10]}-n{cfg.per_class}-s{cfg.seed}"
+    prior = "" if cfg.prior == "grid" else f"-{cfg.prior}"
+    return data_dir() / f"synth-{teacher_sha256[:10]}-n{cfg.per_class}-s{cfg.seed}{prior}"
 
 
 def feature_stats(x: np.ndarray) -> dict[str, Any]:

@@ -174,3 +174,18 @@ def test_cost_model_scales_and_names_cores():
     assert small.macs_per_frame == 480 + 5120 + 4 * 257
     with pytest.raises(ConfigError, match="cortex-m4f"):
         frontend_cost(FrontEndConfig(), core="z80")
+
+
+@pytest.mark.parametrize("kind", ["logmel", "mfcc", "pcen"])
+def test_features_from_a_power_spectrum_are_differentiable_and_match_the_audio_path(kind):
+    import torch
+
+    cfg = FrontEndConfig(kind=kind, window_ms=30, hop_ms=20, n_mels=40)
+    fe = make_frontend(cfg)
+    x = audio(2)
+    frames = torch.from_numpy(x).unfold(-1, cfg.window_samples, cfg.hop_samples) * fe.window
+    power = torch.fft.rfft(frames, n=cfg.n_fft_effective).abs().pow(2).requires_grad_(True)
+    feats = fe.from_mel_power(fe.mel_of_power(power))
+    assert np.allclose(feats.detach().numpy(), fe(x), atol=1e-4)  # the same features as from audio
+    feats.sum().backward()
+    assert power.grad is not None and torch.isfinite(power.grad).all() and power.grad.abs().sum() > 0

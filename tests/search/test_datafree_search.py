@@ -48,6 +48,8 @@ def test_config_checks():
         SearchConfig(data_free=True, teacher="x", train=TrainConfig(distill_alpha=0.5)).train.distill_alpha
         == 0.5
     )
+    with pytest.raises(ConfigError, match="synth_prior"):
+        SearchConfig(data_free=True, teacher="x", synth_prior="wavelets")
 
 
 @pytest.mark.slow  # ~30-45 s on the shared 2-core machine: teacher, synthesis, 2 trials, retrain + export

@@ -205,3 +205,20 @@ def test_teacher_mixtures_are_train_only_and_labelled_by_the_teacher_on_themselv
     assert train_cfg.freq_mixstyle.p == 0.0  # a mixture's input must stay the one its label was made on
     assert train_cfg.distill_alpha == 0.9
     assert datafree_train_config(TrainConfig(), plain).specaugment == TrainConfig().specaugment
+
+
+def test_source_filter_prior_inverts_deterministically_and_fits_the_teacher(teacher_dir):
+    t = load_teacher(teacher_dir)
+    cfg = InversionConfig(**{**FAST, "prior": "source-filter", "steps": 30, "lr": 0.3})
+    a = invert_teacher(t, cfg, progress=False)
+    b = invert_teacher(t, cfg, progress=False)
+    assert a.x.shape == (12, 14, 20) and np.isfinite(a.x).all()
+    assert np.array_equal(a.x, b.x)
+    assert np.bincount(a.labels, minlength=3).tolist() == [4, 4, 4]
+    first = np.mean([h["first_ce"] for h in a.loss_history])
+    last = np.mean([h["last_ce"] for h in a.loss_history])
+    assert last < first
+    with pytest.raises(ConfigError, match="prior"):
+        InversionConfig(prior="wavelets")
+    with pytest.raises(ConfigError, match="coarse_factor"):
+        InversionConfig(prior="source-filter", coarse_factor=2)
