@@ -21,13 +21,17 @@ def synthesize_cmd(
     batch_size: int = typer.Option(48, "--batch-size", help="Examples optimised together (BN statistics)."),
     lr: float = typer.Option(0.1, "--lr", help="Adam step size on the features."),
     coarse: int = typer.Option(
-        1, "--coarse", help="Optimise a grid this many times coarser in time and frequency (1 = per cell)."
+        1,
+        "--coarse",
+        help="With --prior grid: optimise a grid this many times coarser in time and frequency "
+        "(1 = per cell).",
     ),
     prior: str = typer.Option(
-        "grid",
+        "source-filter",
         "--prior",
-        help="What the inversion optimises: grid (the features, per cell or --coarse) or source-filter "
-        "(a formant synthesiser's parameters rendered through the teacher's mel front-end).",
+        help="What the inversion optimises: source-filter (a formant synthesiser's parameters rendered "
+        "through the teacher's mel front-end; for speech) or grid (the features themselves, per cell or "
+        "--coarse; for other sounds).",
     ),
     mixtures: int = typer.Option(
         20_000,

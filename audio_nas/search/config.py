@@ -72,7 +72,7 @@ class SearchConfig:
     synth_per_class: int = 100
     synth_steps: int = 200
     synth_mixtures: int = 20_000  # teacher-labelled mixtures added to that set (training.function_matching)
-    synth_prior: str = "grid"  # what the inversion optimises: grid or source-filter (training.inversion)
+    synth_prior: str = "source-filter"  # what the inversion optimises, or grid (docs/data-free.md)
     # accuracy and two costs from search.objectives.OBJECTIVES (energy_uj, ram_bytes, ace_v2, flash_bytes,
     # latency_ms); hv_reference: one entry per objective in its minimised scale, by default the registry's
     # ((1.0, 5.0, 6.0) for the default objectives: 1 - acc, log10 uJ, log10 bytes)

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 
 def default_out_dir(teacher_sha256: str, cfg: InversionConfig) -> Path:
-    prior = "" if cfg.prior == "grid" else f"-{cfg.prior}"
+    prior = "" if cfg.prior == "source-filter" else f"-{cfg.prior}"
     return data_dir() / f"synth-{teacher_sha256[:10]}-n{cfg.per_class}-s{cfg.seed}{prior}"
 
 

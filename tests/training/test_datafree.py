@@ -38,8 +38,10 @@ def teacher_dir(tmp_path_factory):
     return save_checkpoint(tmp_path_factory.mktemp("teacher") / "t", spec, model.eval(), {}, CLASSES)
 
 
-def test_bn_matching_loss_decreases(teacher_dir):
-    res = invert_teacher(load_teacher(teacher_dir), InversionConfig(**{**FAST, "steps": 30}), progress=False)
+@pytest.mark.parametrize("prior", ["source-filter", "grid"])
+def test_bn_matching_loss_decreases(teacher_dir, prior):
+    cfg = InversionConfig(**{**FAST, "steps": 30, "prior": prior})
+    res = invert_teacher(load_teacher(teacher_dir), cfg, progress=False)
     first = np.mean([h["first_bn"] for h in res.loss_history])
     last = np.mean([h["last_bn"] for h in res.loss_history])
     assert last < 0.8 * first
@@ -50,11 +52,12 @@ def test_bn_matching_loss_decreases(teacher_dir):
     )  # one validation example per class
 
 
-def test_same_seed_same_set_other_seed_differs(teacher_dir):
+@pytest.mark.parametrize("prior", ["source-filter", "grid"])
+def test_same_seed_same_set_other_seed_differs(teacher_dir, prior):
     t = load_teacher(teacher_dir)
-    a = invert_teacher(t, InversionConfig(**FAST, seed=3), progress=False)
-    b = invert_teacher(t, InversionConfig(**FAST, seed=3), progress=False)
-    c = invert_teacher(t, InversionConfig(**FAST, seed=4), progress=False)
+    a = invert_teacher(t, InversionConfig(**FAST, prior=prior, seed=3), progress=False)
+    b = invert_teacher(t, InversionConfig(**FAST, prior=prior, seed=3), progress=False)
+    c = invert_teacher(t, InversionConfig(**FAST, prior=prior, seed=4), progress=False)
     assert np.array_equal(a.x, b.x) and np.array_equal(a.teacher_logits, b.teacher_logits)
     assert not np.array_equal(a.x, c.x)
 
@@ -169,8 +172,9 @@ def test_cli_synthesize(teacher_dir, tmp_path):
 
 def test_coarse_parametrisation_gives_smoother_inputs(teacher_dir):
     t = load_teacher(teacher_dir)
-    fine = invert_teacher(t, InversionConfig(**{**FAST, "coarse_factor": 1}), progress=False)
-    coarse = invert_teacher(t, InversionConfig(**{**FAST, "coarse_factor": 2}), progress=False)
+    grid = {**FAST, "prior": "grid"}
+    fine = invert_teacher(t, InversionConfig(**{**grid, "coarse_factor": 1}), progress=False)
+    coarse = invert_teacher(t, InversionConfig(**{**grid, "coarse_factor": 2}), progress=False)
     assert coarse.x.shape == fine.x.shape == (12, 14, 20)
 
     def tv(x):
