@@ -4,7 +4,7 @@ Per-cell inversion (``training.inversion``) lets every time-frequency cell move,
 satisfied by noise-textured inputs that a fresh student does not learn words from (docs/benchmarks.md,
 "Data-free search"). Here each example is instead *rendered* from the parameters of a cascade formant
 synthesiser (Klatt 1980) plus frication and a stationary background, in the linear power-spectrum domain,
-and passed through the teacher's own mel filterbank and front-end (``FrontEnd.mel_of_power`` /
+and passed through the teacher's own mel filterbank and front-end (``MelFrontEnd.mel_of_power`` /
 ``from_mel_power``, differentiable). Only a word-like input can then be produced: harmonics of a smooth
 pitch contour, four formant tracks, a voicing and a noise envelope over time. The teacher's gradients move
 those parameters. This is a prior about speech (a keyword spotter's input), not data: no recording is used.
