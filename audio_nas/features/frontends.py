@@ -12,6 +12,7 @@ cross-checked against it in the tests.
 
 from __future__ import annotations
 
+import abc
 import math
 from collections.abc import Callable
 from typing import Protocol
@@ -35,7 +36,10 @@ class FrontEnd(Protocol):
         """[N, S] float32 audio -> [N, T, F] float32 features."""
 
 
-class MelFrontEnd:
+class MelFrontEnd(abc.ABC):
+    """Framing, power spectrum and mel filterbank shared by every front-end; subclasses map mel power to
+    their features."""
+
     def __init__(self, cfg: FrontEndConfig):
         self.cfg = cfg
         self.window = torch.hann_window(cfg.window_samples, periodic=True)
@@ -67,10 +71,10 @@ class MelFrontEnd:
         """[N, T, n_fft/2 + 1] linear power spectrogram -> [N, T, n_mels] mel power (differentiable)."""
         return self.mel(power.transpose(1, 2)).transpose(1, 2)
 
+    @abc.abstractmethod
     def from_mel_power(self, mel: torch.Tensor) -> torch.Tensor:
         """[N, T, n_mels] mel power -> [N, T, F] features, in torch and differentiable (model inversion
         renders spectra and needs gradients through the front-end)."""
-        raise NotImplementedError
 
     def __call__(self, waveforms: np.ndarray) -> np.ndarray:
         return self.from_mel_power(self.mel_power(waveforms)).numpy().astype(np.float32)

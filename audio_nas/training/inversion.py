@@ -52,7 +52,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -291,6 +291,18 @@ def _losses(
     return total, {k: float(v.detach()) for k, v in terms.items()}
 
 
+class InversionVariables(Protocol):
+    """What an inversion prior gives the optimisation loop (a plug-in point: ``PRIORS``)."""
+
+    def variables(self) -> list[torch.Tensor]: ...
+
+    def draw_update_mask(self, gen: torch.Generator) -> None: ...
+
+    def render(self) -> torch.Tensor: ...  # [B, T, F] features before the value-range clamp
+
+    def step(self, opt: torch.optim.Optimizer) -> None: ...
+
+
 class _GridPrior:
     """The features themselves as the variable, per cell or on a ``coarse_factor`` x coarser grid, with
     regional updates (each example moves only inside a random rectangle per step)."""
@@ -351,7 +363,7 @@ def _make_prior(
     device: torch.device,
     lo: torch.Tensor,
     hi: torch.Tensor,
-) -> _GridPrior | _SourceFilterVariables:
+) -> InversionVariables:
     if cfg.prior == "source-filter":
         return _SourceFilterVariables(teacher, n, rng, device)
     x0 = torch.from_numpy(_noise_init(teacher, n, rng)).to(device).clamp(lo, hi)
