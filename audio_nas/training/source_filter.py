@@ -88,8 +88,7 @@ class SourceFilterPrior:
         self.frames = frontend.output_shape[0]
         bins = frontend.n_fft_effective // 2 + 1
         self.freqs_hz = torch.linspace(0.0, frontend.sample_rate_hz / 2, bins, device=device)
-        window = torch.hann_window(frontend.window_samples, periodic=True)
-        self.full_scale_power = float((window.sum() / 2) ** 2)  # peak bin power of a unit-amplitude sine
+        self.full_scale_power = float((fe.window.sum() / 2) ** 2)  # peak bin power of a unit-amplitude sine
         self.params = {
             k: torch.tensor(v, dtype=torch.float32, device=device).requires_grad_(True)
             for k, v in self._init(n, rng).items()
