@@ -8,6 +8,10 @@ A synthesised set lives in a directory (``audio-nas data synthesize`` writes it,
     teacher_logits.npy  float32 [N, classes]: the teacher's logits on the final features (the soft labels)
     manifest.json       how it was made (teacher hash, front-end, steps, loss weights, seed, time, stats)
 
+and, for a set made with the source-filter prior, what renders it in other front-ends
+(``training.portable_synth``): ``source_filter_params.npz``, ``mixture_recipe.npz`` and, once a front-end
+other than the teacher's has asked for it, ``rendered/<front-end>.npy``.
+
 ``write_synth_set`` writes everything into ``DIR.partial`` and renames it to ``DIR`` at the end, so a
 crash never leaves a directory that looks finished. ``load_synth_set`` checks shapes against the manifest.
 
@@ -105,8 +109,10 @@ def write_synth_set(
     frontend: FrontEndConfig,
     manifest: dict[str, Any],
     overwrite: bool = False,
+    extra_npz: dict[str, dict[str, np.ndarray]] | None = None,
 ) -> Path:
-    """Write a synthesised set atomically (``out_dir.partial`` then rename); returns ``out_dir``."""
+    """Write a synthesised set atomically (``out_dir.partial`` then rename); returns ``out_dir``.
+    ``extra_npz`` maps further file names to the arrays saved in them (``np.savez``)."""
     out = Path(out_dir)
     if out.exists() and not overwrite:
         raise DataError(f"{out} already exists; choose another --out or remove it first")
@@ -124,6 +130,8 @@ def write_synth_set(
         np.save(partial / "labels.npy", np.asarray(labels, np.int64))
         np.save(partial / "split.npy", np.asarray(split, np.uint8))
         np.save(partial / "teacher_logits.npy", np.asarray(teacher_logits, np.float32))
+        for name, arrays in (extra_npz or {}).items():
+            np.savez(partial / name, **arrays)
         meta = {
             "format_version": FORMAT_VERSION,
             "n_examples": int(n),

@@ -73,6 +73,9 @@ class SearchConfig:
     synth_steps: int = 200
     synth_mixtures: int = 20_000  # teacher-labelled mixtures added to that set (training.function_matching)
     synth_prior: str = "source-filter"  # what the inversion optimises, or grid (docs/data-free.md)
+    # a source-filter set renders in any mel front-end (training/portable_synth.py), so the front-end genes
+    # are searched; true keeps every candidate on the teacher's front-end (always so for a grid set)
+    pin_frontend: bool = False
     # accuracy and two costs from search.objectives.OBJECTIVES (energy_uj, ram_bytes, ace_v2, flash_bytes,
     # latency_ms); hv_reference: one entry per objective in its minimised scale, by default the registry's
     # ((1.0, 5.0, 6.0) for the default objectives: 1 - acc, log10 uJ, log10 bytes)
@@ -160,4 +163,5 @@ class SearchConfig:
         "synth_steps",
         "synth_mixtures",
         "synth_prior",
+        "pin_frontend",
     )

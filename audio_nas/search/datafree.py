@@ -1,9 +1,11 @@
-"""Data-free search (``data_free: true``): the synthesised training set, the pinned space, the real test.
+"""Data-free search (``data_free: true``): the synthesised training set, the space, the real test.
 
 The search trains every candidate on features synthesised from the teacher (``synthetic_dir:`` or, when
 not given, a set synthesised once into ``RUN_DIR/synthetic``) with distillation to the teacher's soft
-labels. Front-end genes cannot be searched without audio: every candidate's front-end is the teacher's
-(the space's front-end choices are pinned to it). ``dataset:`` is only used afterwards, by the report, to
+labels. A source-filter set renders in any mel front-end (``training.portable_synth``), so the space
+keeps its front-end genes (only the sample rate and clip length are the teacher's); a set of features
+alone (``synth_prior: grid``) or ``pin_frontend: true`` pins every candidate to the teacher's front-end.
+``dataset:`` is only used afterwards, by the report, to
 evaluate the retrained Pareto models on its real labelled test split; the search itself never loads it.
 """
 
@@ -25,6 +27,7 @@ from audio_nas.space import SearchSpace, sample_spec
 from audio_nas.space.spec import frontend_to_str
 from audio_nas.training.inversion import InversionConfig
 from audio_nas.training.metrics import classification_metrics, predict_logits
+from audio_nas.training.portable_synth import is_portable
 from audio_nas.training.synthesize import synthesize
 from audio_nas.training.teacher import load_teacher
 
@@ -60,6 +63,26 @@ def prepare_synthetic(cfg: Any, run_dir: Path) -> SynthSet:
 
 def synth_name(synth: SynthSet) -> str:
     return f"{SYNTH_PREFIX}{synth.path.resolve()}"
+
+
+def datafree_space(synth: SynthSet, weight_bits: tuple[int, ...], pin_frontend: bool) -> SearchSpace:
+    """The space of a data-free search: the default one at the teacher's sample rate and clip length, or,
+    for a set that renders only in the teacher's front-end (or when asked), pinned to that front-end."""
+    if pin_frontend or not is_portable(synth):
+        space = pinned_space(synth, weight_bits)
+        check_pinned_frontend(space, synth.features.frontend)
+        return space
+    fe = synth.features.frontend
+    return SearchSpace(
+        n_classes=len(synth.features.class_names),
+        sample_rate_hz=fe.sample_rate_hz,
+        clip_ms=fe.clip_ms,
+        weight_bits_choices=weight_bits,
+    )
+
+
+def frontend_is_pinned(space: SearchSpace) -> bool:
+    return len(space.fe_kinds) == len(space.window_ms) == len(space.hop_ms) == len(space.n_mels) == 1
 
 
 def pinned_space(synth: SynthSet, weight_bits: tuple[int, ...]) -> SearchSpace:

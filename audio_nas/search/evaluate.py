@@ -26,7 +26,6 @@ from audio_nas.config import from_dict
 from audio_nas.data import load_dataset
 from audio_nas.energy import make_energy_model
 from audio_nas.energy.boards import board_memory
-from audio_nas.errors import TrainingError
 from audio_nas.features import compute_features
 from audio_nas.features.synthset import is_synth_name
 from audio_nas.search.pruners import should_stop
@@ -34,6 +33,7 @@ from audio_nas.search.surrogate import load_surrogate
 from audio_nas.space import ArchSpec, arch_costs
 from audio_nas.training import train
 from audio_nas.training.config import TrainConfig
+from audio_nas.training.portable_synth import render_synth_features
 from audio_nas.training.synthesize import datafree_train_config, synth_training_data
 
 log = logging.getLogger(__name__)
@@ -97,9 +97,9 @@ def _features(dataset_name: str, frontend, on_error: str = "raise"):
 
 
 def training_data(dataset_name: str, frontend, cfg: TrainConfig, on_error: str = "raise"):
-    """``(features, teacher_logits, cfg)``: a synthesised set (``synth:DIR``) with its soft labels, checked
-    against the candidate's front-end, and the recipe made fit for it (``datafree_train_config``), or a
-    dataset's features, None and ``cfg`` unchanged."""
+    """``(features, teacher_logits, cfg)``: a synthesised set (``synth:DIR``) with its soft labels, in the
+    candidate's front-end (``training.portable_synth``), and the recipe made fit for it
+    (``datafree_train_config``), or a dataset's features, None and ``cfg`` unchanged."""
     if not is_synth_name(dataset_name):
         return _features(dataset_name, frontend, on_error), None, cfg
     key = f"synth|{dataset_name}"
@@ -107,12 +107,9 @@ def training_data(dataset_name: str, frontend, cfg: TrainConfig, on_error: str =
         _CACHE.clear()
         _CACHE[key] = synth_training_data(dataset_name)
     synth, logits = _CACHE[key]
-    if synth.features.frontend != frontend:
-        raise TrainingError(
-            f"candidate front-end {frontend} differs from the synthesised set's {synth.features.frontend}; "
-            "data-free candidates must use the teacher's front-end"
-        )
-    return synth.features, logits, datafree_train_config(cfg, synth)
+    # the teacher's front-end: the stored features; another one: a rendering (source-filter sets only;
+    # a clear error otherwise), made once per set and front-end and memory-mapped after
+    return render_synth_features(synth, frontend), logits, datafree_train_config(cfg, synth)
 
 
 def evaluate_trial(payload: dict[str, Any]) -> dict[str, Any]:

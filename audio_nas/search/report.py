@@ -19,7 +19,7 @@ from audio_nas.errors import ExportError
 from audio_nas.export import export_model
 from audio_nas.export.graph import lower_model
 from audio_nas.progress import Progress
-from audio_nas.search.datafree import real_test_accuracy, with_frontend
+from audio_nas.search.datafree import frontend_is_pinned, real_test_accuracy, with_frontend
 from audio_nas.search.evaluate import cheap_objectives, evaluate_trial, training_data
 from audio_nas.search.executors import make_executor
 from audio_nas.search.objectives import hypervolume_curve
@@ -72,7 +72,7 @@ def _run_all(runner: SearchRunner, fn, payloads: dict[str, dict]):
 
 def _baseline_payload(runner: SearchRunner, name: str) -> dict:
     spec = dataclasses.replace(resolve_arch(name), n_classes=runner.space.n_classes)
-    if runner.synth is not None:  # data-free: a baseline can only use the teacher's front-end
+    if runner.synth is not None and frontend_is_pinned(runner.space):  # data-free, teacher's front-end only
         spec = with_frontend(spec, runner.synth.features.frontend, runner.space.n_classes)
     return {
         "spec": spec.to_str(),

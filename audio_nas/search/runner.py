@@ -26,7 +26,7 @@ from audio_nas.errors import SearchError
 from audio_nas.paths import runs_dir
 from audio_nas.progress import Progress
 from audio_nas.search.config import SearchConfig
-from audio_nas.search.datafree import check_pinned_frontend, pinned_space, prepare_synthetic, synth_name
+from audio_nas.search.datafree import datafree_space, prepare_synthetic, synth_name
 from audio_nas.search.evaluate import cheap_objectives, evaluate_trial
 from audio_nas.search.executors import make_executor
 from audio_nas.search.objectives import (
@@ -88,12 +88,11 @@ class SearchRunner:
         self.board = load_board(cfg.board)
         self.train_dataset = cfg.dataset  # what candidates train on: the dataset, or synth:DIR when data-free
         self.synth = None
-        # data-free (search/datafree.py): train on the synthesised set, front-end pinned to the teacher's
+        # data-free (search/datafree.py): train on the synthesised set, in any front-end it renders in
         if cfg.data_free:
             self.synth = prepare_synthetic(cfg, self.run_dir)
             self.train_dataset = synth_name(self.synth)
-            self.space = pinned_space(self.synth, tuple(sorted(set(cfg.weight_bits))))
-            check_pinned_frontend(self.space, self.synth.features.frontend)
+            self.space = datafree_space(self.synth, tuple(sorted(set(cfg.weight_bits))), cfg.pin_frontend)
         else:
             self.space = _space_for(cfg)
         self._cheap: dict[str, dict] = {}

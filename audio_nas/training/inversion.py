@@ -140,6 +140,7 @@ class InversionResult:
     loss_history: list[dict[str, float]]  # per (batch, round): first and last step's terms
     wall_s: float
     device: str = "cpu"  # where the inversion ran
+    params: dict[str, np.ndarray] | None = None  # the prior's final parameters per example (source-filter)
 
 
 class _BNHooks:
@@ -302,6 +303,8 @@ class InversionVariables(Protocol):
 
     def step(self, opt: torch.optim.Optimizer) -> None: ...
 
+    def state(self) -> dict[str, np.ndarray] | None: ...  # parameters to store (None: the features are all)
+
 
 class _GridPrior:
     """The features themselves as the variable, per cell or on a ``coarse_factor`` x coarser grid, with
@@ -334,6 +337,9 @@ class _GridPrior:
             if self.z.shape[1:] == (self.t, self.f):  # per-cell: keep the variable in range
                 self.z.copy_(torch.max(torch.min(self.z, self.hi), self.lo))
 
+    def state(self) -> None:
+        return None
+
 
 class _SourceFilterVariables:
     """``training.source_filter.SourceFilterPrior`` in the inversion loop (no regional updates: every
@@ -353,6 +359,9 @@ class _SourceFilterVariables:
 
     def step(self, opt: torch.optim.Optimizer) -> None:
         opt.step()
+
+    def state(self) -> dict[str, np.ndarray]:
+        return self.prior.state()
 
 
 def _make_prior(
@@ -405,6 +414,7 @@ def invert_teacher(teacher: Teacher, cfg: InversionConfig, *, progress: bool = T
     n = len(labels)
     out_x = np.empty((n, t_frames, n_bins), np.float32)
     history: list[dict[str, float]] = []
+    states: list[dict[str, np.ndarray]] = []
     n_batches = math.ceil(n / cfg.batch_size)
     t0 = time.perf_counter()
     bar = Progress(
@@ -462,6 +472,9 @@ def invert_teacher(teacher: Teacher, cfg: InversionConfig, *, progress: bool = T
                         targets = torch.where(keep, soft, onehot)
                     bar.update(1, ce=f"{parts['ce']:.3f}", bn=f"{parts.get('bn', float('nan')):.3f}")
                 out_x[sl] = x.detach().cpu().numpy()
+                state = prior.state()
+                if state is not None:
+                    states.append(state)
     finally:
         if hooks is not None:
             hooks.close()
@@ -482,6 +495,7 @@ def invert_teacher(teacher: Teacher, cfg: InversionConfig, *, progress: bool = T
         loss_history=history,
         wall_s=time.perf_counter() - t0,
         device=str(device),
+        params={k: np.concatenate([s[k] for s in states]) for k in states[0]} if states else None,
     )
 
 

@@ -18,6 +18,7 @@ from audio_nas.features.synthset import is_synth_name
 from audio_nas.space import arch_costs, resolve_arch
 from audio_nas.training.checkpoint import save_checkpoint
 from audio_nas.training.config import TrainConfig
+from audio_nas.training.portable_synth import render_synth_features
 from audio_nas.training.synthesize import datafree_train_config, spec_for_synth, synth_training_data
 from audio_nas.training.trainer import TrainResult, train
 
@@ -52,12 +53,14 @@ def train_and_save(
     """``on_error="skip"`` skips unreadable audio files (counted in one warning) instead of failing.
 
     ``synth:DIR`` (a set from ``audio-nas data synthesize``) trains on the synthesised features with
-    distillation to their stored soft labels; the spec's front-end must be the set's (the teacher's)."""
+    distillation to their stored soft labels; the spec's front-end must be the set's (the teacher's) unless
+    the set renders in others (a source-filter set, ``training.portable_synth``)."""
     teacher_logits = None
     if is_synth_name(dataset_name):
         synth, teacher_logits = synth_training_data(dataset_name)
         spec = spec_for_synth(resolve_arch(arch), synth)
-        features, content = synth.features, synth.manifest.get("content_hash", "")
+        features = render_synth_features(synth, spec.frontend)
+        content = synth.manifest.get("content_hash", "")
         cfg = datafree_train_config(cfg or TrainConfig(), synth)
     else:
         dataset = load_dataset(dataset_name, on_error=on_error)

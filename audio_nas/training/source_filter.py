@@ -68,12 +68,82 @@ def _scaled(z: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
     return lo + (hi - lo) * torch.sigmoid(z)
 
 
-def _interp(points: torch.Tensor, n: int) -> torch.Tensor:
-    """[B, K] (or [B, C, K]) control points -> [B, n] ([B, C, n]), linear, ends aligned."""
-    squeeze = points.ndim == 2
-    p = points[:, None] if squeeze else points
-    out = torch.nn.functional.interpolate(p, size=n, mode="linear", align_corners=True)
-    return out[:, 0] if squeeze else out
+def _interp_at(points: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """[B, K] control points, evenly spaced over [0, 1], read at positions ``u`` ([B, n] or [1, n], in
+    [0, 1]) by linear interpolation -> [B, n]. At ``u = linspace(0, 1, n)`` this is
+    ``F.interpolate(..., mode="linear", align_corners=True)``."""
+    k = points.shape[1]
+    pos = u.clamp(0.0, 1.0) * (k - 1)
+    i0 = pos.floor().clamp(max=k - 2).long()
+    frac = pos - i0
+    i0 = i0.expand(points.shape[0], -1)
+    frac = frac.expand(points.shape[0], -1)
+    left = torch.gather(points, 1, i0)
+    right = torch.gather(points, 1, i0 + 1)
+    return left + frac * (right - left)
+
+
+def frame_centres_s(frontend: FrontEndConfig) -> np.ndarray:
+    """Centre time of every analysis frame of the front-end, in seconds from the clip's start."""
+    return (frontend.window_samples / 2 + frontend.hop_samples * np.arange(frontend.n_frames)) / float(
+        frontend.sample_rate_hz
+    )
+
+
+def timeline_span_s(frontend: FrontEndConfig) -> tuple[float, float]:
+    """The stretch of the clip that a prior's control points span: the first to the last frame centre of
+    the front-end the parameters were inverted for (for it, control points map to frames exactly as
+    before; another front-end reads the same curves at its own frame times)."""
+    c = frame_centres_s(frontend)
+    return float(c[0]), float(c[-1])
+
+
+def full_scale_power(frontend: FrontEndConfig) -> float:
+    """Peak bin power of a unit-amplitude sine under the front-end's window (0 dB re full scale)."""
+    return float((torch.hann_window(frontend.window_samples, periodic=True).sum() / 2) ** 2)
+
+
+def source_filter_power(
+    params: dict[str, torch.Tensor],
+    frontend: FrontEndConfig,
+    span_s: tuple[float, float],
+    shift_s: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (foreground, background) linear power spectrograms [B, T, n_fft/2 + 1] of the parameters
+    (unconstrained, as the inversion optimises them) at the front-end's frames and bins, relative to full
+    scale (multiply by ``full_scale_power``). The foreground is voicing plus frication, the background
+    the stationary floor. ``shift_s`` [B] delays each example's curves by that many seconds (ends held)."""
+    p = params
+    dev = p["f0"].device
+    centres = torch.as_tensor(frame_centres_s(frontend), dtype=torch.float32, device=dev)[None, :]
+    if shift_s is not None:
+        centres = centres - shift_s.to(dev, torch.float32)[:, None]
+    u = (centres - span_s[0]) / max(span_s[1] - span_s[0], 1e-9)  # [1 or B, T]
+    bins = frontend.n_fft_effective // 2 + 1
+    f = torch.linspace(0.0, frontend.sample_rate_hz / 2, bins, device=dev)[None, None, :]  # [1, 1, bins]
+    f0 = _interp_at(_scaled(p["f0"], *F0_RANGE_HZ), u)[:, :, None]  # [B, T, 1]
+    sharp = f0.pow(2) / (2 * math.pi**2 * HARMONIC_WIDTH_HZ**2)
+    comb = ((1 + torch.cos(2 * math.pi * f / f0)) / 2).clamp(min=1e-12).pow(sharp)
+    tilt = _scaled(p["tilt"], *TILT_RANGE)[:, :, None]  # [B, 1, 1]
+    ratio = (f / f0).clamp(min=1e-3)
+    source = torch.where(ratio < 1, ratio.pow(2), ratio.pow(-tilt))
+    tract = torch.ones_like(comb)
+    for i, (lo, hi) in enumerate(FORMANT_RANGES_HZ):
+        fi = _interp_at(_scaled(p["formants"][:, i], lo, hi), u)[:, :, None]
+        bi = _scaled(p["bandwidths"][:, i], *BANDWIDTH_RANGE_HZ)[:, None, None]
+        tract = tract / ((1 - (f / fi).pow(2)).pow(2) + (f * bi / fi.pow(2)).pow(2))
+    voiced = comb * source * tract
+    voiced = voiced / voiced.amax(dim=2, keepdim=True).clamp(min=1e-12)  # 0 dB peak per frame
+    voice = 10 ** (_interp_at(_scaled(p["voice_db"], *LEVEL_RANGE_DB), u) / 10)[:, :, None]
+    centre = _interp_at(_scaled(p["fric_centre"], *FRIC_CENTRE_HZ), u)[:, :, None]
+    width = _scaled(p["fric_width"], *FRIC_WIDTH_OCT)[:, :, None]
+    octaves = torch.log2(f.clamp(min=1.0) / centre)
+    fric = torch.exp(-octaves.pow(2) / (2 * width.pow(2)))
+    noise = 10 ** (_interp_at(_scaled(p["noise_db"], *LEVEL_RANGE_DB), u) / 10)[:, :, None]
+    u_f = f[0] / f[0, 0, -1]  # [1, bins] in [0, 1]
+    bg_shape = _interp_at(20 * torch.tanh(p["bg_shape"]), u_f)[:, None, :]  # [B, 1, bins] dB
+    bg = 10 ** ((_scaled(p["bg_db"], *BG_RANGE_DB)[:, :, None] + bg_shape) / 10)
+    return voice * voiced + noise * fric, bg.expand(-1, voiced.shape[1], -1)
 
 
 class SourceFilterPrior:
@@ -85,10 +155,9 @@ class SourceFilterPrior:
             raise ConfigError(f"the source-filter prior needs a mel front-end, got {frontend.kind!r}")
         self.fe = fe
         self.fe.mel = self.fe.mel.to(device)
-        self.frames = frontend.output_shape[0]
-        bins = frontend.n_fft_effective // 2 + 1
-        self.freqs_hz = torch.linspace(0.0, frontend.sample_rate_hz / 2, bins, device=device)
-        self.full_scale_power = float((fe.window.sum() / 2) ** 2)  # peak bin power of a unit-amplitude sine
+        self.cfg = frontend
+        self.span_s = timeline_span_s(frontend)
+        self.full_scale_power = full_scale_power(frontend)
         self.params = {
             k: torch.tensor(v, dtype=torch.float32, device=device).requires_grad_(True)
             for k, v in self._init(n, rng).items()
@@ -128,30 +197,12 @@ class SourceFilterPrior:
 
     def power(self) -> torch.Tensor:
         """[B, T, n_fft/2 + 1] linear power spectrogram of the current parameters."""
-        p, n_t = self.params, self.frames
-        f = self.freqs_hz[None, None, :]  # [1, 1, bins]
-        f0 = _interp(_scaled(p["f0"], *F0_RANGE_HZ), n_t)[:, :, None]  # [B, T, 1]
-        sharp = f0.pow(2) / (2 * math.pi**2 * HARMONIC_WIDTH_HZ**2)
-        comb = ((1 + torch.cos(2 * math.pi * f / f0)) / 2).clamp(min=1e-12).pow(sharp)
-        tilt = _scaled(p["tilt"], *TILT_RANGE)[:, :, None]  # [B, 1, 1]
-        ratio = (f / f0).clamp(min=1e-3)
-        source = torch.where(ratio < 1, ratio.pow(2), ratio.pow(-tilt))
-        tract = torch.ones_like(comb)
-        for i, (lo, hi) in enumerate(FORMANT_RANGES_HZ):
-            fi = _interp(_scaled(p["formants"][:, i], lo, hi), n_t)[:, :, None]
-            bi = _scaled(p["bandwidths"][:, i], *BANDWIDTH_RANGE_HZ)[:, None, None]
-            tract = tract / ((1 - (f / fi).pow(2)).pow(2) + (f * bi / fi.pow(2)).pow(2))
-        voiced = comb * source * tract
-        voiced = voiced / voiced.amax(dim=2, keepdim=True).clamp(min=1e-12)  # 0 dB peak per frame
-        voice = 10 ** (_interp(_scaled(p["voice_db"], *LEVEL_RANGE_DB), n_t) / 10)[:, :, None]
-        centre = _interp(_scaled(p["fric_centre"], *FRIC_CENTRE_HZ), n_t)[:, :, None]
-        width = _scaled(p["fric_width"], *FRIC_WIDTH_OCT)[:, :, None]
-        octaves = torch.log2(f.clamp(min=1.0) / centre)
-        fric = torch.exp(-octaves.pow(2) / (2 * width.pow(2)))
-        noise = 10 ** (_interp(_scaled(p["noise_db"], *LEVEL_RANGE_DB), n_t) / 10)[:, :, None]
-        bg_shape = _interp(20 * torch.tanh(p["bg_shape"]), f.shape[-1])[:, None, :]  # [B, 1, bins] dB
-        bg = 10 ** ((_scaled(p["bg_db"], *BG_RANGE_DB)[:, :, None] + bg_shape) / 10)
-        return self.full_scale_power * (voice * voiced + noise * fric + bg)
+        fg, bg = source_filter_power(self.params, self.cfg, self.span_s)
+        return self.full_scale_power * (fg + bg)
+
+    def state(self) -> dict[str, np.ndarray]:
+        """The current (unconstrained) parameters, to store beside the features they render."""
+        return {k: v.detach().cpu().numpy().astype(np.float32) for k, v in self.params.items()}
 
     def render(self) -> torch.Tensor:
         """[B, T, F] features in the teacher's front-end space (differentiable)."""

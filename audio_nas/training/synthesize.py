@@ -24,6 +24,16 @@ from audio_nas.space.spec import frontend_to_str
 from audio_nas.training.config import FreqMixStyleConfig, SpecAugmentConfig, TrainConfig
 from audio_nas.training.function_matching import teacher_mixtures
 from audio_nas.training.inversion import InversionConfig, confidence_stats, invert_teacher
+from audio_nas.training.portable_synth import (
+    PARAMS_FILE,
+    RECIPE_FILE,
+    Renderer,
+    check_renderable,
+    draw_recipe,
+    label_mixtures,
+    portable_manifest,
+)
+from audio_nas.training.source_filter import timeline_span_s
 from audio_nas.training.teacher import load_teacher
 
 log = logging.getLogger(__name__)
@@ -70,7 +80,33 @@ def synthesize(
     stats = confidence_stats(res.teacher_logits, res.labels)
     x, labels, split, logits = res.x, res.labels, res.split, res.teacher_logits
     mixtures: dict[str, Any] = {"n": 0}
-    if cfg.mixtures > 0:
+    extra: dict[str, dict[str, np.ndarray]] = {}
+    portable = None
+    if res.params is not None:  # source-filter: store what renders the set in any mel front-end
+        span = timeline_span_s(teacher.frontend)
+        extra[PARAMS_FILE] = res.params
+        portable = portable_manifest(span, has_recipe=cfg.mixtures > 0)
+    if cfg.mixtures > 0 and res.params is not None:
+        t_mix = time.perf_counter()
+        pool = np.flatnonzero(res.split == 0)
+        recipe = draw_recipe(cfg.mixtures, pool, teacher.frontend, np.random.default_rng(cfg.seed + 1))
+        renderer = Renderer(res.params, span, teacher.frontend)
+        mx, ml = label_mixtures(teacher.model, renderer, recipe, device=res.device, progress=progress)
+        extra[RECIPE_FILE] = recipe.arrays()
+        mixtures = {
+            "n": int(cfg.mixtures),
+            "made_from": "train-split inversions: power-domain mix of two source-filter examples (weight "
+            "uniform 0-1), a shared delay, foreground masks in time (s) and frequency (Hz); "
+            "training.portable_synth",
+            "labels": "teacher argmax; soft labels = teacher logits on the mixture rendered in its front-end",
+            "teacher_class_counts": np.bincount(ml.argmax(1), minlength=ml.shape[1]).tolist(),
+            "wall_s": round(time.perf_counter() - t_mix, 1),
+        }
+        x = np.concatenate([x, mx])
+        labels = np.concatenate([labels, ml.argmax(1).astype(np.int64)])
+        split = np.concatenate([split, np.zeros(len(mx), np.uint8)])
+        logits = np.concatenate([logits, ml])
+    elif cfg.mixtures > 0:
         t_mix = time.perf_counter()
         mx, ml = teacher_mixtures(
             teacher.model,
@@ -114,6 +150,7 @@ def synthesize(
         "mixtures": mixtures,
         "loss_first_last": _loss_summary(res.loss_history),
         "split_counts": {"train": int((split == 0).sum()), "validation": int((split == 1).sum())},
+        "portable": portable,
     }
     path = write_synth_set(
         out,
@@ -125,6 +162,7 @@ def synthesize(
         frontend=teacher.frontend,
         manifest=manifest,
         overwrite=overwrite,
+        extra_npz=extra,
     )
     log.info(
         "synthesised %d examples (+%d teacher-labelled mixtures) in %.0f s -> %s",
@@ -172,13 +210,7 @@ def synth_training_data(name: str) -> tuple[SynthSet, np.ndarray]:
 
 
 def spec_for_synth(spec: Any, synth: SynthSet) -> Any:
-    """The spec with the set's class count; its front-end must be the set's (the teacher's)."""
-    fe = synth.features.frontend
-    if spec.frontend != fe:
-        raise TrainingError(
-            f"the architecture's front-end {frontend_to_str(spec.frontend)} differs from the synthesised "
-            "set's "
-            f"{frontend_to_str(fe)} (the teacher's); data-free training keeps the teacher's front-end: put "
-            f"{frontend_to_str(fe)} in the spec string"
-        )
+    """The spec with the set's class count; its front-end must be the set's (the teacher's) unless the set
+    renders in other front-ends (``training.portable_synth``)."""
+    check_renderable(synth, spec.frontend)
     return dataclasses.replace(spec, n_classes=len(synth.features.class_names))

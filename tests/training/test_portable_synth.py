@@ -1,0 +1,129 @@
+"""Source-filter sets render in any mel front-end: same examples and labels, other framing and filterbank."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from audio_nas.errors import TrainingError
+from audio_nas.features import FrontEndConfig
+from audio_nas.features.synthset import load_synth_set
+from audio_nas.space import build_model, resolve_arch
+from audio_nas.training import TrainConfig, save_checkpoint
+from audio_nas.training.inversion import InversionConfig
+from audio_nas.training.portable_synth import (
+    PARAMS_FILE,
+    RECIPE_FILE,
+    MixtureRecipe,
+    Renderer,
+    is_portable,
+    render_synth_features,
+)
+from audio_nas.training.source_filter import source_filter_power
+from audio_nas.training.synthesize import synthesize
+
+SPEC = "fe:logmel_w30_h20_m20_l300|stem:c2d_k3_s2_c8_relu|ds_k3_s1_c8_r1_relu|head:c0|n3"
+FAST = dict(per_class=4, steps=6, batch_size=12, rounds=1, mixtures=24, device="cpu")
+OTHER = FrontEndConfig(kind="mfcc", window_ms=40, hop_ms=30, n_mels=32, n_mfcc=13, clip_ms=300)
+
+
+@pytest.fixture(scope="module")
+def sets(tmp_path_factory):
+    torch.manual_seed(0)
+    spec = resolve_arch(SPEC)
+    model = build_model(spec)
+    model.train()
+    with torch.no_grad():
+        for _ in range(4):
+            model(torch.randn(16, *spec.frontend.output_shape) * 2 - 6)
+    root = tmp_path_factory.mktemp("portable")
+    teacher = save_checkpoint(root / "t", spec, model.eval(), {}, ("a", "b", "c"))
+    sf = synthesize(teacher, InversionConfig(**FAST), root / "sf", progress=False)
+    grid = synthesize(teacher, InversionConfig(**FAST, prior="grid"), root / "grid", progress=False)
+    return teacher, load_synth_set(sf), load_synth_set(grid)
+
+
+def _renderer(s, frontend=None):
+    with np.load(s.path / PARAMS_FILE) as z:
+        params = {k: z[k] for k in z.files}
+    return params, Renderer(params, tuple(s.manifest["portable"]["span_s"]), frontend or s.features.frontend)
+
+
+def test_a_source_filter_set_stores_what_renders_it_and_reproduces_its_own_features(sets):
+    _, s, grid = sets
+    assert is_portable(s) and not is_portable(grid)
+    assert (s.path / RECIPE_FILE).exists() and json.loads((s.path / "manifest.json").read_text())["portable"]
+    params, r = _renderer(s)
+    n_inv = len(params["f0"])
+    assert n_inv == 12 and len(s.features.x) == 12 + 24
+    assert np.allclose(r.examples(np.arange(n_inv)).numpy(), s.features.x[:n_inv], atol=1e-4)
+    recipe = MixtureRecipe.load(s.path / RECIPE_FILE)
+    assert np.allclose(r.mixtures(recipe).numpy(), s.features.x[n_inv:], atol=1e-4)
+    assert (s.features.split[recipe.a] == 0).all() and (s.features.split[recipe.b] == 0).all()
+
+
+def test_a_mixture_is_a_power_sum_with_foreground_masks(sets):
+    _, s, _ = sets
+    params, r = _renderer(s)
+    one = dict(shift_s=np.zeros(1, np.float32), weight=np.ones(1, np.float32))
+    no_masks = dict(
+        time_masks_s=np.zeros((1, 1, 2), np.float32), freq_masks_hz=np.zeros((1, 1, 2), np.float32)
+    )
+    pure = MixtureRecipe(a=np.array([3]), b=np.array([5]), **one, **no_masks)
+    assert np.allclose(r.mixtures(pure).numpy(), r.examples(np.array([3])).numpy(), atol=1e-5)
+    all_time = dict(no_masks, time_masks_s=np.array([[[0.0, 10.0]]], np.float32))
+    silenced = MixtureRecipe(a=np.array([3]), b=np.array([3]), **one, **all_time)
+    _, bg = source_filter_power(
+        {k: torch.from_numpy(v[[3]]) for k, v in params.items()}, s.features.frontend, r.span_s
+    )
+    assert np.allclose(r.mixtures(silenced).numpy(), r._features(bg).numpy(), atol=1e-5)
+
+
+def test_another_front_end_gets_the_same_examples_rendered_once(sets):
+    _, s, _ = sets
+    feats = render_synth_features(s, OTHER, progress=False)
+    assert feats.x.shape == (36, *OTHER.output_shape) and np.isfinite(np.asarray(feats.x)).all()
+    assert np.array_equal(feats.labels, s.features.labels) and np.array_equal(feats.split, s.features.split)
+    cached = list((s.path / "rendered").glob("*.npy"))
+    assert len(cached) == 1 and not list((s.path / "rendered").glob("*.tmp"))
+    again = render_synth_features(s, OTHER, progress=False)
+    assert isinstance(again.x, np.memmap) and np.array_equal(np.asarray(again.x), np.asarray(feats.x))
+    assert render_synth_features(s, s.features.frontend) is s.features
+    _, r = _renderer(s, OTHER)
+    assert np.allclose(r.examples(np.arange(4)).numpy(), feats.x[:4], atol=1e-5)
+
+
+def test_front_ends_a_set_cannot_be_rendered_in_get_clear_errors(sets):
+    _, s, grid = sets
+    with pytest.raises(TrainingError, match="--prior source-filter"):
+        render_synth_features(grid, OTHER)
+    with pytest.raises(TrainingError, match="1000 ms clips"):
+        render_synth_features(s, dataclasses.replace(OTHER, clip_ms=1000))
+
+
+def test_training_on_a_source_filter_set_in_another_front_end(sets, tmp_path, audio_nas_home):
+    from audio_nas.training.pipeline import train_and_save
+
+    _, s, grid = sets
+    arch = "fe:mfcc_w40_h30_m32_c13_l300|stem:c2d_k3_s2_c8_relu|ds_k3_s1_c8_r1_relu|head:c0|n3"
+    spec, res, _ = train_and_save(
+        arch, f"synth:{s.path}", tmp_path / "st", TrainConfig(epochs=1, batch_size=8)
+    )
+    assert spec.frontend.kind == "mfcc" and 0.0 <= res.val_accuracy <= 1.0
+    with pytest.raises(TrainingError, match="stores features only"):
+        train_and_save(arch, f"synth:{grid.path}", tmp_path / "st2", TrainConfig(epochs=1, batch_size=8))
+
+
+def test_a_data_free_search_space_keeps_front_end_genes_only_for_a_portable_set(sets):
+    from audio_nas.search.datafree import datafree_space, frontend_is_pinned
+
+    _, s, grid = sets
+    free = datafree_space(s, (8,), pin_frontend=False)
+    assert not frontend_is_pinned(free) and free.clip_ms == 300 and free.n_classes == 3
+    pinned_by_config = datafree_space(s, (8,), pin_frontend=True)
+    for pinned in (pinned_by_config, datafree_space(grid, (8,), pin_frontend=False)):
+        assert frontend_is_pinned(pinned) and pinned.fe_kinds == ("logmel",) and pinned.n_mels == (20,)
