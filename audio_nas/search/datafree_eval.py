@@ -160,12 +160,61 @@ def compare_fronts(real_run: str | Path, datafree_run: str | Path) -> dict[str, 
     }
 
 
+ENERGY_LEVELS_UJ = (200.0, 300.0, 400.0, 600.0, 800.0, 1200.0, 2500.0)
+
+
+def compare_seeds(
+    pairs: list[tuple[str | Path, str | Path]], levels_uj: tuple[float, ...] = ENERGY_LEVELS_UJ
+) -> dict[str, Any]:
+    """Several (real run, data-free run) pairs, one per search seed: each run's hypervolume and best real
+    test accuracy at or below each energy level, the data-free minus real gap per seed (None where either
+    run has no model that cheap) and the gaps' median over the seeds that have one."""
+    per_seed = []
+    for real_run, free_run in pairs:
+        real, free = front_models(real_run), front_models(free_run)
+        rows = []
+        for e in levels_uj:
+            r, f = best_at_energy(real, e), best_at_energy(free, e)
+            rows.append(
+                {"energy_uj": e, "real": r, "datafree": f, "gap": None if r is None or f is None else f - r}
+            )
+        per_seed.append(
+            {
+                "real_run": str(real_run),
+                "datafree_run": str(free_run),
+                "hypervolume": {"real": front_hypervolume(real), "datafree": front_hypervolume(free)},
+                "levels": rows,
+            }
+        )
+    summary = []
+    for i, e in enumerate(levels_uj):
+        gaps = [s["levels"][i]["gap"] for s in per_seed if s["levels"][i]["gap"] is not None]
+        missing = sum(
+            s["levels"][i]["datafree"] is None and s["levels"][i]["real"] is not None for s in per_seed
+        )
+        summary.append(
+            {
+                "energy_uj": e,
+                "gaps": gaps,
+                "median_gap": float(np.median(gaps)) if gaps else None,
+                "seeds_without_datafree_model": int(missing),
+            }
+        )
+    hv_gap = [s["hypervolume"]["datafree"] - s["hypervolume"]["real"] for s in per_seed]
+    return {"per_seed": per_seed, "summary": summary, "hypervolume_gap_median": float(np.median(hv_gap))}
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m audio_nas.search.datafree_eval REAL_RUN DATAFREE_RUN SYNTH_DIR DATASET TEACHER OUT_PNG``:
-    the numbers of docs/benchmarks.md "Data-free search" as JSON on stdout, and the picture."""
+    the numbers of docs/benchmarks.md "Data-free search" as JSON on stdout, and the picture;
+    ``python -m audio_nas.search.datafree_eval --seeds REAL_RUN,DATAFREE_RUN ...``: ``compare_seeds``."""
     import sys
 
     args = sys.argv[1:] if argv is None else argv
+    if args and args[0] == "--seeds":  # --seeds REAL_RUN,DATAFREE_RUN [REAL_RUN,DATAFREE_RUN ...]
+        pairs = [tuple(a.split(",", 1)) for a in args[1:]]
+        print(json.dumps(compare_seeds(pairs), indent=1, default=float))  # type: ignore[arg-type]
+        return 0
     if len(args) != 6:
         print(main.__doc__, file=sys.stderr)
         return 2

@@ -117,3 +117,24 @@ def test_compare_fronts_uses_real_test_accuracy(tmp_path):
     assert at[100.0] == (0.7, None) and at[150.0] == (0.7, 0.75) and at[300.0] == (0.8, 0.75)
     hv = out["hypervolume_real_test"]
     assert hv["real"] > 0 and hv["datafree"] > 0
+
+
+def test_compare_seeds_reports_gaps_per_seed_and_their_median(tmp_path):
+    from audio_nas.search.datafree_eval import compare_seeds
+
+    header = "trial,val_accuracy,test_accuracy,energy_uj,total_ram_bytes,params,spec\n"
+
+    def run(name, rows):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "pareto.csv").write_text(header + "".join(rows))
+        return tmp_path / name
+
+    pairs = [
+        (run("r0", ["1,0.8,0.5,150,5000,1,a\n"]), run("f0", ["1,0.9,0.6,150,5000,1,a\n"])),
+        (run("r1", ["1,0.8,0.5,150,5000,1,a\n"]), run("f1", ["1,0.9,0.2,250,5000,1,a\n"])),
+    ]
+    out = compare_seeds(pairs, levels_uj=(200.0, 300.0))
+    first, second = out["summary"]
+    assert first["gaps"] == pytest.approx([0.1]) and first["seeds_without_datafree_model"] == 1
+    assert second["gaps"] == pytest.approx([0.1, -0.3]) and second["median_gap"] == pytest.approx(-0.1)
+    assert len(out["per_seed"]) == 2 and out["per_seed"][0]["hypervolume"]["datafree"] > 0
