@@ -71,7 +71,7 @@ class SearchConfig:
     synthetic_dir: str | None = None  # from `audio-nas data synthesize`; None: synthesise into the run dir
     synth_per_class: int = 100
     synth_steps: int = 200
-    synth_mixtures: int = 20_000  # teacher-labelled mixtures added to that set (training.function_matching)
+    synth_mixtures: int = 20_000  # teacher-labelled mixtures added to that set (docs/data-free.md)
     synth_prior: str = "source-filter"  # what the inversion optimises, or grid (docs/data-free.md)
     # a source-filter set renders in any mel front-end (training/portable_synth.py), so the front-end genes
     # are searched; true keeps every candidate on the teacher's front-end (always so for a grid set)

@@ -16,6 +16,9 @@ alone scores 0.086 real test accuracy (chance 0.083), on the same inversions plu
 the same distillation from mixtures of the *real* train features gives 0.847 (0.639 without mixtures),
 so what limits it is the synthesised pool, not the matching.
 
+This feature-space recipe serves sets made with the grid prior; source-filter sets mix in the linear
+power domain instead, so that any front-end can render the same mixture (``training.portable_synth``).
+
 Hand-written because no library we use makes teacher-labelled mixture sets (torchvision's MixUp makes
 label mixtures, not teacher labels, and works on images).
 """

@@ -93,7 +93,9 @@ class InversionConfig:
     jitter_frames: int = 3
     coarse_factor: int = 1  # optimise a grid this many times coarser in time and frequency (1 = per cell)
     prior: str = "source-filter"  # or grid (the features themselves, per cell or coarse); module doc
-    mixtures: int = 20_000  # teacher-labelled mixtures added to the train split (training.function_matching)
+    # teacher-labelled mixtures added to the train split: in the power domain for the source-filter prior
+    # (training.portable_synth), of the feature matrices for the grid prior (training.function_matching)
+    mixtures: int = 20_000
     val_fraction: float = 0.15
     seed: int = 0
     device: str = "auto"  # cpu, cuda or auto (a GPU when present)
