@@ -261,12 +261,18 @@ def _datafree_lines(runner: SearchRunner) -> list[str]:
         return []
     m = runner.synth.manifest
     teacher = m.get("teacher", {})
+    if frontend_is_pinned(runner.space):
+        fe = f"front-end pinned to the teacher's `{m.get('frontend_token')}`; baselines on that front-end too"
+    else:
+        fe = (
+            f"front-end genes searched: each candidate trains on the set rendered through its own front-end "
+            f"(source-filter parameters and mixture recipe; the teacher's is `{m.get('frontend_token')}`)"
+        )
     return [
         f"- **data-free search**: every candidate, baseline and retrained Pareto model trained only on "
         f"{m.get('n_examples')} features synthesised from teacher `{teacher.get('path')}` (sha256 "
         f"{str(teacher.get('sha256', ''))[:12]}; `{runner.synth.path}`) with distillation to its soft labels "
-        f"(distill_alpha {runner.cfg.train.distill_alpha}); front-end pinned to the teacher's "
-        f"`{m.get('frontend_token')}`; baselines on that front-end too",
+        f"(distill_alpha {runner.cfg.train.distill_alpha}); {fe}",
         f"- the real test split of `{runner.cfg.dataset}` was never seen by the search: only the retrained "
         f"Pareto models are evaluated on it ('test acc' of the front); val acc is agreement with the "
         f"synthesised validation split",

@@ -92,6 +92,7 @@ def test_tiny_data_free_search_end_to_end(folder_dataset, tmp_path, audio_nas_ho
     finally:
         runner.store.close()
     assert "data-free search" in report and "never seen by the search" in report
+    assert "front-end genes searched" in report
     real = list((tmp_path / "run" / "pareto").glob("trial-*/real_test.json"))
     assert real, "the retrained Pareto models are evaluated on the real test split"
     acc = json.loads(real[0].read_text())
