@@ -81,7 +81,9 @@ def synthesize_cmd(
         f"{conf['confidence_median']:.3f}; mean entropy {conf['entropy_mean_nats']:.3f} nats"
     )
     if meta.get("mixtures", {}).get("n"):
-        typer.echo(f"+ {meta['mixtures']['n']} teacher-labelled mixtures in the train split")
+        n_val = meta["mixtures"].get("validation", 0)
+        val = f", {n_val} in the validation split" if n_val else ""
+        typer.echo(f"+ {meta['mixtures']['n']} teacher-labelled mixtures in the train split{val}")
     typer.echo(f"-> {path}  (train on it with --dataset synth:{path})")
 
 

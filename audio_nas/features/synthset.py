@@ -51,7 +51,8 @@ class SynthSet:
 
     @property
     def n_mixtures(self) -> int:
-        """Teacher-labelled mixtures in the train split (``training.function_matching``); 0 for older sets."""
+        """Teacher-labelled mixtures in the train split (docs/data-free.md); 0 for older sets. Source-filter
+        sets also hold ``manifest["mixtures"]["validation"]`` mixtures in the validation split."""
         return int((self.manifest.get("mixtures") or {}).get("n", 0))
 
     def train_logits(self) -> np.ndarray:

@@ -59,7 +59,7 @@ CHUNK = 256  # examples rendered per forward pass
 class MixtureRecipe:
     """How each teacher-labelled mixture is made from two inversions, in units every front-end shares."""
 
-    a: np.ndarray  # int64 [n]: row of the first inversion in the set (a train-split inversion)
+    a: np.ndarray  # int64 [n]: row of the first inversion in the set (of the mixture's own split)
     b: np.ndarray  # int64 [n]: row of the second
     weight: np.ndarray  # float32 [n]: power weight of a; b gets 1 - weight
     shift_s: np.ndarray  # float32 [n]: delay of both, seconds (may be negative)
@@ -71,6 +71,11 @@ class MixtureRecipe:
 
     def rows(self, sl: slice) -> MixtureRecipe:
         return MixtureRecipe(**{f.name: getattr(self, f.name)[sl] for f in fields(self)})
+
+    def concat(self, other: MixtureRecipe) -> MixtureRecipe:
+        return MixtureRecipe(
+            **{f.name: np.concatenate([getattr(self, f.name), getattr(other, f.name)]) for f in fields(self)}
+        )
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

@@ -88,23 +88,31 @@ def synthesize(
         portable = portable_manifest(span, has_recipe=cfg.mixtures > 0)
     if cfg.mixtures > 0 and res.params is not None:
         t_mix = time.perf_counter()
-        pool = np.flatnonzero(res.split == 0)
-        recipe = draw_recipe(cfg.mixtures, pool, teacher.frontend, np.random.default_rng(cfg.seed + 1))
+        rng = np.random.default_rng(cfg.seed + 1)
+        recipe = draw_recipe(cfg.mixtures, np.flatnonzero(res.split == 0), teacher.frontend, rng)
+        # validation mixtures, of validation inversions only: the split a search ranks candidates by is
+        # then thousands of teacher-labelled inputs instead of a few dozen inversions (docs/data-free.md)
+        val_pool = np.flatnonzero(res.split == 1)
+        n_val = int(round(cfg.mixtures * cfg.val_fraction)) if len(val_pool) >= 2 else 0
+        if n_val:
+            recipe = recipe.concat(draw_recipe(n_val, val_pool, teacher.frontend, rng))
         renderer = Renderer(res.params, span, teacher.frontend)
         mx, ml = label_mixtures(teacher.model, renderer, recipe, device=res.device, progress=progress)
         extra[RECIPE_FILE] = recipe.arrays()
         mixtures = {
             "n": int(cfg.mixtures),
-            "made_from": "train-split inversions: power-domain mix of two source-filter examples (weight "
-            "uniform 0-1), a shared delay, foreground masks in time (s) and frequency (Hz); "
-            "training.portable_synth",
+            "validation": n_val,
+            "made_from": "train-split inversions (validation mixtures: validation-split inversions): "
+            "power-domain mix of two source-filter examples (weight uniform 0-1), a shared delay, "
+            "foreground masks in time (s) and frequency (Hz); training.portable_synth",
             "labels": "teacher argmax; soft labels = teacher logits on the mixture rendered in its front-end",
             "teacher_class_counts": np.bincount(ml.argmax(1), minlength=ml.shape[1]).tolist(),
             "wall_s": round(time.perf_counter() - t_mix, 1),
         }
         x = np.concatenate([x, mx])
         labels = np.concatenate([labels, ml.argmax(1).astype(np.int64)])
-        split = np.concatenate([split, np.zeros(len(mx), np.uint8)])
+        mix_split = np.r_[np.zeros(cfg.mixtures, np.uint8), np.ones(n_val, np.uint8)]
+        split = np.concatenate([split, mix_split])
         logits = np.concatenate([logits, ml])
     elif cfg.mixtures > 0:
         t_mix = time.perf_counter()
@@ -165,9 +173,10 @@ def synthesize(
         extra_npz=extra,
     )
     log.info(
-        "synthesised %d examples (+%d teacher-labelled mixtures) in %.0f s -> %s",
+        "synthesised %d examples (+%d teacher-labelled mixtures, %d of them for validation) in %.0f s -> %s",
         len(res.x),
-        mixtures["n"],
+        mixtures["n"] + mixtures.get("validation", 0),
+        mixtures.get("validation", 0),
         res.wall_s,
         path,
     )

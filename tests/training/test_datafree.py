@@ -162,12 +162,12 @@ def test_cli_synthesize(teacher_dir, tmp_path):
     from audio_nas.cli import app
 
     out = tmp_path / "cli-set"
-    args = ["data", "synthesize", "--teacher", str(teacher_dir), "--per-class", "2", "--steps", "3"]
+    args = ["data", "synthesize", "--teacher", str(teacher_dir), "--per-class", "4", "--steps", "3"]
     args += ["--mixtures", "20"]
     r = CliRunner().invoke(app, [*args, "--out", str(out), "--batch-size", "6"])
     assert r.exit_code == 0, r.output
     assert "teacher agrees with the targets" in r.output and (out / "manifest.json").exists()
-    assert "+ 20 teacher-labelled mixtures" in r.output
+    assert "+ 20 teacher-labelled mixtures in the train split, 3 in the validation split" in r.output
 
 
 def test_coarse_parametrisation_gives_smoother_inputs(teacher_dir):
@@ -185,7 +185,7 @@ def test_coarse_parametrisation_gives_smoother_inputs(teacher_dir):
         InversionConfig(coarse_factor=0)
 
 
-def test_teacher_mixtures_are_train_only_and_labelled_by_the_teacher_on_themselves(teacher_dir, tmp_path):
+def test_teacher_mixtures_keep_the_splits_apart_and_carry_the_teachers_labels(teacher_dir, tmp_path):
     from audio_nas.training.inversion import teacher_logits_of
     from audio_nas.training.synthesize import datafree_train_config
 
@@ -195,13 +195,16 @@ def test_teacher_mixtures_are_train_only_and_labelled_by_the_teacher_on_themselv
     plain_dir = synthesize(teacher_dir, InversionConfig(**FAST), tmp_path / "plain", progress=False)
     plain = load_synth_set(plain_dir)
     assert s.n_mixtures == 40 and plain.n_mixtures == 0
-    assert len(s.features.x) == 12 + 40 and (s.features.split[12:] == 0).all()
+    # 40 train mixtures, then 15 % as many validation mixtures (source-filter sets)
+    assert len(s.features.x) == 12 + 40 + 6 and (s.features.split[12:52] == 0).all()
+    assert (s.features.split[52:] == 1).all()
     assert np.array_equal(s.features.x[:12], plain.features.x)  # the inversions are unchanged
     mixed_x = np.array(s.features.x[12:])
     assert np.allclose(s.teacher_logits[12:], teacher_logits_of(load_teacher(teacher_dir).model, mixed_x))
     assert np.array_equal(s.features.labels[12:], s.teacher_logits[12:].argmax(1))
     m = json.loads((out / "manifest.json").read_text())
-    assert m["mixtures"]["n"] == 40 and sum(m["mixtures"]["teacher_class_counts"]) == 40
+    assert m["mixtures"]["n"] == 40 and m["mixtures"]["validation"] == 6
+    assert sum(m["mixtures"]["teacher_class_counts"]) == 46
     again = load_synth_set(synthesize(teacher_dir, cfg, tmp_path / "again", progress=False))
     assert np.array_equal(again.features.x, s.features.x)  # deterministic from the seed
     train_cfg = datafree_train_config(TrainConfig(freq_mixstyle=FreqMixStyleConfig(p=0.8)), s)

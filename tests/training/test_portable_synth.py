@@ -59,11 +59,13 @@ def test_a_source_filter_set_stores_what_renders_it_and_reproduces_its_own_featu
     assert (s.path / RECIPE_FILE).exists() and json.loads((s.path / "manifest.json").read_text())["portable"]
     params, r = _renderer(s)
     n_inv = len(params["f0"])
-    assert n_inv == 12 and len(s.features.x) == 12 + 24
+    assert n_inv == 12 and len(s.features.x) == 12 + 24 + 4  # + 15 % validation mixtures
     assert np.allclose(r.examples(np.arange(n_inv)).numpy(), s.features.x[:n_inv], atol=1e-4)
     recipe = MixtureRecipe.load(s.path / RECIPE_FILE)
     assert np.allclose(r.mixtures(recipe).numpy(), s.features.x[n_inv:], atol=1e-4)
-    assert (s.features.split[recipe.a] == 0).all() and (s.features.split[recipe.b] == 0).all()
+    mix_split = s.features.split[n_inv:]  # each mixture is made of inversions of its own split
+    assert (s.features.split[recipe.a] == mix_split).all() and (s.features.split[recipe.b] == mix_split).all()
+    assert mix_split.tolist() == [0] * 24 + [1] * 4
 
 
 def test_a_mixture_is_a_power_sum_with_foreground_masks(sets):
@@ -86,7 +88,7 @@ def test_a_mixture_is_a_power_sum_with_foreground_masks(sets):
 def test_another_front_end_gets_the_same_examples_rendered_once(sets):
     _, s, _ = sets
     feats = render_synth_features(s, OTHER, progress=False)
-    assert feats.x.shape == (36, *OTHER.output_shape) and np.isfinite(np.asarray(feats.x)).all()
+    assert feats.x.shape == (40, *OTHER.output_shape) and np.isfinite(np.asarray(feats.x)).all()
     assert np.array_equal(feats.labels, s.features.labels) and np.array_equal(feats.split, s.features.split)
     cached = list((s.path / "rendered").glob("*.npy"))
     assert len(cached) == 1 and not list((s.path / "rendered").glob("*.tmp"))
