@@ -255,8 +255,11 @@ def render_synth_features(synth: SynthSet, frontend: FrontEndConfig, *, progress
     shape = (n, *frontend.output_shape)
     x = None
     if target.exists():
-        x = np.load(target, mmap_mode="r")
-        if x.shape != shape:
+        try:
+            x = np.load(target, mmap_mode="r")
+        except (ValueError, OSError):  # a damaged cache file: render again (it is only a cache)
+            log.warning("%s is not a readable rendering; rendering the set again", target)
+        if x is not None and x.shape != shape:
             x = None
     if x is None:
         x = _render_all(synth, meta, frontend, shape, target, progress)
@@ -273,11 +276,18 @@ def render_synth_features(synth: SynthSet, frontend: FrontEndConfig, *, progress
 def _render_all(
     synth: SynthSet, meta: dict, frontend: FrontEndConfig, shape: tuple, target: Path, progress: bool
 ) -> np.ndarray:
-    with np.load(synth.path / meta["params"]) as z:
-        params = {k: z[k] for k in z.files}
+    try:
+        with np.load(synth.path / meta["params"]) as z:
+            params = {k: z[k] for k in z.files}
+        recipe_file = meta.get("mixture_recipe")
+        recipe = MixtureRecipe.load(synth.path / recipe_file) if recipe_file else None
+    except (ValueError, OSError, KeyError) as exc:
+        raise TrainingError(
+            f"{synth.path}: the stored source-filter parameters or mixture recipe cannot be read ({exc}); "
+            "synthesise the set again, or train on the teacher's front-end"
+        ) from exc
     renderer = Renderer(params, tuple(meta["span_s"]), frontend)
     n_inv = len(next(iter(params.values())))
-    recipe = MixtureRecipe.load(synth.path / meta["mixture_recipe"]) if meta.get("mixture_recipe") else None
     n_mix = len(recipe) if recipe is not None else 0
     if n_inv + n_mix != shape[0]:
         raise TrainingError(

@@ -99,6 +99,22 @@ def test_another_front_end_gets_the_same_examples_rendered_once(sets):
     assert np.allclose(r.examples(np.arange(4)).numpy(), feats.x[:4], atol=1e-5)
 
 
+def test_a_damaged_rendering_is_made_again_and_damaged_parameters_get_a_clear_error(sets, tmp_path):
+    import shutil
+
+    _, s, _ = sets
+    other = dataclasses.replace(OTHER, n_mfcc=10)
+    first = np.array(render_synth_features(s, other, progress=False).x)  # a copy, not the mapping
+    cached = next((s.path / "rendered").glob("*_c10_*.npy"))
+    cached.write_bytes(b"not an array")
+    assert np.array_equal(np.asarray(render_synth_features(s, other, progress=False).x), first)
+    broken = tmp_path / "broken"
+    shutil.copytree(s.path, broken, ignore=shutil.ignore_patterns("rendered"))
+    (broken / RECIPE_FILE).write_bytes(b"garbage")
+    with pytest.raises(TrainingError, match="synthesise the set again"):
+        render_synth_features(load_synth_set(broken), other, progress=False)
+
+
 def test_front_ends_a_set_cannot_be_rendered_in_get_clear_errors(sets):
     _, s, grid = sets
     with pytest.raises(TrainingError, match="--prior source-filter"):
