@@ -7,12 +7,10 @@ import logging
 
 import numpy as np
 import pytest
-import torch
 from torch import nn
 
 from audio_nas.errors import ConfigError, DataError, TrainingError
 from audio_nas.features.synthset import load_synth_set
-from audio_nas.space import build_model, resolve_arch
 from audio_nas.training import TrainConfig, save_checkpoint
 from audio_nas.training.config import FreqMixStyleConfig
 from audio_nas.training.inversion import InversionConfig, invert_teacher
@@ -26,16 +24,9 @@ FAST = dict(per_class=4, steps=12, batch_size=12, rounds=2, mixtures=0, device="
 
 
 @pytest.fixture(scope="module")
-def teacher_dir(tmp_path_factory):
+def teacher_dir(tmp_path_factory, make_tiny_teacher):
     """A tiny teacher whose BN layers hold non-trivial running statistics."""
-    torch.manual_seed(0)
-    spec = resolve_arch(SPEC)
-    model = build_model(spec)
-    model.train()
-    with torch.no_grad():
-        for _ in range(8):
-            model(torch.randn(16, *spec.frontend.output_shape) * 2 - 6)
-    return save_checkpoint(tmp_path_factory.mktemp("teacher") / "t", spec, model.eval(), {}, CLASSES)
+    return make_tiny_teacher(tmp_path_factory.mktemp("teacher") / "t", SPEC, CLASSES)
 
 
 @pytest.mark.parametrize("prior", ["source-filter", "grid"])

@@ -12,8 +12,7 @@ import torch
 from audio_nas.errors import TrainingError
 from audio_nas.features import FrontEndConfig
 from audio_nas.features.synthset import load_synth_set
-from audio_nas.space import build_model, resolve_arch
-from audio_nas.training import TrainConfig, save_checkpoint
+from audio_nas.training import TrainConfig
 from audio_nas.training.inversion import InversionConfig
 from audio_nas.training.portable_synth import (
     PARAMS_FILE,
@@ -32,16 +31,9 @@ OTHER = FrontEndConfig(kind="mfcc", window_ms=40, hop_ms=30, n_mels=32, n_mfcc=1
 
 
 @pytest.fixture(scope="module")
-def sets(tmp_path_factory):
-    torch.manual_seed(0)
-    spec = resolve_arch(SPEC)
-    model = build_model(spec)
-    model.train()
-    with torch.no_grad():
-        for _ in range(4):
-            model(torch.randn(16, *spec.frontend.output_shape) * 2 - 6)
+def sets(tmp_path_factory, make_tiny_teacher):
     root = tmp_path_factory.mktemp("portable")
-    teacher = save_checkpoint(root / "t", spec, model.eval(), {}, ("a", "b", "c"))
+    teacher = make_tiny_teacher(root / "t", SPEC, ("a", "b", "c"))
     sf = synthesize(teacher, InversionConfig(**FAST), root / "sf", progress=False)
     grid = synthesize(teacher, InversionConfig(**FAST, prior="grid"), root / "grid", progress=False)
     return teacher, load_synth_set(sf), load_synth_set(grid)
