@@ -103,13 +103,13 @@ def draw_recipe(
     jitter_frames: int = 5,
     specaugment: SpecAugmentConfig | None = None,
 ) -> MixtureRecipe:
-    """``n`` mixtures of the rows ``pool`` (the train-split inversions). Shifts, mask widths and positions
+    """``n`` mixtures of the rows ``pool`` (the inversions of one split). Shifts, mask widths and positions
     follow the feature-space recipe (``training.function_matching``: up to ``jitter_frames`` frames,
     SpecAugment's mask counts and widths) converted to seconds and to Hz on the teacher's mel scale."""
     if n < 1:
         raise ConfigError(f"the number of mixtures must be >= 1, got {n}")
     if len(pool) < 2:
-        raise ConfigError(f"mixing needs at least 2 synthesised train examples, got {len(pool)}")
+        raise ConfigError(f"mixing needs at least 2 synthesised examples, got {len(pool)}")
     sa = specaugment or SpecAugmentConfig()
     pool = np.asarray(pool, np.int64)
     hop_s = frontend.hop_samples / frontend.sample_rate_hz
