@@ -161,6 +161,7 @@ def compare_fronts(real_run: str | Path, datafree_run: str | Path) -> dict[str, 
 
 
 ENERGY_LEVELS_UJ = (200.0, 300.0, 400.0, 600.0, 800.0, 1200.0, 2500.0)
+WITHIN = 0.03  # issue 16's goal: within 3 points of the real-data search at equal energy
 
 
 def compare_seeds(
@@ -168,7 +169,8 @@ def compare_seeds(
 ) -> dict[str, Any]:
     """Several (real run, data-free run) pairs, one per search seed: each run's hypervolume and best real
     test accuracy at or below each energy level, the data-free minus real gap per seed (None where either
-    run has no model that cheap) and the gaps' median over the seeds that have one."""
+    run has no model that cheap), and over the seeds that have one the gaps' median, interquartile range
+    and how many are within ``WITHIN`` of the real search or ahead of it."""
     per_seed = []
     for real_run, free_run in pairs:
         real, free = front_models(real_run), front_models(free_run)
@@ -197,23 +199,65 @@ def compare_seeds(
                 "energy_uj": e,
                 "gaps": gaps,
                 "median_gap": float(np.median(gaps)) if gaps else None,
+                "gap_iqr": _quartiles(gaps),
+                "seeds_within": int(sum(g >= -WITHIN for g in gaps)),
                 "seeds_without_datafree_model": int(missing),
             }
         )
     hv_gap = [s["hypervolume"]["datafree"] - s["hypervolume"]["real"] for s in per_seed]
-    return {"per_seed": per_seed, "summary": summary, "hypervolume_gap_median": float(np.median(hv_gap))}
+    hv = {k: [s["hypervolume"][k] for s in per_seed] for k in ("real", "datafree")}
+    return {
+        "per_seed": per_seed,
+        "summary": summary,
+        "hypervolume_gap_median": float(np.median(hv_gap)),
+        "hypervolume_median": {k: float(np.median(v)) for k, v in hv.items()},
+        "hypervolume_iqr": {k: _quartiles(v) for k, v in hv.items()},
+        "seeds_datafree_hypervolume_higher": int(sum(g > 0 for g in hv_gap)),
+    }
+
+
+def _quartiles(values: list[float]) -> list[float] | None:
+    return [float(q) for q in np.percentile(values, [25, 75])] if values else None
+
+
+def selection_signal_rank(runs: list[str | Path]) -> dict[str, Any]:
+    """How well each run's selection signal (the validation accuracy its search ranked by: for a data-free run
+    the agreement with the teacher on synthesised validation inputs) ranks its Pareto models by their real
+    test accuracy: Kendall tau per run and pooled over the runs (models of different runs pooled as they
+    are; each run's retrained model is the trial's own training run, so signal and test belong together)."""
+    from scipy.stats import kendalltau, spearmanr
+
+    per_run, val, test = [], [], []
+    for run in runs:
+        models = [m for m in front_models(run) if m["test_accuracy"] is not None]
+        v = [m["val_accuracy"] for m in models]
+        t = [m["test_accuracy"] for m in models]
+        tau = float(kendalltau(v, t)[0]) if len(models) >= 3 else None
+        per_run.append({"run": str(run), "models": len(models), "kendall_tau": tau})
+        val += v
+        test += t
+    pooled = {
+        "models": len(val),
+        "kendall_tau": float(kendalltau(val, test)[0]) if len(val) >= 3 else None,
+        "spearman": float(spearmanr(val, test)[0]) if len(val) >= 3 else None,
+    }
+    return {"per_run": per_run, "pooled": pooled}
 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m audio_nas.search.datafree_eval REAL_RUN DATAFREE_RUN SYNTH_DIR DATASET TEACHER OUT_PNG``:
     the numbers of docs/benchmarks.md "Data-free search" as JSON on stdout, and the picture;
-    ``python -m audio_nas.search.datafree_eval --seeds REAL_RUN,DATAFREE_RUN ...``: ``compare_seeds``."""
+    ``python -m audio_nas.search.datafree_eval --seeds REAL_RUN,DATAFREE_RUN ...``: ``compare_seeds``;
+    ``python -m audio_nas.search.datafree_eval --signal RUN ...``: ``selection_signal_rank``."""
     import sys
 
     args = sys.argv[1:] if argv is None else argv
     if args and args[0] == "--seeds":  # --seeds REAL_RUN,DATAFREE_RUN [REAL_RUN,DATAFREE_RUN ...]
         pairs = [tuple(a.split(",", 1)) for a in args[1:]]
         print(json.dumps(compare_seeds(pairs), indent=1, default=float))  # type: ignore[arg-type]
+        return 0
+    if args and args[0] == "--signal":  # --signal RUN [RUN ...]
+        print(json.dumps(selection_signal_rank(args[1:]), indent=1, default=float))
         return 0
     if len(args) != 6:
         print(main.__doc__, file=sys.stderr)

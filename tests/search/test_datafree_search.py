@@ -138,4 +138,24 @@ def test_compare_seeds_reports_gaps_per_seed_and_their_median(tmp_path):
     first, second = out["summary"]
     assert first["gaps"] == pytest.approx([0.1]) and first["seeds_without_datafree_model"] == 1
     assert second["gaps"] == pytest.approx([0.1, -0.3]) and second["median_gap"] == pytest.approx(-0.1)
+    assert second["gap_iqr"] == pytest.approx([-0.2, 0.0]) and second["seeds_within"] == 1
+    assert out["hypervolume_iqr"]["real"][0] <= out["hypervolume_median"]["real"]
     assert len(out["per_seed"]) == 2 and out["per_seed"][0]["hypervolume"]["datafree"] > 0
+
+
+def test_selection_signal_rank_pools_the_runs_front_models(tmp_path):
+    from audio_nas.search.datafree_eval import selection_signal_rank
+
+    header = "trial,val_accuracy,test_accuracy,energy_uj,total_ram_bytes,params,spec\n"
+    runs = []
+    for name, rows in (
+        ("a", ["1,0.5,0.4,100,5000,1,a\n", "2,0.6,0.5,200,5000,1,b\n", "3,0.7,0.45,300,5000,1,c\n"]),
+        ("b", ["1,0.2,0.1,100,5000,1,a\n", "2,0.9,n/a,200,5000,1,b\n"]),
+    ):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "pareto.csv").write_text(header + "".join(rows))
+        runs.append(tmp_path / name)
+    out = selection_signal_rank(runs)
+    assert out["per_run"][0]["kendall_tau"] == pytest.approx(1 / 3)
+    assert out["per_run"][1] == {"run": str(runs[1]), "models": 1, "kendall_tau": None}
+    assert out["pooled"]["models"] == 4 and out["pooled"]["kendall_tau"] > 0.5
