@@ -55,6 +55,9 @@ class TrainConfig:
     qat: bool = False  # quantisation-aware fine-tuning in the last qat_epochs
     qat_epochs: int = 2
     max_train_examples: int | None = None  # subsample the train split (search budgets)
+    # with max_train_examples: raise a cheap candidate's cap until one epoch costs this many forward MACs
+    # (examples x the network's MACs per example), never beyond the split; None: the cap is the same for all
+    epoch_budget_macs: float | None = None
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     domain_adversarial: float = 0.0  # DANN weight on the reversed domain-head gradient (0 = off)
 
@@ -79,6 +82,15 @@ class TrainConfig:
             raise ConfigError(f"train.qat_epochs must be in 1..epochs ({self.epochs}), got {self.qat_epochs}")
         if self.max_train_examples is not None and self.max_train_examples < 1:
             raise ConfigError(f"train.max_train_examples must be >= 1, got {self.max_train_examples}")
+        if self.epoch_budget_macs is not None:
+            if not (self.epoch_budget_macs > 0):
+                raise ConfigError(f"train.epoch_budget_macs must be > 0, got {self.epoch_budget_macs}")
+            if self.max_train_examples is None:
+                raise ConfigError(
+                    "train.epoch_budget_macs raises train.max_train_examples for cheap candidates; set "
+                    "max_train_examples too, or leave epoch_budget_macs out (then every candidate sees the "
+                    "whole split)"
+                )
         if not (self.domain_adversarial >= 0):
             raise ConfigError(f"train.domain_adversarial must be >= 0, got {self.domain_adversarial}")
         if self.device not in ("cpu", "cuda", "auto"):

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from audio_nas.errors import TrainingError
 from audio_nas.export.qat import is_qat, prepare_qat
 from audio_nas.progress import Progress
-from audio_nas.space import build_model
+from audio_nas.space import build_model, plan_layers
 from audio_nas.training.augment import freq_mixstyle, spec_augment
 from audio_nas.training.config import TrainConfig
 from audio_nas.training.domain import IGNORE_DOMAIN, DomainHead, reversal_scale
@@ -116,6 +116,22 @@ def _params(model: torch.nn.Module, head: torch.nn.Module | None) -> list[torch.
     return list(model.parameters()) + (list(head.parameters()) if head is not None else [])
 
 
+def train_examples_cap(spec: Any, cfg: TrainConfig) -> int | None:
+    """How many train examples ``cfg`` lets ``spec`` see: ``max_train_examples``, raised for a cheap
+    network until an epoch costs ``epoch_budget_macs`` forward MACs (None: the whole split).
+
+    Why: a search caps a large (synthesised) set to bound the time of its expensive candidates, but a
+    fixed cap also starves the cheap ones, which cost little per example: on the data-free set, two ~0.1 M
+    MAC students learnt 22-30 % real test accuracy from 10,000 examples and 33-46 % from all 20,300
+    (docs/benchmarks.md, "Data-free search")."""
+    if cfg.max_train_examples is None:
+        return None
+    if cfg.epoch_budget_macs is None:
+        return cfg.max_train_examples
+    macs = max(1, sum(layer.macs for layer in plan_layers(spec)))
+    return max(cfg.max_train_examples, int(cfg.epoch_budget_macs // macs))
+
+
 def train(
     spec: Any,
     features: Any,
@@ -175,8 +191,9 @@ def train(
             )
         if len(set(domain_labels[domain_labels != IGNORE_DOMAIN].tolist())) < 2:
             raise TrainingError("domain-adversarial training needs train examples from two or more domains")
-    if cfg.max_train_examples is not None and cfg.max_train_examples < len(x_tr):
-        keep = np.sort(rng.choice(len(x_tr), cfg.max_train_examples, replace=False))
+    cap = train_examples_cap(spec, cfg)
+    if cap is not None and cap < len(x_tr):
+        keep = np.sort(rng.choice(len(x_tr), cap, replace=False))
         x_tr, y_tr = x_tr[keep], y_tr[keep]
         if teacher_logits is not None:
             teacher_logits = teacher_logits[keep]

@@ -203,3 +203,27 @@ def test_qat_fine_tunes_with_tflm_rounding_and_round_trips(tmp_path):
     assert meta["qat"] and is_qat(model2)
     x = torch.from_numpy(feats.x[:4])
     assert torch.equal(res.model(x), model2(x))
+
+
+def test_epoch_budget_raises_the_cap_for_cheap_networks_only():
+    from audio_nas.errors import ConfigError
+    from audio_nas.space import ArchSpec, plan_layers
+    from audio_nas.training.trainer import train_examples_cap
+
+    cheap = ArchSpec.from_str(
+        "fe:logmel_w30_h30_m32|stem:c1d_k5_s2_c8_hswish|ds_k5_s1_c16_r2_relu6|head:c0|n12"
+    )
+    dear = ArchSpec.from_str(
+        "fe:logmel_w30_h20_m40|stem:c1d_k5_s2_c24_relu6|ds_k5_s1_c24_r3_relu6|uib_a5_k0_e2_s1_c64_r2_relu6|"
+        "head:c128_relu|n12"
+    )
+    macs = sum(layer.macs for layer in plan_layers(cheap))
+    assert train_examples_cap(cheap, TrainConfig()) is None
+    assert train_examples_cap(cheap, TrainConfig(max_train_examples=100)) == 100
+    budget = TrainConfig(max_train_examples=100, epoch_budget_macs=macs * 250.0)
+    assert train_examples_cap(cheap, budget) == 250
+    assert train_examples_cap(dear, budget) == 100  # an epoch at the cap already costs more than the budget
+    with pytest.raises(ConfigError, match="max_train_examples too"):
+        TrainConfig(epoch_budget_macs=1e9)
+    with pytest.raises(ConfigError, match="must be > 0"):
+        TrainConfig(max_train_examples=10, epoch_budget_macs=0)
