@@ -65,6 +65,16 @@ def test_round_trip_yaml(tmp_path):
     assert config_hash(cfg) != config_hash(Outer())
 
 
+def test_exponent_numbers_that_yaml_1_1_reads_as_strings_are_floats(tmp_path):
+    (tmp_path / "c.yaml").write_text("rate_hz: 1.0e10\n")  # PyYAML: the string '1.0e10'
+    assert load_yaml(Outer, tmp_path / "c.yaml").rate_hz == 1.0e10
+    assert from_dict(Outer, {"rate_hz": "2e-3"}).rate_hz == 2e-3
+    with pytest.raises(ConfigError, match="rate_hz"):
+        from_dict(Outer, {"rate_hz": "1e"})
+    with pytest.raises(ConfigError, match="inner.depth"):  # integers stay strict
+        from_dict(Outer, {"inner": {"depth": "1e3"}})
+
+
 def test_missing_and_invalid_yaml(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_yaml(Outer, tmp_path / "nope.yaml")
