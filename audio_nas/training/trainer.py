@@ -121,9 +121,9 @@ def train_examples_cap(spec: Any, cfg: TrainConfig) -> int | None:
     network until an epoch costs ``epoch_budget_macs`` forward MACs (None: the whole split).
 
     Why: a search caps a large (synthesised) set to bound the time of its expensive candidates, but a
-    fixed cap also starves the cheap ones, which cost little per example: on the data-free set, two ~0.1 M
+    fixed cap also starves the cheap ones, which cost little per example: on the data-free set, two ~35 k
     MAC students learnt 22-30 % real test accuracy from 10,000 examples and 33-46 % from all 20,300
-    (docs/benchmarks.md, "Data-free search")."""
+    (docs/benchmarks.md, "A compute budget for the cap")."""
     if cfg.max_train_examples is None:
         return None
     if cfg.epoch_budget_macs is None:
