@@ -35,6 +35,28 @@ DEFAULT_TRAIN = TrainConfig(epochs=15, batch_size=64, num_threads=1)
 
 
 @dataclass(frozen=True, kw_only=True)
+class RetrainConfig:
+    """Epochs of the final Pareto models' retraining (search/retrain.py): each gets as many epochs as
+    ``budget_macs`` forward MACs pay for (train examples per epoch x MACs per example x epochs), between
+    ``train.epochs`` and ``max_epochs``. ``max_epochs`` None: retrain with the search's own epochs."""
+
+    max_epochs: int | None = None
+    budget_macs: float | None = None  # None with max_epochs set: every Pareto model gets max_epochs
+
+    def __post_init__(self) -> None:
+        if self.max_epochs is not None and self.max_epochs < 1:
+            raise ConfigError(f"retrain.max_epochs must be >= 1, got {self.max_epochs}")
+        if self.budget_macs is not None:
+            if not (self.budget_macs > 0):
+                raise ConfigError(f"retrain.budget_macs must be > 0, got {self.budget_macs}")
+            if self.max_epochs is None:
+                raise ConfigError(
+                    "retrain.budget_macs buys cheap Pareto models more epochs up to retrain.max_epochs; "
+                    "set max_epochs too (e.g. 120), or leave budget_macs out"
+                )
+
+
+@dataclass(frozen=True, kw_only=True)
 class SearchConfig:
     name: str = "default"
     dataset: str = "synth-kws"
@@ -54,6 +76,8 @@ class SearchConfig:
     energy_source: Literal["emulated", "analytic", "predicted"] = "emulated"
     train: TrainConfig = DEFAULT_TRAIN
     pruner: PrunerConfig = field(default_factory=PrunerConfig)
+    # the final Pareto models' retraining: more epochs for cheap networks (search/retrain.py)
+    retrain: RetrainConfig = field(default_factory=RetrainConfig)
     n_initial: int = 5  # random trials before the model-based parts start
     # weight bit-widths the space may choose per block and head: (8,) int8 only; (4, 8) mixed precision (int4
     # weights, bit-exact in TFLM; `audio-nas bench quant` measures their accuracy cost)
@@ -105,6 +129,12 @@ class SearchConfig:
         if not self.weight_bits or not set(self.weight_bits) <= {4, 8}:
             raise ConfigError(f"weight_bits must be a non-empty subset of (4, 8), got {self.weight_bits}")
         check_objectives(self.objectives)
+        if self.retrain.max_epochs is not None and self.retrain.max_epochs < self.train.epochs:
+            raise ConfigError(
+                f"retrain.max_epochs ({self.retrain.max_epochs}) is below train.epochs "
+                f"({self.train.epochs}): the Pareto models would be retrained for less than the search "
+                "trained them; raise it or leave it out"
+            )
         if self.hv_reference is None:
             object.__setattr__(self, "hv_reference", default_hv_reference(self.objectives))
         elif len(self.hv_reference) != len(self.objectives):

@@ -8,6 +8,7 @@ import dataclasses
 import html
 import json
 import logging
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,17 +19,22 @@ from audio_nas.energy.op_model import expected_error_note
 from audio_nas.errors import ExportError
 from audio_nas.export import export_model
 from audio_nas.export.graph import lower_model
+from audio_nas.features.cache import SPLITS
 from audio_nas.progress import Progress
 from audio_nas.search.datafree import frontend_is_pinned, real_test_accuracy, with_frontend
 from audio_nas.search.evaluate import cheap_objectives, evaluate_trial, training_data
 from audio_nas.search.executors import make_executor
 from audio_nas.search.objectives import hypervolume_curve
+from audio_nas.search.retrain import retrain_config, retrain_epochs
 from audio_nas.search.runner import SearchRunner
 from audio_nas.space import ArchSpec, build_model, resolve_arch
 from audio_nas.training import save_checkpoint, train
 from audio_nas.training.config import TrainConfig
+from audio_nas.training.trainer import train_examples_cap
 
 log = logging.getLogger(__name__)
+
+RETRAIN_FILE = "retrain.json"  # per exported Pareto model: the recipe, epochs, time and test accuracy
 
 
 def evaluate_baselines(runner: SearchRunner) -> dict[str, dict]:
@@ -186,6 +192,15 @@ def write_report(runner: SearchRunner, export: bool | None = None, stream_eval=N
 
     exported = export_front(runner, front) if (cfg.export_pareto if export is None else export) else {}
     streaming = stream_eval(runner, front) if stream_eval is not None and cfg.stream_eval else None
+    if exported:
+        shipped = {
+            tid: {
+                "retrain_epochs": str(e.get("retrain_epochs") or ""),
+                "retrained_test_accuracy": _num(e["test_accuracy"], ".4f") if "test_accuracy" in e else "",
+            }
+            for tid, e in exported.items()
+        }
+        _add_csv_columns(run_dir / "pareto.csv", ["retrain_epochs", "retrained_test_accuracy"], shipped)
     if streaming is not None:
         _add_csv_columns(run_dir / "pareto.csv", streaming.columns, streaming.values)
     counts = {
@@ -213,14 +228,15 @@ def write_report(runner: SearchRunner, export: bool | None = None, stream_eval=N
         "",
         "## Pareto front",
         "",
-        "| trial | origin | val acc | test acc | energy µJ | latency ms | RAM B (model / total) "
-        "| flash B (model / total) | params | TFLM arena B | spec |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| trial | origin | val acc | test acc | shipped model: test acc (epochs) | energy µJ | latency ms "
+        "| RAM B (model / total) | flash B (model / total) | params | TFLM arena B | spec |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for t in sorted(front, key=lambda t: t.energy_uj):
         arena = exported.get(t.id, {}).get("arena_bytes", "")
         lines.append(
             f"| {t.id} | {t.origin} | {t.accuracy:.3f} | {_num(_test_acc(t, exported, cfg), '.3f')} | "
+            f"{_shipped(exported.get(t.id, {}))} | "
             f"{t.energy_uj:.0f} | "
             f"{t.latency_ms:.1f} | {memory[t.id].model_ram_bytes} / {memory[t.id].total_ram_bytes} | "
             f"{memory[t.id].model_flash_bytes} / {memory[t.id].total_flash_bytes} | {t.params} | {arena} | "
@@ -249,6 +265,14 @@ def write_report(runner: SearchRunner, export: bool | None = None, stream_eval=N
 def _num(value, spec: str) -> str:
     """A number for a table cell; ``n/a`` for a missing or NaN value (data-free trials have no test split)."""
     return "n/a" if value is None or value != value else format(value, spec)
+
+
+def _shipped(exported: dict) -> str:
+    """The retrained, exported model's test accuracy and epochs (blank when it was not exported)."""
+    if "test_accuracy" not in exported:
+        return ""
+    epochs = exported.get("retrain_epochs")
+    return f"{_num(exported['test_accuracy'], '.3f')}" + (f" ({epochs})" if epochs else "")
 
 
 def _test_acc(t, exported: dict, cfg):
@@ -358,11 +382,15 @@ def export_front(runner: SearchRunner, front) -> dict[int, dict]:
         return {}
     out: dict[int, dict] = {}
     payloads = {}
+    recipe = {"train": to_dict(runner.cfg.train), "retrain": to_dict(runner.cfg.retrain)}
     for t in front:
         target = runner.run_dir / "pareto" / f"trial-{t.id:04d}"
-        if (target / "summary.json").exists():
+        if (target / "summary.json").exists() and _retrained_as(target, recipe):
             out[t.id] = json.loads((target / "summary.json").read_text())
-            if (target / "real_test.json").exists():  # data-free: the real test split's accuracy
+            record = _retrain_record(target)
+            if record:  # the retrained model's test accuracy (data-free: on the real test split)
+                out[t.id].update(test_accuracy=record["test_accuracy"], retrain_epochs=record["epochs"])
+            elif (target / "real_test.json").exists():  # data-free, exported before retrain.json existed
                 real = json.loads((target / "real_test.json").read_text())
                 out[t.id]["test_accuracy"] = real["real_test_accuracy"]
             continue
@@ -380,6 +408,7 @@ def export_front(runner: SearchRunner, front) -> dict[int, dict]:
             "real_test_dataset": runner.cfg.dataset if runner.cfg.data_free else None,
             "on_error": runner.cfg.on_error,
             "train": to_dict(runner.cfg.train),
+            "retrain": to_dict(runner.cfg.retrain),
         }
     bar = Progress(
         "Pareto models: retrain + TFLM export",
@@ -404,7 +433,15 @@ def retrain_and_export(payload: dict) -> dict:
     feats, teacher_logits, train_cfg = training_data(
         payload["dataset"], spec.frontend, train_cfg, payload["on_error"]
     )
-    res = train(spec, feats, train_cfg, teacher_logits=teacher_logits)
+    retrain = payload.get("retrain") or {}
+    n_train = int(np.count_nonzero(feats.split == SPLITS.index("train")))
+    cap = train_examples_cap(spec, train_cfg)
+    epochs = retrain_epochs(
+        spec, min(n_train, cap or n_train), train_cfg, retrain.get("max_epochs"), retrain.get("budget_macs")
+    )
+    t0 = time.perf_counter()
+    res = train(spec, feats, retrain_config(train_cfg, epochs), teacher_logits=teacher_logits)
+    train_s = time.perf_counter() - t0
     save_checkpoint(
         target / "checkpoint",
         spec,
@@ -421,8 +458,30 @@ def retrain_and_export(payload: dict) -> dict:
         )
         (target / "real_test.json").write_text(json.dumps(real))
         test_accuracy = real["real_test_accuracy"]
+    record = {
+        "recipe": {"train": payload["train"], "retrain": retrain},
+        "epochs": epochs,
+        "train_s": round(train_s, 1),
+        "test_accuracy": test_accuracy,
+    }
+    (target / RETRAIN_FILE).write_text(json.dumps(record, indent=1))
     return {
         "arena_bytes": result.arena_bytes,
         "flash_bytes": result.flash_bytes,
         "test_accuracy": test_accuracy,
+        "retrain_epochs": epochs,
     }
+
+
+def _retrain_record(target: Path) -> dict:
+    path = target / RETRAIN_FILE
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _retrained_as(target: Path, recipe: dict) -> bool:
+    """Whether the exported model in ``target`` was retrained with ``recipe`` (train + retrain config). A
+    model exported before retrain.json existed counts as retrained with the search's recipe."""
+    record = _retrain_record(target)
+    if not record:
+        return recipe["retrain"].get("max_epochs") is None
+    return record.get("recipe") == recipe

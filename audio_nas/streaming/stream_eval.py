@@ -234,12 +234,18 @@ def choose_and_report(
     return out
 
 
+def model_sha256(model_dir: str | Path) -> str | None:
+    """The exported model's identity: a retrained model in the same directory must not reuse the result."""
+    path = Path(model_dir) / "model.tflite"
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.exists() else None
+
+
 def cached_result(model_dir: str | Path, key: str) -> dict | None:
-    """The stored result of ``evaluate_model`` for streams with ``key``, if there is one."""
+    """The stored result of ``evaluate_model`` for streams with ``key`` and this very model.tflite."""
     cache = Path(model_dir) / "stream_eval.json"
     if cache.exists():
         got = json.loads(cache.read_text())
-        if got.get("key") == key:
+        if got.get("key") == key and got.get("model_sha256") == model_sha256(model_dir):
             return got
     return None
 
@@ -269,6 +275,7 @@ def evaluate_model(
     res = choose_and_report(vp, tp, streams, cfg, class_names, stride_frames)
     out = {
         "key": key,
+        "model_sha256": model_sha256(model_dir),
         "targets": res,
         "posteriors": how,
         "windows": int(len(vp) + len(tp)),

@@ -346,3 +346,16 @@ def test_false_alarm_sources_add_up_to_the_grids_false_alarms_and_name_segment_k
         src = false_alarm_sources(times, probs, s, KWS12_CLASSES, th, win)
         assert sum(src.values()) == grid["false_alarms"] > 0
         assert set(src) <= set(s.seconds_by_kind) | {"keyword", "keyword_wrong_label"}
+
+
+def test_a_cached_stream_result_belongs_to_one_model_file(tmp_path):
+    """A Pareto model retrained into the same directory (search `retrain:`) is scored again."""
+    from audio_nas.streaming.stream_eval import cached_result, model_sha256
+
+    (tmp_path / "model.tflite").write_bytes(b"first model")
+    stored = {"key": "k", "model_sha256": model_sha256(tmp_path), "targets": {}}
+    (tmp_path / "stream_eval.json").write_text(json.dumps(stored))
+    assert cached_result(tmp_path, "k") == stored
+    assert cached_result(tmp_path, "other streams") is None
+    (tmp_path / "model.tflite").write_bytes(b"retrained model")
+    assert cached_result(tmp_path, "k") is None
