@@ -484,4 +484,4 @@ def _retrained_as(target: Path, recipe: dict) -> bool:
     record = _retrain_record(target)
     if not record:
         return recipe["retrain"].get("max_epochs") is None
-    return record.get("recipe") == recipe
+    return record.get("recipe") == json.loads(json.dumps(recipe))  # as stored: tuples become lists
