@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
-import soundfile as sf
+from search_helpers import tone_folder
 
 from audio_nas.errors import ConfigError
 from audio_nas.search import SearchConfig
@@ -24,16 +23,9 @@ TEACHER = "fe:logmel_w30_h20_m20|stem:c2d_k3_s2_c8_relu|ds_k3_s1_c8_r1_relu|head
 @pytest.fixture()
 def folder_dataset(tmp_path):
     """Two tone classes, 0.5 s clips: learnable in one epoch."""
-    rng = np.random.default_rng(0)
-    for split in ("train", "validation", "test"):
-        for c, freq in (("high", 2000.0), ("low", 300.0)):
-            d = tmp_path / "ds" / split / c
-            d.mkdir(parents=True)
-            for i in range(8 if split == "train" else 4):
-                t = np.arange(8000) / 16000
-                x = 0.3 * np.sin(2 * np.pi * freq * t) + 0.05 * rng.standard_normal(8000)
-                sf.write(d / f"{i}.wav", x.astype(np.float32), 16000)
-    return f"folder:{tmp_path / 'ds'}"
+    return tone_folder(
+        tmp_path, train_per_class=8, other_per_class=4, samples=8000, tones=(("high", 2000.0), ("low", 300.0))
+    )
 
 
 def test_config_checks():

@@ -5,9 +5,8 @@ from __future__ import annotations
 import dataclasses
 from types import SimpleNamespace
 
-import numpy as np
 import pytest
-import soundfile as sf
+from search_helpers import tone_folder
 
 from audio_nas.search import SearchConfig
 from audio_nas.search.report import evaluate_baselines, export_front
@@ -18,16 +17,8 @@ from audio_nas.training import TrainConfig
 
 @pytest.fixture()
 def folder_dataset(tmp_path):
-    rng = np.random.default_rng(0)
-    for split in ("train", "validation", "test"):
-        for c, freq in (("low", 300.0), ("high", 2000.0)):
-            d = tmp_path / "ds" / split / c
-            d.mkdir(parents=True)
-            for i in range(6 if split == "train" else 3):
-                t = np.arange(16000) / 16000
-                x = 0.3 * np.sin(2 * np.pi * freq * t) + 0.05 * rng.standard_normal(16000)
-                sf.write(d / f"{i}.wav", x.astype(np.float32), 16000)
-    return f"folder:{tmp_path / 'ds'}"
+    """Two tone classes, 1 s clips, 6 train and 3 validation / test clips per class."""
+    return tone_folder(tmp_path, train_per_class=6, other_per_class=3)
 
 
 @pytest.mark.slow

@@ -7,9 +7,8 @@ import dataclasses
 import json
 from types import SimpleNamespace
 
-import numpy as np
 import pytest
-import soundfile as sf
+from search_helpers import tone_folder
 
 from audio_nas.errors import ConfigError
 from audio_nas.search import SearchConfig
@@ -63,19 +62,11 @@ def test_retrain_key_loads_from_yaml_floats(tmp_path):
 
 @pytest.fixture()
 def folder_dataset(tmp_path):
-    rng = np.random.default_rng(0)
-    for split in ("train", "validation", "test"):
-        for c, freq in (("low", 300.0), ("high", 2000.0)):
-            d = tmp_path / "ds" / split / c
-            d.mkdir(parents=True)
-            for i in range(4 if split == "train" else 2):
-                t = np.arange(16000) / 16000
-                x = 0.3 * np.sin(2 * np.pi * freq * t) + 0.05 * rng.standard_normal(16000)
-                sf.write(d / f"{i}.wav", x.astype(np.float32), 16000)
-    return f"folder:{tmp_path / 'ds'}"
+    """Two tone classes, 1 s clips, 6 train and 3 validation / test clips per class."""
+    return tone_folder(tmp_path, train_per_class=6, other_per_class=3)
 
 
-@pytest.mark.slow  # ~10 s: three 1-3 epoch trainings of a tiny network on 8 clips, TFLM export
+@pytest.mark.slow  # ~10 s: three 1-2 epoch trainings of a tiny network on 12 clips, TFLM export
 def test_front_is_retrained_with_the_budgeted_epochs_and_redone_when_the_recipe_changes(
     folder_dataset, tmp_path, audio_nas_home
 ):
@@ -102,7 +93,7 @@ def test_front_is_retrained_with_the_budgeted_epochs_and_redone_when_the_recipe_
 
     out = run(RetrainConfig())
     assert out["retrain_epochs"] == 1 and 0.0 <= out["test_accuracy"] <= 1.0
-    two_epochs = 2 * _macs(spec) * 8  # 8 train clips: the budget pays exactly 2 epochs
+    two_epochs = 2 * _macs(spec) * 12  # 12 train clips: the budget pays exactly 2 epochs
     out = run(RetrainConfig(max_epochs=3, budget_macs=two_epochs))
     record = json.loads((target / "retrain.json").read_text())
     assert out["retrain_epochs"] == record["epochs"] == 2
