@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from audio_nas.space import plan_layers
+from audio_nas.space import arch_costs
 from audio_nas.training.config import TrainConfig
 
 
@@ -30,7 +30,7 @@ def retrain_epochs(
         return train.epochs
     if budget_macs is None:
         return max_epochs
-    macs = max(1, sum(layer.macs for layer in plan_layers(spec)))
+    macs = max(1, arch_costs(spec).macs)  # the MACs the report and pareto.csv state
     affordable = int(budget_macs // (macs * max(1, train_examples)))
     return max(train.epochs, min(max_epochs, affordable))
 

@@ -16,12 +16,12 @@ from audio_nas.search.config import RetrainConfig
 from audio_nas.search.report import export_front
 from audio_nas.search.retrain import retrain_epochs
 from audio_nas.search.runner import SearchRunner
-from audio_nas.space import plan_layers, resolve_arch
+from audio_nas.space import arch_costs, resolve_arch
 from audio_nas.training import TrainConfig
 
 
 def _macs(spec) -> int:
-    return sum(layer.macs for layer in plan_layers(spec))
+    return arch_costs(spec).macs
 
 
 def test_cheap_models_get_more_epochs_expensive_ones_keep_the_search_recipe():
