@@ -359,3 +359,25 @@ def test_a_cached_stream_result_belongs_to_one_model_file(tmp_path):
     assert cached_result(tmp_path, "other streams") is None
     (tmp_path / "model.tflite").write_bytes(b"retrained model")
     assert cached_result(tmp_path, "k") is None
+
+
+def test_demo_picks_by_the_validation_stream_not_the_test_stream(tmp_path, monkeypatch):
+    """The recognizer is chosen on validation; a model whose test FRR is lowest only because its choice
+    failed there (many test false alarms) must not win."""
+    from audio_nas.streaming.demo import pick_model
+
+    run = tmp_path / "runs" / "s"
+    for tid, val_frr in ((1, 0.90), (2, 0.80)):
+        d = run / "pareto" / f"trial-{tid:04d}"
+        d.mkdir(parents=True)
+        (d / "summary.json").write_text("{}")
+        target = {"val_frr": val_frr, "val_reached": True, "frr": 0.5 if tid == 1 else 0.85, "fa_h": 1.0}
+        (d / "stream_eval.json").write_text(json.dumps({"targets": {"1": target}}))
+    (run / "pareto.csv").write_text("trial,spec,frr_at_1_fa_h\n1,x,0.5\n2,x,0.85\n")
+    monkeypatch.setenv("AUDIO_NAS_HOME", str(tmp_path))
+    path, why = pick_model()
+    assert path == run / "pareto" / "trial-0002" and "validation stream" in why
+    for tid in (1, 2):  # no stream_eval.json: the test figure of pareto.csv is all there is
+        (run / "pareto" / f"trial-{tid:04d}" / "stream_eval.json").unlink()
+    path, why = pick_model()
+    assert path == run / "pareto" / "trial-0001" and "test stream" in why
