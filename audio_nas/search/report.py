@@ -25,7 +25,7 @@ from audio_nas.search.datafree import frontend_is_pinned, real_test_accuracy, wi
 from audio_nas.search.evaluate import cheap_objectives, evaluate_trial, training_data
 from audio_nas.search.executors import make_executor
 from audio_nas.search.objectives import hypervolume_curve
-from audio_nas.search.retrain import retrain_config, retrain_epochs
+from audio_nas.search.retrain import retrain_epochs
 from audio_nas.search.runner import SearchRunner
 from audio_nas.space import ArchSpec, build_model, resolve_arch
 from audio_nas.training import save_checkpoint, train
@@ -440,7 +440,8 @@ def retrain_and_export(payload: dict) -> dict:
         spec, min(n_train, cap or n_train), train_cfg, retrain.get("max_epochs"), retrain.get("budget_macs")
     )
     t0 = time.perf_counter()
-    res = train(spec, feats, retrain_config(train_cfg, epochs), teacher_logits=teacher_logits)
+    # the search's recipe with more epochs (the learning-rate schedule follows the epoch count)
+    res = train(spec, feats, dataclasses.replace(train_cfg, epochs=epochs), teacher_logits=teacher_logits)
     train_s = time.perf_counter() - t0
     save_checkpoint(
         target / "checkpoint",

@@ -13,7 +13,6 @@ example x epochs) pay for, never fewer than the search's epochs and never more t
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from audio_nas.space import arch_costs
@@ -33,8 +32,3 @@ def retrain_epochs(
     macs = max(1, arch_costs(spec).macs)  # the MACs the report and pareto.csv state
     affordable = int(budget_macs // (macs * max(1, train_examples)))
     return max(train.epochs, min(max_epochs, affordable))
-
-
-def retrain_config(train: TrainConfig, epochs: int) -> TrainConfig:
-    """The search's recipe with ``epochs`` (the learning-rate schedule follows the epoch count)."""
-    return dataclasses.replace(train, epochs=epochs)
