@@ -1,4 +1,5 @@
-"""``audio-nas data synthesize``: a dataset recovered from a teacher checkpoint (data-free)."""
+"""``audio-nas data synthesize``: a dataset recovered from a teacher checkpoint (data-free);
+``audio-nas data add-mixtures``: more teacher-labelled mixtures for such a set."""
 
 from __future__ import annotations
 
@@ -87,7 +88,42 @@ def synthesize_cmd(
     typer.echo(f"-> {path}  (train on it with --dataset synth:{path})")
 
 
+def add_mixtures_cmd(
+    synth_set: str = typer.Argument(..., help="The synthesised set (DIR or synth:DIR)."),
+    n: int = typer.Option(..., "--n", help="Teacher-labelled train mixtures to add."),
+    out: Path = typer.Option(
+        None, "--out", help="Output directory (default <set>-m<train mixtures after the addition>)."
+    ),
+    seed: int = typer.Option(
+        0, "--seed", help="Seed; the same seed and set give the same mixtures (on CPU)."
+    ),
+    teacher: Path = typer.Option(
+        None,
+        "--teacher",
+        help="Teacher checkpoint (default: the one the manifest names; its hash must match).",
+    ),
+    device: str = typer.Option("auto", "--device", help="auto (a GPU when present, else CPU), cpu or cuda."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output directory."),
+) -> None:
+    """Write a copy of a synthesised set with more teacher-labelled train mixtures (no new inversion)."""
+    import json
+
+    from audio_nas.training.grow_synth import add_mixtures
+
+    path = add_mixtures(
+        synth_set, n, out, seed=seed, teacher_path=teacher, device=device, overwrite=overwrite
+    )
+    meta = json.loads((path / "manifest.json").read_text())
+    mix = meta["mixtures"]
+    typer.echo(
+        f"+ {n} teacher-labelled mixtures in {mix['added'][-1]['wall_s']} s: {mix['n']} in the train split, "
+        f"{mix.get('validation', 0)} in the validation split; {meta['n_examples']} examples"
+    )
+    typer.echo(f"-> {path}  (train on it with --dataset synth:{path})")
+
+
 def register(app: typer.Typer) -> None:
     from audio_nas.cli.data import data_app
 
     data_app.command("synthesize")(synthesize_cmd)
+    data_app.command("add-mixtures")(add_mixtures_cmd)

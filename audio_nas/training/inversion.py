@@ -210,7 +210,7 @@ def applicable_terms(teacher: Teacher, has_embedding: bool) -> tuple[str, ...]:
     return tuple(t for t in terms if has_embedding or t != "diversity")
 
 
-def _resolve_device(name: str) -> torch.device:
+def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
@@ -383,7 +383,7 @@ def _make_prior(
 
 def invert_teacher(teacher: Teacher, cfg: InversionConfig, *, progress: bool = True) -> InversionResult:
     """Synthesise ``cfg.per_class`` examples of every class of ``teacher``; see the module doc."""
-    device = _resolve_device(cfg.device)
+    device = resolve_device(cfg.device)
     model = teacher.model.to(device).eval()
     k = len(teacher.class_names)
     t_frames, n_bins = teacher.frontend.output_shape

@@ -1,0 +1,123 @@
+"""`audio-nas data add-mixtures`: more teacher-labelled mixtures for a synthesised set, no new inversion."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from audio_nas.errors import ConfigError, DataError
+from audio_nas.features import FrontEndConfig
+from audio_nas.features.synthset import load_synth_set
+from audio_nas.training.checkpoint import load_checkpoint
+from audio_nas.training.grow_synth import add_mixtures
+from audio_nas.training.inversion import InversionConfig
+from audio_nas.training.portable_synth import (
+    PARAMS_FILE,
+    RECIPE_FILE,
+    MixtureRecipe,
+    Renderer,
+    render_synth_features,
+)
+from audio_nas.training.synthesize import synthesize
+
+SPEC = "fe:logmel_w30_h20_m20_l300|stem:c2d_k3_s2_c8_relu|ds_k3_s1_c8_r1_relu|head:c0|n3"
+FAST = dict(per_class=4, steps=6, batch_size=12, rounds=1, mixtures=24, device="cpu")
+OTHER = FrontEndConfig(kind="mfcc", window_ms=40, hop_ms=30, n_mels=32, n_mfcc=13, clip_ms=300)
+
+
+@pytest.fixture(scope="module")
+def sets(tmp_path_factory, make_tiny_teacher):
+    root = tmp_path_factory.mktemp("grow")
+    teacher = make_tiny_teacher(root / "t", SPEC, ("a", "b", "c"))
+    sf = synthesize(teacher, InversionConfig(**FAST), root / "sf", progress=False)
+    grid = synthesize(teacher, InversionConfig(**FAST, prior="grid"), root / "grid", progress=False)
+    return teacher, root, load_synth_set(sf), load_synth_set(grid)
+
+
+def _teacher_logits(teacher, x: np.ndarray) -> np.ndarray:
+    _, model, _ = load_checkpoint(teacher)
+    with torch.no_grad():
+        return model.eval()(torch.from_numpy(np.array(x, np.float32))).numpy()
+
+
+def test_a_source_filter_set_grows_by_mixtures_its_teacher_labelled(sets, tmp_path):
+    teacher, _, s, _ = sets
+    before = (s.path / "features.npy").read_bytes()
+    out = add_mixtures(s.path, 10, tmp_path / "grown", seed=3, progress=False)
+    g = load_synth_set(out)
+    assert len(g.features.x) == len(s.features.x) + 10 and g.n_mixtures == 34
+    assert np.array_equal(np.asarray(g.features.x[:40]), np.asarray(s.features.x))  # old rows kept, in order
+    assert g.features.split[40:].tolist() == [0] * 10  # new mixtures train only; validation unchanged
+    assert g.manifest["mixtures"]["validation"] == 4 and g.manifest["split_counts"] == {
+        "train": 43,
+        "validation": 7,
+    }
+    assert (
+        g.manifest["mixtures"]["added"][0]["n"] == 10
+        and g.manifest["content_hash"] != s.manifest["content_hash"]
+    )
+    # the stored recipe renders the new rows, whose labels are the teacher's on exactly those inputs
+    with np.load(g.path / PARAMS_FILE) as z:
+        params = {k: z[k] for k in z.files}
+    recipe = MixtureRecipe.load(g.path / RECIPE_FILE)
+    assert len(recipe) == 38
+    r = Renderer(params, tuple(g.manifest["portable"]["span_s"]), g.features.frontend)
+    new = np.asarray(g.features.x[40:])
+    assert np.allclose(r.mixtures(recipe.rows(slice(28, 38))).numpy(), new, atol=1e-4)
+    n_inv = 12
+    assert (g.features.split[recipe.a[28:]] == 0).all() and (recipe.a[28:] < n_inv).all()
+    assert np.allclose(g.teacher_logits[40:], _teacher_logits(teacher, new), atol=1e-4)
+    assert np.array_equal(g.features.labels[40:], g.teacher_logits[40:].argmax(1))
+    # another front-end renders the grown set (recipe and rows agree)
+    assert render_synth_features(g, OTHER, progress=False).x.shape == (50, *OTHER.output_shape)
+    assert (s.path / "features.npy").read_bytes() == before  # the source set is untouched
+
+
+def test_growing_is_deterministic_and_a_second_addition_draws_new_mixtures(sets, tmp_path):
+    _, _, s, _ = sets
+    a = load_synth_set(add_mixtures(s.path, 6, tmp_path / "a", seed=1, progress=False))
+    b = load_synth_set(add_mixtures(s.path, 6, tmp_path / "b", seed=1, progress=False))
+    assert np.array_equal(np.asarray(a.features.x), np.asarray(b.features.x))
+    again = load_synth_set(add_mixtures(a.path, 6, tmp_path / "c", seed=1, progress=False))
+    assert again.n_mixtures == 36 and len(again.manifest["mixtures"]["added"]) == 2
+    assert not np.allclose(np.asarray(again.features.x[-6:]), np.asarray(a.features.x[-6:]))
+
+
+def test_a_grid_set_grows_in_its_feature_space(sets, tmp_path):
+    teacher, _, _, grid = sets
+    g = load_synth_set(add_mixtures(f"synth:{grid.path}", 8, tmp_path / "g", progress=False))
+    assert len(g.features.x) == len(grid.features.x) + 8 and g.n_mixtures == 32
+    assert np.allclose(g.teacher_logits[-8:], _teacher_logits(teacher, g.features.x[-8:]), atol=1e-4)
+
+
+def test_bad_requests_get_clear_errors_and_write_nothing(sets, tmp_path, make_tiny_teacher):
+    _, root, s, _ = sets
+    with pytest.raises(ConfigError, match=">= 1"):
+        add_mixtures(s.path, 0, tmp_path / "x", progress=False)
+    with pytest.raises(DataError, match="is the source set"):
+        add_mixtures(s.path, 4, s.path, progress=False)
+    (tmp_path / "exists").mkdir()
+    with pytest.raises(DataError, match="already exists"):
+        add_mixtures(s.path, 4, tmp_path / "exists", progress=False)
+    other = make_tiny_teacher(root / "other", SPEC.replace("c8_r1", "c12_r1"), ("a", "b", "c"))
+    with pytest.raises(DataError, match="not the one"):
+        add_mixtures(s.path, 4, tmp_path / "y", teacher_path=other, progress=False)
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_the_command_reports_the_grown_set(sets, tmp_path):
+    from typer.testing import CliRunner
+
+    from audio_nas.cli import app
+
+    _, _, s, _ = sets
+    r = CliRunner().invoke(
+        app, ["data", "add-mixtures", f"synth:{s.path}", "--n", "5", "--out", str(tmp_path / "o")]
+    )
+    assert r.exit_code == 0, r.output
+    assert "29 in the train split, 4 in the validation split; 45 examples" in r.output
+    assert json.loads((tmp_path / "o" / "manifest.json").read_text())["mixtures"]["n"] == 29
