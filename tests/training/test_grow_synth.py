@@ -7,13 +7,12 @@ import json
 import numpy as np
 import pytest
 import torch
+from synth_helpers import OTHER_FRONTEND, TINY_TEACHER_SPEC
 
 from audio_nas.errors import ConfigError, DataError
-from audio_nas.features import FrontEndConfig
 from audio_nas.features.synthset import load_synth_set
 from audio_nas.training.checkpoint import load_checkpoint
 from audio_nas.training.grow_synth import add_mixtures
-from audio_nas.training.inversion import InversionConfig
 from audio_nas.training.portable_synth import (
     PARAMS_FILE,
     RECIPE_FILE,
@@ -21,20 +20,12 @@ from audio_nas.training.portable_synth import (
     Renderer,
     render_synth_features,
 )
-from audio_nas.training.synthesize import synthesize
-
-SPEC = "fe:logmel_w30_h20_m20_l300|stem:c2d_k3_s2_c8_relu|ds_k3_s1_c8_r1_relu|head:c0|n3"
-FAST = dict(per_class=4, steps=6, batch_size=12, rounds=1, mixtures=24, device="cpu")
-OTHER = FrontEndConfig(kind="mfcc", window_ms=40, hop_ms=30, n_mels=32, n_mfcc=13, clip_ms=300)
 
 
 @pytest.fixture(scope="module")
-def sets(tmp_path_factory, make_tiny_teacher):
-    root = tmp_path_factory.mktemp("grow")
-    teacher = make_tiny_teacher(root / "t", SPEC, ("a", "b", "c"))
-    sf = synthesize(teacher, InversionConfig(**FAST), root / "sf", progress=False)
-    grid = synthesize(teacher, InversionConfig(**FAST, prior="grid"), root / "grid", progress=False)
-    return teacher, root, load_synth_set(sf), load_synth_set(grid)
+def sets(tiny_synth_sets):
+    t = tiny_synth_sets
+    return t.teacher, t.root, t.sf, t.grid
 
 
 def _teacher_logits(teacher, x: np.ndarray) -> np.ndarray:
@@ -72,7 +63,8 @@ def test_a_source_filter_set_grows_by_mixtures_its_teacher_labelled(sets, tmp_pa
     assert np.allclose(g.teacher_logits[40:], _teacher_logits(teacher, new), atol=1e-4)
     assert np.array_equal(g.features.labels[40:], g.teacher_logits[40:].argmax(1))
     # another front-end renders the grown set (recipe and rows agree)
-    assert render_synth_features(g, OTHER, progress=False).x.shape == (50, *OTHER.output_shape)
+    rendered = render_synth_features(g, OTHER_FRONTEND, progress=False)
+    assert rendered.x.shape == (50, *OTHER_FRONTEND.output_shape)
     assert (s.path / "features.npy").read_bytes() == before  # the source set is untouched
 
 
@@ -102,7 +94,7 @@ def test_bad_requests_get_clear_errors_and_write_nothing(sets, tmp_path, make_ti
     (tmp_path / "exists").mkdir()
     with pytest.raises(DataError, match="already exists"):
         add_mixtures(s.path, 4, tmp_path / "exists", progress=False)
-    other = make_tiny_teacher(root / "other", SPEC.replace("c8_r1", "c12_r1"), ("a", "b", "c"))
+    other = make_tiny_teacher(root / "other", TINY_TEACHER_SPEC.replace("c8_r1", "c12_r1"), ("a", "b", "c"))
     with pytest.raises(DataError, match="not the one"):
         add_mixtures(s.path, 4, tmp_path / "y", teacher_path=other, progress=False)
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()

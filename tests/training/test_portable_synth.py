@@ -8,12 +8,11 @@ import json
 import numpy as np
 import pytest
 import torch
+from synth_helpers import OTHER_FRONTEND
 
 from audio_nas.errors import TrainingError
-from audio_nas.features import FrontEndConfig
 from audio_nas.features.synthset import load_synth_set
 from audio_nas.training import TrainConfig
-from audio_nas.training.inversion import InversionConfig
 from audio_nas.training.portable_synth import (
     PARAMS_FILE,
     RECIPE_FILE,
@@ -23,20 +22,13 @@ from audio_nas.training.portable_synth import (
     render_synth_features,
 )
 from audio_nas.training.source_filter import source_filter_power
-from audio_nas.training.synthesize import synthesize
 
-SPEC = "fe:logmel_w30_h20_m20_l300|stem:c2d_k3_s2_c8_relu|ds_k3_s1_c8_r1_relu|head:c0|n3"
-FAST = dict(per_class=4, steps=6, batch_size=12, rounds=1, mixtures=24, device="cpu")
-OTHER = FrontEndConfig(kind="mfcc", window_ms=40, hop_ms=30, n_mels=32, n_mfcc=13, clip_ms=300)
+OTHER = OTHER_FRONTEND
 
 
 @pytest.fixture(scope="module")
-def sets(tmp_path_factory, make_tiny_teacher):
-    root = tmp_path_factory.mktemp("portable")
-    teacher = make_tiny_teacher(root / "t", SPEC, ("a", "b", "c"))
-    sf = synthesize(teacher, InversionConfig(**FAST), root / "sf", progress=False)
-    grid = synthesize(teacher, InversionConfig(**FAST, prior="grid"), root / "grid", progress=False)
-    return teacher, load_synth_set(sf), load_synth_set(grid)
+def sets(tiny_synth_sets):
+    return tiny_synth_sets.teacher, tiny_synth_sets.sf, tiny_synth_sets.grid
 
 
 def _renderer(s, frontend=None):
