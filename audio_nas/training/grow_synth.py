@@ -84,6 +84,8 @@ def add_mixtures(
     addition with the same seed draws new mixtures, and none repeats the original synthesis's draw)."""
     if n_add < 1:
         raise ConfigError(f"the number of mixtures to add must be >= 1, got {n_add}")
+    if device not in ("auto", "cpu", "cuda"):
+        raise ConfigError(f"device must be auto, cpu or cuda, got {device!r}")
     synth = load_synth_set(set_path)
     out = Path(out_dir) if out_dir else default_grown_dir(synth, n_add)
     if out.resolve() == synth.path.resolve():

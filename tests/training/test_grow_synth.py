@@ -89,6 +89,8 @@ def test_bad_requests_get_clear_errors_and_write_nothing(sets, tmp_path, make_ti
     _, root, s, _ = sets
     with pytest.raises(ConfigError, match=">= 1"):
         add_mixtures(s.path, 0, tmp_path / "x", progress=False)
+    with pytest.raises(ConfigError, match="auto, cpu or cuda"):
+        add_mixtures(s.path, 4, tmp_path / "x", device="gpu", progress=False)
     with pytest.raises(DataError, match="is the source set"):
         add_mixtures(s.path, 4, s.path, progress=False)
     (tmp_path / "exists").mkdir()
