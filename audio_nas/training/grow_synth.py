@@ -57,6 +57,11 @@ def _teacher_of(synth: SynthSet, teacher_path: str | Path | None) -> Teacher:
     path = teacher_path or recorded.get("path")
     if not path:
         raise DataError(f"{synth.path}: the manifest names no teacher; pass --teacher CKPT")
+    if not teacher_path and not Path(path).exists():
+        raise DataError(
+            f"{synth.path} was made from the teacher {path}, which is not there any more; pass the original "
+            "checkpoint with --teacher"
+        )
     teacher = load_teacher(path)
     if recorded.get("sha256") and teacher.sha256 != recorded["sha256"]:
         raise DataError(

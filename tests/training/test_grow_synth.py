@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -99,7 +100,14 @@ def test_bad_requests_get_clear_errors_and_write_nothing(sets, tmp_path, make_ti
     other = make_tiny_teacher(root / "other", TINY_TEACHER_SPEC.replace("c8_r1", "c12_r1"), ("a", "b", "c"))
     with pytest.raises(DataError, match="not the one"):
         add_mixtures(s.path, 4, tmp_path / "y", teacher_path=other, progress=False)
-    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+    moved = tmp_path / "moved"
+    shutil.copytree(s.path, moved)
+    manifest = json.loads((moved / "manifest.json").read_text())
+    manifest["teacher"]["path"] = str(tmp_path / "gone")
+    (moved / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(DataError, match="not there any more; pass the original checkpoint with --teacher"):
+        add_mixtures(moved, 4, tmp_path / "z", progress=False)
+    assert not any((tmp_path / n).exists() for n in ("x", "y", "z"))
     assert not list(tmp_path.glob("*.partial"))
 
 
