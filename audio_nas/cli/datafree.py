@@ -1,5 +1,6 @@
 """``audio-nas data synthesize``: a dataset recovered from a teacher checkpoint (data-free);
-``audio-nas data add-mixtures``: more teacher-labelled mixtures for such a set."""
+``audio-nas data add-mixtures``: more teacher-labelled mixtures for such a set;
+``audio-nas data merge-synth``: one larger inversion pool from sets synthesised separately."""
 
 from __future__ import annotations
 
@@ -91,6 +92,11 @@ def synthesize_cmd(
 def add_mixtures_cmd(
     synth_set: str = typer.Argument(..., help="The synthesised set (DIR or synth:DIR)."),
     n: int = typer.Option(..., "--n", help="Teacher-labelled train mixtures to add."),
+    validation: int = typer.Option(
+        0,
+        "--validation",
+        help="Teacher-labelled validation mixtures to add (of the validation inversions only).",
+    ),
     out: Path = typer.Option(
         None, "--out", help="Output directory (default <set>-m<train mixtures after the addition>)."
     ),
@@ -111,14 +117,53 @@ def add_mixtures_cmd(
     from audio_nas.training.grow_synth import add_mixtures
 
     path = add_mixtures(
-        synth_set, n, out, seed=seed, teacher_path=teacher, device=device, overwrite=overwrite
+        synth_set,
+        n,
+        out,
+        n_validation=validation,
+        seed=seed,
+        teacher_path=teacher,
+        device=device,
+        overwrite=overwrite,
     )
     meta = json.loads((path / "manifest.json").read_text())
     mix = meta["mixtures"]
     typer.echo(
-        f"+ {n} teacher-labelled mixtures in {mix['added'][-1]['wall_s']} s: {mix['n']} in the train split, "
+        f"+ {n} + {validation} teacher-labelled mixtures (train + validation) in "
+        f"{mix['added'][-1]['wall_s']} s: {mix['n']} in the train split, "
         f"{mix.get('validation', 0)} in the validation split; {meta['n_examples']} examples"
     )
+    typer.echo(f"-> {path}  (train on it with --dataset synth:{path})")
+
+
+def merge_synth_cmd(
+    synth_sets: list[str] = typer.Argument(
+        ..., help="Two or more synthesised sets (DIR or synth:DIR) of one teacher, different seeds."
+    ),
+    out: Path = typer.Option(..., "--out", help="Output directory of the merged set."),
+    inversions_only: bool = typer.Option(
+        False,
+        "--inversions-only",
+        help="Keep the inversions only (then add mixtures of the whole pool with `data add-mixtures`).",
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output directory."),
+) -> None:
+    """Merge synthesised sets of one teacher into one larger inversion pool (run `data synthesize` with
+    different --seed in several processes or machines, then merge)."""
+    import json
+
+    from audio_nas.training.grow_synth import merge_synth_sets
+
+    path = merge_synth_sets(synth_sets, out, inversions_only=inversions_only, overwrite=overwrite)
+    meta = json.loads((path / "manifest.json").read_text())
+    n_inv = sum(m["inversions"] for m in meta["merged_from"])
+    mix = meta["mixtures"]
+    typer.echo(
+        f"{len(meta['merged_from'])} sets merged: {n_inv} inversions, {mix['n']} train and "
+        f"{mix['validation']} validation mixtures; {meta['n_examples']} examples"
+    )
+    if not mix["n"]:
+        typer.echo(f"add mixtures of the whole pool with `audio-nas data add-mixtures synth:{path} --n N`")
     typer.echo(f"-> {path}  (train on it with --dataset synth:{path})")
 
 
@@ -127,3 +172,4 @@ def register(app: typer.Typer) -> None:
 
     data_app.command("synthesize")(synthesize_cmd)
     data_app.command("add-mixtures")(add_mixtures_cmd)
+    data_app.command("merge-synth")(merge_synth_cmd)

@@ -1,4 +1,5 @@
-"""More teacher-labelled mixtures for an existing synthesised set, without inverting the teacher again.
+"""Grow a synthesised set: more teacher-labelled mixtures of its inversions (``add_mixtures``), or more
+inversions by merging sets synthesised separately from the same teacher (``merge_synth_sets``).
 
 Why: a student learns more from a larger mixture pool of the *same* inversions. On synth-kws (300
 source-filter inversions of the 52 M-MAC teacher) two ~40 k-MAC students trained on 80,000 train mixtures
@@ -14,13 +15,22 @@ the one the manifest names, checked against its recorded hash: mixtures labelled
 not belong to the set. The result is written atomically to a new directory (nothing is written half-way,
 and the source set stays as it was).
 
+Merging: the inversion is the expensive part and one ``synthesize`` runs in one process, so a larger
+inversion pool is made as several sets with different seeds (processes or machines side by side) merged
+into one. Inversions are independent draws, so a merged pool is the pool one larger run would have drawn
+(not the same rows). The merged set holds every set's inversions first, then every set's mixtures as they
+were; the stored recipes are re-indexed to the merged rows, so the set still renders in any front-end.
+``inversions_only`` drops the mixtures, for fresh ones of the whole pool with ``add_mixtures``.
+
 Hand-written: no library grows teacher-labelled mixture sets (see ``training.function_matching``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -47,9 +57,12 @@ log = logging.getLogger(__name__)
 DERIVED_KEYS = ("format_version", "n_examples", "shape", "class_names", "frontend", "content_hash")
 
 
-def default_grown_dir(synth: SynthSet, n_add: int) -> Path:
-    """``<set>-m<train mixtures after the addition>`` beside the source set."""
-    return synth.path.with_name(f"{synth.path.name}-m{synth.n_mixtures + n_add}")
+def default_grown_dir(synth: SynthSet, n_add: int, n_validation: int = 0) -> Path:
+    """``<set>-m<train mixtures after the addition>[-v<validation mixtures after it>]`` beside the set."""
+    name = f"{synth.path.name}-m{synth.n_mixtures + n_add}"
+    if n_validation:
+        name += f"-v{int((synth.manifest.get('mixtures') or {}).get('validation', 0)) + n_validation}"
+    return synth.path.with_name(name)
 
 
 def _teacher_of(synth: SynthSet, teacher_path: str | Path | None) -> Teacher:
@@ -77,22 +90,27 @@ def add_mixtures(
     n_add: int,
     out_dir: str | Path | None = None,
     *,
+    n_validation: int = 0,
     seed: int = 0,
     teacher_path: str | Path | None = None,
     device: str = "auto",
     overwrite: bool = False,
     progress: bool = True,
 ) -> Path:
-    """Write ``set_path`` plus ``n_add`` new teacher-labelled train mixtures to ``out_dir``; returns it.
+    """Write ``set_path`` plus ``n_add`` new teacher-labelled train mixtures (and ``n_validation``
+    validation mixtures, of the validation inversions only) to ``out_dir``; returns it.
 
     Deterministic on CPU from ``seed`` and the number of mixtures the set already holds (so a second
-    addition with the same seed draws new mixtures, and none repeats the original synthesis's draw)."""
-    if n_add < 1:
-        raise ConfigError(f"the number of mixtures to add must be >= 1, got {n_add}")
+    addition with the same seed draws new mixtures, and none repeats the original synthesis's draw); the
+    train mixtures do not depend on ``n_validation``."""
+    if n_add < 0 or n_validation < 0 or n_add + n_validation < 1:
+        raise ConfigError(
+            f"add at least one mixture: got {n_add} train and {n_validation} validation mixtures"
+        )
     if device not in ("auto", "cpu", "cuda"):
         raise ConfigError(f"device must be auto, cpu or cuda, got {device!r}")
     synth = load_synth_set(set_path)
-    out = Path(out_dir) if out_dir else default_grown_dir(synth, n_add)
+    out = Path(out_dir) if out_dir else default_grown_dir(synth, n_add, n_validation)
     if out.resolve() == synth.path.resolve():
         raise DataError(f"--out {out} is the source set; write the larger set to another directory")
     if out.exists() and not overwrite:
@@ -103,11 +121,13 @@ def add_mixtures(
     split = np.asarray(synth.features.split, np.uint8)
     n_inv = len(x) - n_train_mix - n_val_mix
     pool = np.flatnonzero(split[:n_inv] == 0)
-    if n_inv < 1 or len(pool) < 2:
-        raise DataError(
-            f"{synth.path}: {len(pool)} train inversions found ({len(x)} rows, {n_train_mix} + {n_val_mix} "
-            "mixtures by its manifest); mixing needs at least 2"
-        )
+    val_pool = np.flatnonzero(split[:n_inv] == 1)
+    for name, rows, n in (("train", pool, n_add), ("validation", val_pool, n_validation)):
+        if n and (n_inv < 1 or len(rows) < 2):
+            raise DataError(
+                f"{synth.path}: {len(rows)} {name} inversions found ({len(x)} rows, {n_train_mix} + "
+                f"{n_val_mix} mixtures by its manifest); mixing needs at least 2"
+            )
     teacher = _teacher_of(synth, teacher_path)
     dev = resolve_device(device)
     t0 = time.perf_counter()
@@ -118,7 +138,13 @@ def add_mixtures(
         with np.load(synth.path / PARAMS_FILE) as z:
             params = {k: z[k] for k in z.files}
         old = MixtureRecipe.load(synth.path / RECIPE_FILE) if portable.get("mixture_recipe") else None
-        recipe = draw_recipe(n_add, pool, teacher.frontend, np.random.default_rng(mix_seed))
+        rng = np.random.default_rng(mix_seed)
+        parts = [
+            draw_recipe(n, rows, teacher.frontend, rng)
+            for rows, n in ((pool, n_add), (val_pool, n_validation))
+            if n
+        ]
+        recipe = parts[0] if len(parts) == 1 else parts[0].concat(parts[1])
         renderer = Renderer(params, tuple(portable["span_s"]), teacher.frontend)
         mx, ml = label_mixtures(teacher.model, renderer, recipe, device=dev, progress=progress)
         extra[PARAMS_FILE] = params
@@ -126,9 +152,12 @@ def add_mixtures(
         manifest_portable: dict[str, Any] | None = {**portable, "mixture_recipe": RECIPE_FILE}
     else:
         grid_seed = int(np.random.default_rng(mix_seed).integers(1 << 31))
-        mx, ml = teacher_mixtures(
-            teacher.model, x[pool], n_add, seed=grid_seed, device=dev, progress=progress
-        )
+        drawn = [
+            teacher_mixtures(teacher.model, x[rows], n, seed=grid_seed + i, device=dev, progress=progress)
+            for i, (rows, n) in enumerate(((pool, n_add), (val_pool, n_validation)))
+            if n
+        ]
+        mx, ml = (np.concatenate(parts) for parts in zip(*drawn, strict=True))
         manifest_portable = synth.manifest.get("portable")
     wall_s = round(time.perf_counter() - t0, 1)
     counts = np.bincount(ml.argmax(1), minlength=ml.shape[1]).tolist()
@@ -137,14 +166,20 @@ def add_mixtures(
         *meta_mix.get("added", []),
         {
             "n": n_add,
+            "validation": n_validation,
             "seed": int(seed),
             "wall_s": wall_s,
             "teacher_class_counts": counts,
             "from": str(synth.path),
         },
     ]
-    manifest["mixtures"] = {**meta_mix, "n": n_train_mix + n_add, "added": added}
-    new_split = np.concatenate([split, np.zeros(n_add, np.uint8)])
+    manifest["mixtures"] = {
+        **meta_mix,
+        "n": n_train_mix + n_add,
+        "validation": n_val_mix + n_validation,
+        "added": added,
+    }
+    new_split = np.concatenate([split, np.zeros(n_add, np.uint8), np.ones(n_validation, np.uint8)])
     manifest["split_counts"] = {
         "train": int((new_split == 0).sum()),
         "validation": int((new_split == 1).sum()),
@@ -163,5 +198,159 @@ def add_mixtures(
         overwrite=overwrite,
         extra_npz=extra or None,
     )
-    log.info("added %d teacher-labelled mixtures in %.0f s -> %s", n_add, wall_s, path)
+    log.info(
+        "added %d + %d teacher-labelled mixtures (train + validation) in %.0f s -> %s",
+        n_add,
+        n_validation,
+        wall_s,
+        path,
+    )
+    return path
+
+
+def _layout(synth: SynthSet) -> tuple[int, int, int]:
+    """(inversions, train mixtures, validation mixtures) of a set, by its manifest."""
+    meta_mix = synth.manifest.get("mixtures") or {}
+    n_train, n_val = int(meta_mix.get("n", 0)), int(meta_mix.get("validation", 0))
+    n_inv = len(synth.features.labels) - n_train - n_val
+    if n_inv < 1:
+        raise DataError(
+            f"{synth.path}: {len(synth.features.labels)} rows but {n_train} + {n_val} mixtures by its "
+            "manifest; it is not a synthesised set this version can merge"
+        )
+    return n_inv, n_train, n_val
+
+
+def _check_mergeable(sets: list[SynthSet]) -> None:
+    first = sets[0]
+    seen: dict[str, Path] = {}
+    for s in sets:
+        n_inv = _layout(s)[0]
+        h = hashlib.sha256(np.ascontiguousarray(s.features.x[:n_inv], np.float32).tobytes()).hexdigest()
+        if h in seen:
+            raise DataError(
+                f"{s.path} and {seen[h]} hold the same inversions (the same teacher and seed); merge sets "
+                "synthesised with different --seed"
+            )
+        seen[h] = s.path
+        checks = (
+            (
+                "teacher",
+                (s.manifest.get("teacher") or {}).get("sha256"),
+                (first.manifest.get("teacher") or {}).get("sha256"),
+            ),
+            ("front-end", s.features.frontend, first.features.frontend),
+            ("classes", tuple(s.features.class_names), tuple(first.features.class_names)),
+            ("prior (source-filter parameters stored or not)", is_portable(s), is_portable(first)),
+        )
+        for what, mine, theirs in checks:
+            if mine != theirs:
+                raise DataError(
+                    f"{s.path} and {first.path} differ in {what}: only sets synthesised from the same "
+                    "teacher with the same prior can be merged"
+                )
+        if is_portable(s):
+            p, q = s.manifest["portable"], first.manifest["portable"]
+            if (p["span_s"], p.get("render_version")) != (q["span_s"], q.get("render_version")):
+                raise DataError(
+                    f"{s.path} and {first.path} were rendered differently (span {p['span_s']} vs "
+                    f"{q['span_s']}, render version {p.get('render_version')} vs {q.get('render_version')}); "
+                    "synthesise them with the same audio-nas version"
+                )
+
+
+def merge_synth_sets(
+    set_paths: list[str | Path],
+    out_dir: str | Path,
+    *,
+    inversions_only: bool = False,
+    overwrite: bool = False,
+) -> Path:
+    """Write one set holding the inversions of every set in ``set_paths`` (in that order), then their
+    mixtures (dropped with ``inversions_only``); returns ``out_dir``. The sets must share the teacher, the
+    front-end, the classes and the prior; each keeps its own train / validation split."""
+    if len(set_paths) < 2:
+        raise ConfigError(f"merging needs at least two synthesised sets, got {len(set_paths)}")
+    sets = [load_synth_set(p) for p in set_paths]
+    out = Path(out_dir)
+    for s in sets:
+        if out.resolve() == s.path.resolve():
+            raise DataError(f"--out {out} is one of the sets to merge; write the merged set elsewhere")
+    if out.exists() and not overwrite:
+        raise DataError(f"{out} already exists; choose another --out or pass --overwrite")
+    _check_mergeable(sets)
+    layouts = [_layout(s) for s in sets]
+    portable = is_portable(sets[0])
+    inv_rows, mix_rows, recipes, params = [], [], [], []
+    offset = 0
+    for s, (n_inv, n_train, n_val) in zip(sets, layouts, strict=True):
+        inv_rows.append((s, slice(0, n_inv)))
+        if not inversions_only and n_train + n_val:
+            mix_rows.append((s, slice(n_inv, n_inv + n_train + n_val)))
+        if portable:
+            with np.load(s.path / PARAMS_FILE) as z:
+                params.append({k: z[k] for k in z.files})
+            if not inversions_only and s.manifest["portable"].get("mixture_recipe"):
+                r = MixtureRecipe.load(s.path / RECIPE_FILE)
+                recipes.append(replace(r, a=r.a + offset, b=r.b + offset))
+        offset += n_inv
+    rows = inv_rows + mix_rows
+
+    def cat(get) -> np.ndarray:
+        return np.concatenate([np.asarray(get(s))[sl] for s, sl in rows])
+
+    x = cat(lambda s: s.features.x).astype(np.float32)
+    split = cat(lambda s: s.features.split).astype(np.uint8)
+    extra: dict[str, dict[str, np.ndarray]] = {}
+    manifest = {k: v for k, v in sets[0].manifest.items() if k not in DERIVED_KEYS}
+    if portable:
+        extra[PARAMS_FILE] = {k: np.concatenate([p[k] for p in params]) for k in params[0]}
+        if recipes:
+            merged = recipes[0]
+            for r in recipes[1:]:
+                merged = merged.concat(r)
+            extra[RECIPE_FILE] = merged.arrays()
+        manifest["portable"] = {
+            **sets[0].manifest["portable"],
+            "mixture_recipe": RECIPE_FILE if recipes else None,
+        }
+    n_train_mix = 0 if inversions_only else sum(t for _, t, _ in layouts)
+    n_val_mix = 0 if inversions_only else sum(v for _, _, v in layouts)
+    manifest["mixtures"] = {"n": n_train_mix, "validation": n_val_mix}
+    if n_train_mix + n_val_mix:
+        manifest["mixtures"]["made_from"] = (sets[0].manifest.get("mixtures") or {}).get("made_from")
+    configs = [s.manifest.get("inversion") for s in sets]
+    manifest["inversion"] = configs[0] if all(c == configs[0] for c in configs) else None
+    manifest["seed"] = [s.manifest.get("seed") for s in sets]
+    manifest["wall_s"] = round(sum(float(s.manifest.get("wall_s", 0.0)) for s in sets), 1)
+    for key in ("teacher_confidence", "feature_stats", "loss_first_last", "started_utc"):
+        manifest.pop(key, None)  # per-set figures: kept per source under merged_from
+    manifest["merged_from"] = [
+        {
+            "path": str(s.path),
+            "content_hash": s.manifest.get("content_hash"),
+            "seed": s.manifest.get("seed"),
+            "inversions": n_inv,
+            "train_inversions": int((np.asarray(s.features.split[:n_inv]) == 0).sum()),
+            "mixtures": {**(s.manifest.get("mixtures") or {}), "kept": not inversions_only},
+            "inversion": s.manifest.get("inversion"),
+            "wall_s": s.manifest.get("wall_s"),
+            "teacher_confidence": s.manifest.get("teacher_confidence"),
+        }
+        for s, (n_inv, n_train, n_val) in zip(sets, layouts, strict=True)
+    ]
+    manifest["split_counts"] = {"train": int((split == 0).sum()), "validation": int((split == 1).sum())}
+    path = write_synth_set(
+        out,
+        x=x,
+        labels=cat(lambda s: s.features.labels).astype(np.int64),
+        split=split,
+        teacher_logits=cat(lambda s: s.teacher_logits).astype(np.float32),
+        class_names=tuple(sets[0].features.class_names),
+        frontend=sets[0].features.frontend,
+        manifest=manifest,
+        overwrite=overwrite,
+        extra_npz=extra or None,
+    )
+    log.info("merged %d synthesised sets (%d inversions, %d rows) -> %s", len(sets), offset, len(x), path)
     return path
