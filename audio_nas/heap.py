@@ -1,13 +1,12 @@
 """Keep freed heap memory in the process instead of handing it back to the kernel after every tensor.
 
 Why: the data-free work (teacher inversion, rendering and labelling source-filter mixtures) allocates
-tens of 1-15 MB temporaries per batch and frees them at its end. With glibc's defaults each such block
-is mapped afresh (``mmap``) or the heap top is trimmed when it is freed, so the next batch takes a page
-fault for every 4 KiB it touches: measured on this project's 2-core machine, a 96-example inversion spent
-17 s of 48 s in the kernel (5.2 M minor faults) and labelling 1,024 mixtures 20 s of 30 s. Raising the
-trim and mmap thresholds (``mallopt``) keeps those pages mapped: the same inversion took 38 s instead of
-62 s (identical result), the labelling 9.9 s instead of 37.5 s (docs/benchmarks.md, "Data-free: faster
-inversion and labelling").
+dozens of 1-15 MB temporaries per step and frees them at its end. With glibc's defaults each such block
+is mapped afresh (``mmap``) or the heap top is trimmed when it is freed, so the next step takes a page
+fault for every 4 KiB it touches. Measured on this project's 2-core machine (one thread, A/B side by
+side): one inversion round of 108 examples spent 81.5 s of its 280 s in the kernel (28 M minor faults)
+and took 192 s with the thresholds raised; labelling 4,096 mixtures took 65.9 s instead of 21.5 s; the
+results are bit-identical (docs/benchmarks.md, "Data-free: faster inversion and labelling").
 
 Hand-written: neither torch nor numpy exposes the C allocator's thresholds (``MALLOC_TRIM_THRESHOLD_``
 and ``MALLOC_MMAP_THRESHOLD_`` act only when set before the process starts). On anything but glibc this is
