@@ -71,7 +71,7 @@ _register_areas()
 def main() -> None:
     from audio_nas.heap import retain_freed_memory
 
-    retain_freed_memory()  # data-free inversion and mixture labelling: ~1.6-3.8x faster (audio_nas/heap.py)
+    retain_freed_memory()  # data-free inversion 1.5x, mixture labelling 3x faster (audio_nas/heap.py)
     threads = os.environ.get("AUDIO_NAS_THREADS")
     if threads:
         import torch
