@@ -55,6 +55,8 @@ log = logging.getLogger(__name__)
 
 # keys write_synth_set derives from the arrays: never copied from the source manifest
 DERIVED_KEYS = ("format_version", "n_examples", "shape", "class_names", "frontend", "content_hash")
+# inversion settings that may differ between sets merged into one pool
+PER_SET_SETTINGS = ("seed", "per_class", "mixtures", "device")
 
 
 def default_grown_dir(synth: SynthSet, n_add: int, n_validation: int = 0) -> Path:
@@ -319,7 +321,11 @@ def merge_synth_sets(
     manifest["mixtures"] = {"n": n_train_mix, "validation": n_val_mix}
     if n_train_mix + n_val_mix:
         manifest["mixtures"]["made_from"] = (sets[0].manifest.get("mixtures") or {}).get("made_from")
-    configs = [s.manifest.get("inversion") for s in sets]
+    # the settings every set shares (seeds, sizes and mixture counts differ by design; each is in merged_from)
+    configs = [
+        {k: v for k, v in (s.manifest.get("inversion") or {}).items() if k not in PER_SET_SETTINGS}
+        for s in sets
+    ]
     manifest["inversion"] = configs[0] if all(c == configs[0] for c in configs) else None
     manifest["seed"] = [s.manifest.get("seed") for s in sets]
     manifest["wall_s"] = round(sum(float(s.manifest.get("wall_s", 0.0)) for s in sets), 1)
