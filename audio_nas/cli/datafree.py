@@ -98,7 +98,10 @@ def add_mixtures_cmd(
         help="Teacher-labelled validation mixtures to add (of the validation inversions only).",
     ),
     out: Path = typer.Option(
-        None, "--out", help="Output directory (default <set>-m<train mixtures after the addition>)."
+        None,
+        "--out",
+        help="Output directory (default <set>-m<train mixtures after the addition>, with -v<validation "
+        "mixtures> when --validation is given).",
     ),
     seed: int = typer.Option(
         0, "--seed", help="Seed; the same seed and set give the same mixtures (on CPU)."
