@@ -9,9 +9,10 @@ and took 192 s with the thresholds raised; labelling 4,096 mixtures took 65.9 s 
 results are bit-identical (docs/benchmarks.md, "Data-free: faster inversion and labelling").
 
 Hand-written: neither torch nor numpy exposes the C allocator's thresholds (``MALLOC_TRIM_THRESHOLD_``
-and ``MALLOC_MMAP_THRESHOLD_`` act only when set before the process starts). On anything but glibc this is
-a no-op. Cost: a process keeps up to ``trim_bytes`` of freed heap, and blocks under ``mmap_bytes`` come
-from the heap (larger arrays, such as a whole feature set, are still mapped and returned when freed).
+and ``MALLOC_MMAP_THRESHOLD_`` act only when set before the process starts). On anything but glibc this
+is a no-op; ``AUDIO_NAS_RETAIN_HEAP=0`` keeps glibc's defaults for one ``audio-nas`` command. Cost: a
+process keeps up to ``trim_bytes`` of freed heap, and blocks under ``mmap_bytes`` come from the heap
+(larger arrays, such as a whole feature set, are still mapped and returned when freed).
 """
 
 from __future__ import annotations

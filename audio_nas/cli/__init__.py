@@ -69,9 +69,10 @@ _register_areas()
 
 
 def main() -> None:
-    from audio_nas.heap import retain_freed_memory
+    if os.environ.get("AUDIO_NAS_RETAIN_HEAP", "1") != "0":  # 0: glibc's defaults (to compare, or save RAM)
+        from audio_nas.heap import retain_freed_memory
 
-    retain_freed_memory()  # data-free inversion 1.5x, mixture labelling 3x faster (audio_nas/heap.py)
+        retain_freed_memory()  # data-free inversion 1.5x, mixture labelling 3x faster (audio_nas/heap.py)
     threads = os.environ.get("AUDIO_NAS_THREADS")
     if threads:
         import torch

@@ -27,3 +27,19 @@ def test_without_a_c_library_it_says_no(monkeypatch):
     if not sys.platform.startswith("linux"):
         pytest.skip("only Linux loads the C library")
     assert heap.retain_freed_memory() is False and heap._applied is None
+
+
+@pytest.mark.parametrize(("env", "expected"), [(None, 1), ("0", 0)])
+def test_the_cli_applies_it_unless_told_not_to(monkeypatch, env, expected):
+    import audio_nas.cli as cli
+
+    calls = []
+    monkeypatch.setattr(heap, "retain_freed_memory", lambda: calls.append(1) or True)
+    if env is None:
+        monkeypatch.delenv("AUDIO_NAS_RETAIN_HEAP", raising=False)
+    else:
+        monkeypatch.setenv("AUDIO_NAS_RETAIN_HEAP", env)
+    monkeypatch.setattr(sys, "argv", ["audio-nas", "--help"])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    assert exit_info.value.code == 0 and len(calls) == expected
