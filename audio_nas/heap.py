@@ -5,8 +5,8 @@ dozens of 1-15 MB temporaries per step and frees them at its end. With glibc's d
 is mapped afresh (``mmap``) or the heap top is trimmed when it is freed, so the next step takes a page
 fault for every 4 KiB it touches. Measured on this project's 2-core machine (one thread, A/B side by
 side): one inversion round of 108 examples spent 81.5 s of its 280 s in the kernel (28 M minor faults)
-and took 192 s with the thresholds raised; labelling 4,096 mixtures took 65.9 s instead of 21.5 s; the
-results are bit-identical (docs/benchmarks.md, "Data-free: faster inversion and labelling").
+and took 192 s with the thresholds raised; labelling 4,096 mixtures took 65.9 s instead of 21.5 s, with
+identical labels (docs/benchmarks.md, "Data-free: faster inversion and labelling").
 
 Hand-written: neither torch nor numpy exposes the C allocator's thresholds (``MALLOC_TRIM_THRESHOLD_``
 and ``MALLOC_MMAP_THRESHOLD_`` act only when set before the process starts). On anything but glibc this
