@@ -46,6 +46,15 @@ def synthesize_cmd(
         help="Expected front-end (a kind like logmel or a token like fe:logmel_w30_h20_m40): error if the "
         "teacher's differs.",
     ),
+    student: Path = typer.Option(
+        None,
+        "--student",
+        help="A student checkpoint trained on an earlier set of this teacher: steer the new examples to "
+        "where it disagrees with the teacher (Adaptive DeepInversion's competition term).",
+    ),
+    compete: float = typer.Option(
+        1.0, "--compete", help="Weight of the competition term (with --student; the CE term weighs 1)."
+    ),
     device: str = typer.Option("auto", "--device", help="auto (a GPU when present, else CPU), cpu or cuda."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output directory."),
 ) -> None:
@@ -66,8 +75,11 @@ def synthesize_cmd(
         mixtures=mixtures,
         seed=seed,
         device=device,
+        w_compete=compete if student is not None else 0.0,
     )
-    path = synthesize(teacher, cfg, out, expected_frontend=frontend, overwrite=overwrite)
+    path = synthesize(
+        teacher, cfg, out, expected_frontend=frontend, student_path=student, overwrite=overwrite
+    )
     meta = json.loads((path / "manifest.json").read_text())
     conf = meta["teacher_confidence"]
     typer.echo(
@@ -106,6 +118,12 @@ def add_mixtures_cmd(
     seed: int = typer.Option(
         0, "--seed", help="Seed; the same seed and set give the same mixtures (on CPU)."
     ),
+    warp: float = typer.Option(
+        0.0,
+        "--warp",
+        help="Give each new mixture its own pitch, vocal tract, tempo and level (source-filter sets): 1 = "
+        "up to +-4 semitones, x1.15, x1.25, +-10 dB; 0 = none.",
+    ),
     teacher: Path = typer.Option(
         None,
         "--teacher",
@@ -125,6 +143,7 @@ def add_mixtures_cmd(
         out,
         n_validation=validation,
         seed=seed,
+        warp=warp,
         teacher_path=teacher,
         device=device,
         overwrite=overwrite,

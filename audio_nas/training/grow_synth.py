@@ -45,6 +45,7 @@ from audio_nas.training.portable_synth import (
     RECIPE_FILE,
     MixtureRecipe,
     Renderer,
+    WarpRange,
     draw_recipe,
     is_portable,
     label_mixtures,
@@ -59,11 +60,14 @@ DERIVED_KEYS = ("format_version", "n_examples", "shape", "class_names", "fronten
 PER_SET_SETTINGS = ("seed", "per_class", "mixtures", "device")
 
 
-def default_grown_dir(synth: SynthSet, n_add: int, n_validation: int = 0) -> Path:
-    """``<set>-m<train mixtures after the addition>[-v<validation mixtures after it>]`` beside the set."""
+def default_grown_dir(synth: SynthSet, n_add: int, n_validation: int = 0, warp: float = 0.0) -> Path:
+    """``<set>-m<train mixtures after the addition>[-v<validation mixtures after it>][-w<warp>]`` beside
+    the set."""
     name = f"{synth.path.name}-m{synth.n_mixtures + n_add}"
     if n_validation:
         name += f"-v{int((synth.manifest.get('mixtures') or {}).get('validation', 0)) + n_validation}"
+    if warp:
+        name += f"-w{warp:g}"
     return synth.path.with_name(name)
 
 
@@ -94,6 +98,7 @@ def add_mixtures(
     *,
     n_validation: int = 0,
     seed: int = 0,
+    warp: float = 0.0,
     teacher_path: str | Path | None = None,
     device: str = "auto",
     overwrite: bool = False,
@@ -104,7 +109,9 @@ def add_mixtures(
 
     Deterministic on CPU from ``seed`` and the number of mixtures the set already holds (so a second
     addition with the same seed draws new mixtures, and none repeats the original synthesis's draw); the
-    train mixtures do not depend on ``n_validation``."""
+    train mixtures do not depend on ``n_validation``. ``warp`` > 0 (source-filter sets only) gives each
+    mixture its own pitch, vocal tract, tempo and level (``portable_synth.WarpRange`` scaled by it: 1 is
+    +-4 semitones, x1.15, x1.25, +-10 dB), so the teacher labels sounds the inversion never made."""
     if n_add < 0 or n_validation < 0 or n_add + n_validation < 1:
         raise ConfigError(
             f"add at least one mixture: got {n_add} train and {n_validation} validation mixtures"
@@ -112,7 +119,14 @@ def add_mixtures(
     if device not in ("auto", "cpu", "cuda"):
         raise ConfigError(f"device must be auto, cpu or cuda, got {device!r}")
     synth = load_synth_set(set_path)
-    out = Path(out_dir) if out_dir else default_grown_dir(synth, n_add, n_validation)
+    if warp < 0:
+        raise ConfigError(f"the warp strength must be >= 0, got {warp}")
+    if warp and not is_portable(synth):
+        raise ConfigError(
+            f"{synth.path} stores features only (made without the source-filter prior), so its mixtures "
+            "cannot be warped; leave out --warp, or synthesise with the source-filter prior"
+        )
+    out = Path(out_dir) if out_dir else default_grown_dir(synth, n_add, n_validation, warp)
     if out.resolve() == synth.path.resolve():
         raise DataError(f"--out {out} is the source set; write the larger set to another directory")
     if out.exists() and not overwrite:
@@ -142,7 +156,7 @@ def add_mixtures(
         old = MixtureRecipe.load(synth.path / RECIPE_FILE) if portable.get("mixture_recipe") else None
         rng = np.random.default_rng(mix_seed)
         parts = [
-            draw_recipe(n, rows, teacher.frontend, rng)
+            draw_recipe(n, rows, teacher.frontend, rng, warp=WarpRange().scaled(warp) if warp else None)
             for rows, n in ((pool, n_add), (val_pool, n_validation))
             if n
         ]
@@ -170,6 +184,7 @@ def add_mixtures(
             "n": n_add,
             "validation": n_validation,
             "seed": int(seed),
+            **({"warp": float(warp)} if warp else {}),
             "wall_s": wall_s,
             "teacher_class_counts": counts,
             "from": str(synth.path),

@@ -14,6 +14,10 @@ then the inputs are optimised with Adam on
   diversity  mean positive cosine similarity of the penultimate embeddings of same-class examples in
              the batch (fights mode collapse; the classifier's input is hooked)
   tv_time, tv_freq   squared differences along time and along frequency (spectrogram smoothness)
+  compete    (only with a ``student``, Adaptive DeepInversion, Yin et al. 2020) 1 - the Jensen-Shannon
+             divergence (base 2) between the teacher's and the student's predictions: the examples move to
+             where a student trained on the set so far disagrees with the teacher, i.e. where it still has
+             something to learn; the student sees them rendered in its own front-end (source-filter prior)
 and the features the teacher sees are clamped to the per-bin range the front-end can produce on probe
 audio (``features.synthset.frontend_value_range``): the energy/value-range prior.
 
@@ -60,9 +64,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from audio_nas.errors import ConfigError, TrainingError
-from audio_nas.features.frontends import make_frontend
+from audio_nas.features.config import FrontEndConfig
+from audio_nas.features.frontends import MelFrontEnd, make_frontend
 from audio_nas.features.synthset import frontend_value_range
 from audio_nas.progress import Progress
+from audio_nas.space.spec import frontend_to_str
 from audio_nas.training.source_filter import SourceFilterPrior
 from audio_nas.training.teacher import Teacher
 
@@ -88,6 +94,7 @@ class InversionConfig:
     w_diversity: float = 0.1
     w_tv_time: float = 0.02
     w_tv_freq: float = 0.02
+    w_compete: float = 0.0  # weight of the teacher-student competition term (needs a student)
     calibration_temperature: float = 2.0
     region_min_frac: float = 0.5
     jitter_frames: int = 3
@@ -110,6 +117,8 @@ class InversionConfig:
             raise ConfigError(f"region_min_frac must be in (0, 1], got {self.region_min_frac}")
         if not (0 <= self.val_fraction < 1):
             raise ConfigError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.w_compete < 0:
+            raise ConfigError(f"w_compete must be >= 0, got {self.w_compete}")
         if self.lr <= 0 or self.calibration_temperature <= 0:
             raise ConfigError("lr and calibration_temperature must be > 0")
         if self.prior not in PRIORS:
@@ -129,6 +138,7 @@ class InversionConfig:
             "diversity": self.w_diversity,
             "tv_time": self.w_tv_time,
             "tv_freq": self.w_tv_freq,
+            "compete": self.w_compete,
         }
 
 
@@ -266,6 +276,7 @@ def _losses(
     cfg: InversionConfig,
     labels: torch.Tensor,
     shift: int,
+    student_logits: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     if hooks is not None:
         hooks.reset()
@@ -289,9 +300,57 @@ def _losses(
             len(labels), dtype=torch.bool, device=x.device
         )
         terms["diversity"] = (sim.clamp(min=0) * same).sum() / same.sum().clamp(min=1)
+    if student_logits is not None:
+        terms["compete"] = 1 - js_divergence(logits, student_logits).mean()
     w = cfg.weights()
     total = sum(w[k] * v for k, v in terms.items())
     return total, {k: float(v.detach()) for k, v in terms.items()}
+
+
+def js_divergence(logits_p: torch.Tensor, logits_q: torch.Tensor) -> torch.Tensor:
+    """Per-example Jensen-Shannon divergence of two predictions, base 2 (0: the same, 1: disjoint)."""
+    lp, lq = F.log_softmax(logits_p, dim=1), F.log_softmax(logits_q, dim=1)
+    lm = torch.logsumexp(torch.stack([lp, lq]), dim=0) - math.log(2)
+    js = 0.5 * (lp.exp() * (lp - lm)).sum(1) + 0.5 * (lq.exp() * (lq - lm)).sum(1)
+    return js / math.log(2)
+
+
+class StudentView:
+    """A frozen student in the inversion loop: its front-end, value range and model."""
+
+    def __init__(self, student: Teacher, teacher: Teacher, prior: str, device: torch.device):
+        if tuple(student.class_names) != tuple(teacher.class_names):
+            raise ConfigError(
+                f"the student {student.path} has classes {list(student.class_names)}, the teacher "
+                f"{list(teacher.class_names)}: pass a student trained on a set of this teacher"
+            )
+        same_fe = student.frontend == teacher.frontend
+        if not same_fe and prior != "source-filter":
+            raise ConfigError(
+                f"the student's front-end ({frontend_to_str(student.frontend)}) is not the teacher's "
+                f"({frontend_to_str(teacher.frontend)}); with --prior {prior} the examples exist in the "
+                "teacher's front-end only: use a student with the teacher's front-end, or the source-filter "
+                "prior"
+            )
+        self.cfg = student.frontend
+        self.fe = None if same_fe else make_frontend(student.frontend)
+        if self.fe is not None:
+            if not isinstance(self.fe, MelFrontEnd):
+                raise ConfigError(
+                    f"a student with front-end {frontend_to_str(student.frontend)} cannot see source-filter "
+                    "examples: they render in mel front-ends (logmel, mfcc) only"
+                )
+            self.fe.mel = self.fe.mel.to(device)
+        lo, hi = frontend_value_range(student.frontend)
+        self.lo, self.hi = torch.from_numpy(lo).to(device), torch.from_numpy(hi).to(device)
+        self.model = student.model.to(device).eval()
+        for q in self.model.parameters():
+            q.requires_grad_(False)
+
+    def logits(self, prior: InversionVariables, x_teacher: torch.Tensor) -> torch.Tensor:
+        """The student's logits on the prior's current examples (in its own front-end)."""
+        x = x_teacher if self.fe is None else prior.render_in(self.cfg, self.fe)
+        return self.model(torch.max(torch.min(x, self.hi), self.lo))
 
 
 class InversionVariables(Protocol):
@@ -306,6 +365,8 @@ class InversionVariables(Protocol):
     def step(self, opt: torch.optim.Optimizer) -> None: ...
 
     def state(self) -> dict[str, np.ndarray] | None: ...  # parameters to store (None: the features are all)
+
+    def render_in(self, frontend: FrontEndConfig, fe: MelFrontEnd) -> torch.Tensor: ...  # another front-end
 
 
 class _GridPrior:
@@ -342,6 +403,9 @@ class _GridPrior:
     def state(self) -> None:
         return None
 
+    def render_in(self, frontend: FrontEndConfig, fe: MelFrontEnd) -> torch.Tensor:
+        raise ConfigError("grid examples exist in the teacher's front-end only")
+
 
 class _SourceFilterVariables:
     """``training.source_filter.SourceFilterPrior`` in the inversion loop (no regional updates: every
@@ -365,6 +429,9 @@ class _SourceFilterVariables:
     def state(self) -> dict[str, np.ndarray]:
         return self.prior.state()
 
+    def render_in(self, frontend: FrontEndConfig, fe: MelFrontEnd) -> torch.Tensor:
+        return self.prior.render_in(frontend, fe)
+
 
 def _make_prior(
     cfg: InversionConfig,
@@ -381,9 +448,18 @@ def _make_prior(
     return _GridPrior(x0, cfg, lo, hi)
 
 
-def invert_teacher(teacher: Teacher, cfg: InversionConfig, *, progress: bool = True) -> InversionResult:
-    """Synthesise ``cfg.per_class`` examples of every class of ``teacher``; see the module doc."""
+def invert_teacher(
+    teacher: Teacher, cfg: InversionConfig, *, student: Teacher | None = None, progress: bool = True
+) -> InversionResult:
+    """Synthesise ``cfg.per_class`` examples of every class of ``teacher``; see the module doc. With a
+    ``student`` (and ``cfg.w_compete`` > 0) the competition term steers them to where it disagrees."""
+    if (student is not None) != (cfg.w_compete > 0):
+        raise ConfigError(
+            "the competition term needs both a student and w_compete > 0 "
+            f"(got {'a' if student is not None else 'no'} student and w_compete {cfg.w_compete})"
+        )
     device = resolve_device(cfg.device)
+    view = StudentView(student, teacher, cfg.prior, device) if student is not None else None
     model = teacher.model.to(device).eval()
     k = len(teacher.class_names)
     t_frames, n_bins = teacher.frontend.output_shape
@@ -396,7 +472,7 @@ def invert_teacher(teacher: Teacher, cfg: InversionConfig, *, progress: bool = T
     bn_layers = teacher.bn_layers
     hooks = _BNHooks(bn_layers, cfg.feature_layers) if bn_layers else None
     emb, emb_handle = _embedding_hook(model)
-    terms = applicable_terms(teacher, emb_handle is not None)
+    terms = applicable_terms(teacher, emb_handle is not None) + (("compete",) if view is not None else ())
     if hooks is not None and not _bn_layers_run(model, hooks, teacher, device):
         # e.g. a quantisation-aware teacher: its BN statistics are folded into the convolutions, the BN
         # modules never run, so their hooks see nothing
@@ -446,7 +522,8 @@ def invert_teacher(teacher: Teacher, cfg: InversionConfig, *, progress: bool = T
                         prior.draw_update_mask(gen)
                         opt.zero_grad(set_to_none=True)
                         x = torch.max(torch.min(prior.render(), hi), lo)  # value-range prior
-                        loss, parts = _losses(x, targets, model, hooks, emb, cfg, yb, shift)
+                        s_logits = view.logits(prior, x) if view is not None else None
+                        loss, parts = _losses(x, targets, model, hooks, emb, cfg, yb, shift, s_logits)
                         if not math.isfinite(float(loss.detach())):
                             raise TrainingError(
                                 f"inversion loss became {loss.item()} (batch {b + 1}, round {r + 1}); "
@@ -482,6 +559,8 @@ def invert_teacher(teacher: Teacher, cfg: InversionConfig, *, progress: bool = T
             hooks.close()
         if emb_handle is not None:
             emb_handle.remove()
+        if view is not None:
+            view.model.cpu()
     logits_all = teacher_logits_of(model, out_x, device)
     model.cpu()
     split = np.zeros(n, np.uint8)

@@ -13,6 +13,8 @@ in the teacher's feature space. Here they are defined where every front-end can 
             with foreground removed inside time masks (s) and frequency bands (Hz),
           + weight * background_a + (1 - weight) * background_b     (the floor stays: a drop-out, not a hole)
   both curves delayed by ``shift_s`` (the roll of the feature-space mixtures, continuous, ends held)
+  and, for mixtures drawn with a ``WarpRange`` (``add-mixtures --warp``), both sounds re-voiced: pitch,
+  vocal-tract length, tempo and foreground level of the mixture's own (``source_filter_power``'s ``warp``)
 
 The teacher labels each mixture once, on its rendering in the teacher's front-end; a candidate's rendering
 of the same mixture gets that label. Renderings for other front-ends are written once into
@@ -28,7 +30,7 @@ import logging
 import os
 import re
 import tempfile
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -65,25 +67,96 @@ class MixtureRecipe:
     shift_s: np.ndarray  # float32 [n]: delay of both, seconds (may be negative)
     time_masks_s: np.ndarray  # float32 [n, k, 2]: (start, end) of each time mask, seconds
     freq_masks_hz: np.ndarray  # float32 [n, k, 2]: (low, high) of each frequency mask, Hz
+    # a speaker's and a speaking rate's variation of both sounds (``source_filter_power``'s ``warp``);
+    # None = none (recipes written before it, and mixtures drawn without ``warp``)
+    f0_scale: np.ndarray | None = None  # float32 [n]: pitch factor
+    formant_scale: np.ndarray | None = None  # float32 [n]: vocal-tract factor (formants, frication band)
+    tempo: np.ndarray | None = None  # float32 [n]: > 1 faster
+    gain_db: np.ndarray | None = None  # float32 [n]: foreground level, dB
 
     def __len__(self) -> int:
         return len(self.a)
 
+    def _filled(self) -> MixtureRecipe:
+        """The same recipe with every warp array present (identity where it had none)."""
+        n = len(self)
+        ident = {"f0_scale": 1.0, "formant_scale": 1.0, "tempo": 1.0, "gain_db": 0.0}
+        return replace(
+            self,
+            **{k: np.full(n, v, np.float32) for k, v in ident.items() if getattr(self, k) is None},
+        )
+
+    @property
+    def warped(self) -> bool:
+        return any(getattr(self, k) is not None for k in WARP_FIELDS)
+
     def rows(self, sl: slice) -> MixtureRecipe:
-        return MixtureRecipe(**{f.name: getattr(self, f.name)[sl] for f in fields(self)})
+        return MixtureRecipe(
+            **{f.name: None if (v := getattr(self, f.name)) is None else v[sl] for f in fields(self)}
+        )
 
     def concat(self, other: MixtureRecipe) -> MixtureRecipe:
+        a, b = (self._filled(), other._filled()) if self.warped or other.warped else (self, other)
         return MixtureRecipe(
-            **{f.name: np.concatenate([getattr(self, f.name), getattr(other, f.name)]) for f in fields(self)}
+            **{
+                f.name: None
+                if getattr(a, f.name) is None
+                else np.concatenate([getattr(a, f.name), getattr(b, f.name)])
+                for f in fields(self)
+            }
         )
 
     def arrays(self) -> dict[str, np.ndarray]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {f.name: v for f in fields(self) if (v := getattr(self, f.name)) is not None}
+
+    def warp_tensors(self) -> dict[str, torch.Tensor] | None:
+        if not self.warped:
+            return None
+        return {
+            k: torch.from_numpy(np.asarray(v, np.float32))
+            for k, v in self._filled().arrays().items()
+            if k in WARP_FIELDS
+        }
 
     @classmethod
     def load(cls, path: Path) -> MixtureRecipe:
         with np.load(path) as z:
-            return cls(**{f.name: z[f.name] for f in fields(cls)})
+            return cls(**{f.name: z[f.name] for f in fields(cls) if f.name in z.files})
+
+
+WARP_FIELDS = ("f0_scale", "formant_scale", "tempo", "gain_db")
+
+
+@dataclass(frozen=True)
+class WarpRange:
+    """How far a warped mixture may move from its two inversions; each factor is drawn log-uniformly
+    (the level uniformly in dB) within +- the range. ``strength`` scales all four (0: no warp)."""
+
+    f0_semitones: float = 4.0  # pitch +- 4 semitones (x 0.79-1.26)
+    formant_ratio: float = 1.15  # vocal tract x 1/1.15 - 1.15 (an adult's range is about +-15 %)
+    tempo_ratio: float = 1.25  # speaking rate x 0.8-1.25
+    gain_db: float = 10.0  # foreground level +- 10 dB against the background
+
+    def scaled(self, strength: float) -> WarpRange:
+        if strength < 0:
+            raise ConfigError(f"the warp strength must be >= 0, got {strength}")
+        return WarpRange(
+            self.f0_semitones * strength,
+            self.formant_ratio**strength,
+            self.tempo_ratio**strength,
+            self.gain_db * strength,
+        )
+
+    def draw(self, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        def log_uniform(ratio: float) -> np.ndarray:
+            return np.exp(rng.uniform(-np.log(ratio), np.log(ratio), n)).astype(np.float32)
+
+        return {
+            "f0_scale": log_uniform(2 ** (self.f0_semitones / 12)),
+            "formant_scale": log_uniform(self.formant_ratio),
+            "tempo": log_uniform(self.tempo_ratio),
+            "gain_db": rng.uniform(-self.gain_db, self.gain_db, n).astype(np.float32),
+        }
 
 
 def _hz_to_mel(f: np.ndarray) -> np.ndarray:
@@ -102,10 +175,13 @@ def draw_recipe(
     *,
     jitter_frames: int = 5,
     specaugment: SpecAugmentConfig | None = None,
+    warp: WarpRange | None = None,
 ) -> MixtureRecipe:
     """``n`` mixtures of the rows ``pool`` (the inversions of one split). Shifts, mask widths and positions
     follow the feature-space recipe (``training.function_matching``: up to ``jitter_frames`` frames,
-    SpecAugment's mask counts and widths) converted to seconds and to Hz on the teacher's mel scale."""
+    SpecAugment's mask counts and widths) converted to seconds and to Hz on the teacher's mel scale.
+    With ``warp`` each mixture also gets its own pitch, vocal tract, tempo and level (drawn after
+    everything else, so the rest of the draw is the same as without it)."""
     if n < 1:
         raise ConfigError(f"the number of mixtures must be >= 1, got {n}")
     if len(pool) < 2:
@@ -131,6 +207,7 @@ def draw_recipe(
         shift_s=shift,
         time_masks_s=np.stack([start_t, start_t + width_t], -1).astype(np.float32),
         freq_masks_hz=np.stack([_mel_to_hz(start_m), _mel_to_hz(start_m + width_m)], -1).astype(np.float32),
+        **(warp.draw(n, rng) if warp is not None else {}),
     )
 
 
@@ -148,10 +225,12 @@ class Renderer:
         lo, hi = frontend_value_range(frontend)
         self.lo, self.hi = torch.from_numpy(lo), torch.from_numpy(hi)
 
-    def _power(self, rows: np.ndarray, shift_s: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def _power(
+        self, rows: np.ndarray, shift_s: torch.Tensor | None, warp: dict[str, torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         idx = torch.from_numpy(np.asarray(rows, np.int64))
         rows_params = {k: v[idx] for k, v in self.params.items()}
-        return source_filter_power(rows_params, self.cfg, self.span_s, shift_s)
+        return source_filter_power(rows_params, self.cfg, self.span_s, shift_s, warp)
 
     def _features(self, power: torch.Tensor) -> torch.Tensor:
         x = self.fe.from_mel_power(self.fe.mel_of_power(self.scale * power))
@@ -165,8 +244,9 @@ class Renderer:
     @torch.no_grad()
     def mixtures(self, recipe: MixtureRecipe) -> torch.Tensor:
         shift = torch.from_numpy(recipe.shift_s)
-        fg_a, bg_a = self._power(recipe.a, shift)
-        fg_b, bg_b = self._power(recipe.b, shift)
+        warp = recipe.warp_tensors()
+        fg_a, bg_a = self._power(recipe.a, shift, warp)
+        fg_b, bg_b = self._power(recipe.b, shift, warp)
         w = torch.from_numpy(recipe.weight)[:, None, None]
         fg = w * fg_a + (1 - w) * fg_b
         bg = w * bg_a + (1 - w) * bg_b

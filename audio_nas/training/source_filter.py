@@ -108,20 +108,35 @@ def source_filter_power(
     frontend: FrontEndConfig,
     span_s: tuple[float, float],
     shift_s: torch.Tensor | None = None,
+    warp: dict[str, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The (foreground, background) linear power spectrograms [B, T, n_fft/2 + 1] of the parameters
     (unconstrained, as the inversion optimises them) at the front-end's frames and bins, relative to full
     scale (multiply by ``full_scale_power``). The foreground is voicing plus frication, the background
-    the stationary floor. ``shift_s`` [B] delays each example's curves by that many seconds (ends held)."""
+    the stationary floor. ``shift_s`` [B] delays each example's curves by that many seconds (ends held).
+
+    ``warp`` (each [B]; a speaker's and a speaking rate's variation of the same utterance) scales the
+    pitch (``f0_scale``), the vocal tract (``formant_scale``: formant frequencies and bandwidths and the
+    frication band, as vocal-tract-length perturbation does), the tempo (``tempo`` > 1 is faster: the
+    curves are read ``tempo`` times as fast around the span's middle) and the foreground level
+    (``gain_db``). A row at 1, 1, 1, 0 dB renders bit for bit as without ``warp``."""
     p = params
     dev = p["f0"].device
+    w = {k: v.to(dev, torch.float32) for k, v in (warp or {}).items()}
     centres = torch.as_tensor(frame_centres_s(frontend), dtype=torch.float32, device=dev)[None, :]
     if shift_s is not None:
         centres = centres - shift_s.to(dev, torch.float32)[:, None]
+    if "tempo" in w:
+        mid = (span_s[0] + span_s[1]) / 2
+        tempo = w["tempo"][:, None]
+        centres = torch.where(tempo == 1, centres, mid + (centres - mid) * tempo)
     u = (centres - span_s[0]) / max(span_s[1] - span_s[0], 1e-9)  # [1 or B, T]
     bins = frontend.n_fft_effective // 2 + 1
     f = torch.linspace(0.0, frontend.sample_rate_hz / 2, bins, device=dev)[None, None, :]  # [1, 1, bins]
-    f0 = _interp_at(_scaled(p["f0"], *F0_RANGE_HZ), u)[:, :, None]  # [B, T, 1]
+    one = torch.ones((), device=dev)
+    f0_scale = w["f0_scale"][:, None, None] if "f0_scale" in w else one
+    tract_scale = w["formant_scale"][:, None, None] if "formant_scale" in w else one
+    f0 = _interp_at(_scaled(p["f0"], *F0_RANGE_HZ), u)[:, :, None] * f0_scale  # [B, T, 1]
     sharp = f0.pow(2) / (2 * math.pi**2 * HARMONIC_WIDTH_HZ**2)
     comb = ((1 + torch.cos(2 * math.pi * f / f0)) / 2).clamp(min=1e-12).pow(sharp)
     tilt = _scaled(p["tilt"], *TILT_RANGE)[:, :, None]  # [B, 1, 1]
@@ -129,13 +144,13 @@ def source_filter_power(
     source = torch.where(ratio < 1, ratio.pow(2), ratio.pow(-tilt))
     tract = torch.ones_like(comb)
     for i, (lo, hi) in enumerate(FORMANT_RANGES_HZ):
-        fi = _interp_at(_scaled(p["formants"][:, i], lo, hi), u)[:, :, None]
-        bi = _scaled(p["bandwidths"][:, i], *BANDWIDTH_RANGE_HZ)[:, None, None]
+        fi = _interp_at(_scaled(p["formants"][:, i], lo, hi), u)[:, :, None] * tract_scale
+        bi = _scaled(p["bandwidths"][:, i], *BANDWIDTH_RANGE_HZ)[:, None, None] * tract_scale
         tract = tract / ((1 - (f / fi).pow(2)).pow(2) + (f * bi / fi.pow(2)).pow(2))
     voiced = comb * source * tract
     voiced = voiced / voiced.amax(dim=2, keepdim=True).clamp(min=1e-12)  # 0 dB peak per frame
     voice = 10 ** (_interp_at(_scaled(p["voice_db"], *LEVEL_RANGE_DB), u) / 10)[:, :, None]
-    centre = _interp_at(_scaled(p["fric_centre"], *FRIC_CENTRE_HZ), u)[:, :, None]
+    centre = _interp_at(_scaled(p["fric_centre"], *FRIC_CENTRE_HZ), u)[:, :, None] * tract_scale
     width = _scaled(p["fric_width"], *FRIC_WIDTH_OCT)[:, :, None]
     octaves = torch.log2(f.clamp(min=1.0) / centre)
     fric = torch.exp(-octaves.pow(2) / (2 * width.pow(2)))
@@ -143,7 +158,10 @@ def source_filter_power(
     u_f = f[0] / f[0, 0, -1]  # [1, bins] in [0, 1]
     bg_shape = _interp_at(20 * torch.tanh(p["bg_shape"]), u_f)[:, None, :]  # [B, 1, bins] dB
     bg = 10 ** ((_scaled(p["bg_db"], *BG_RANGE_DB)[:, :, None] + bg_shape) / 10)
-    return voice * voiced + noise * fric, bg.expand(-1, voiced.shape[1], -1)
+    fg = voice * voiced + noise * fric
+    if "gain_db" in w:
+        fg = fg * 10 ** (w["gain_db"][:, None, None] / 10)
+    return fg, bg.expand(-1, voiced.shape[1], -1)
 
 
 class SourceFilterPrior:
@@ -207,3 +225,9 @@ class SourceFilterPrior:
     def render(self) -> torch.Tensor:
         """[B, T, F] features in the teacher's front-end space (differentiable)."""
         return self.fe.from_mel_power(self.fe.mel_of_power(self.power()))
+
+    def render_in(self, frontend: FrontEndConfig, fe: MelFrontEnd) -> torch.Tensor:
+        """The same examples in another mel front-end (``fe`` made from ``frontend``, its filterbank on
+        this prior's device): that front-end's frames and bins, differentiable."""
+        fg, bg = source_filter_power(self.params, frontend, self.span_s)
+        return fe.from_mel_power(fe.mel_of_power(full_scale_power(frontend) * (fg + bg)))

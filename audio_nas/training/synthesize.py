@@ -65,16 +65,20 @@ def synthesize(
     out_dir: str | Path | None = None,
     *,
     expected_frontend: FrontEndConfig | str | None = None,
+    student_path: str | Path | None = None,
     overwrite: bool = False,
     progress: bool = True,
 ) -> Path:
-    """Invert the teacher at ``teacher_path`` and write the set; returns its directory."""
+    """Invert the teacher at ``teacher_path`` and write the set; returns its directory. With
+    ``student_path`` (a checkpoint trained on an earlier set of this teacher) and ``cfg.w_compete`` > 0 the
+    examples are steered to where that student disagrees with the teacher (``inversion`` module doc)."""
     teacher = load_teacher(teacher_path, expected_frontend=expected_frontend)
+    student = load_teacher(student_path) if student_path is not None else None
     out = Path(out_dir) if out_dir else default_out_dir(teacher.sha256, cfg)
     if out.exists() and not overwrite:
         raise DataError(f"{out} already exists; choose another --out or remove it first")
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    res = invert_teacher(teacher, cfg, progress=progress)
+    res = invert_teacher(teacher, cfg, student=student, progress=progress)
     if not np.isfinite(res.x).all():
         raise TrainingError("the inversion produced non-finite features; lower --lr and try again")
     stats = confidence_stats(res.teacher_logits, res.labels)
@@ -144,6 +148,13 @@ def synthesize(
             "n_bn_layers": len(teacher.bn_layers),
         },
         "frontend_token": frontend_to_str(teacher.frontend),
+        "student": None
+        if student is None
+        else {
+            "path": str(Path(student.path).resolve()),
+            "sha256": student.sha256,
+            "spec": student.spec.to_str(),
+        },
         "inversion": to_dict(cfg),
         "loss_weights": cfg.weights(),
         "terms_applied": list(res.terms),

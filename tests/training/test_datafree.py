@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 
@@ -220,3 +221,54 @@ def test_source_filter_prior_inverts_deterministically_and_fits_the_teacher(teac
         InversionConfig(prior="wavelets")
     with pytest.raises(ConfigError, match="coarse_factor"):
         InversionConfig(prior="source-filter", coarse_factor=2)
+
+
+def test_the_competition_term_steers_examples_to_where_a_student_disagrees(
+    teacher_dir, tmp_path, make_tiny_teacher
+):
+    import torch
+
+    from audio_nas.training.inversion import js_divergence
+
+    a = torch.tensor([[9.0, 0.0, 0.0], [0.0, 1.0, 2.0]])
+    assert torch.allclose(js_divergence(a, a), torch.zeros(2), atol=1e-6)
+    assert js_divergence(a[:1], torch.tensor([[0.0, 9.0, 0.0]])).item() > 0.99  # base 2: at most 1
+    t = load_teacher(teacher_dir)
+    other_fe = "fe:mfcc_w40_h30_m32_c13_l300|stem:c2d_k3_s2_c8_relu|ds_k3_s1_c8_r1_relu|head:c0|n3"
+    student = load_teacher(make_tiny_teacher(tmp_path / "s", other_fe, CLASSES))
+    head = [m for m in student.model.modules() if isinstance(m, nn.Linear)][-1]
+    with torch.no_grad():  # an untrained network predicts almost uniformly: give it opinions to move
+        head.weight.mul_(50.0)
+    cfg = InversionConfig(**{**FAST, "rounds": 1, "steps": 30, "lr": 0.3, "w_compete": 10.0})
+    res = invert_teacher(t, cfg, student=student, progress=False)
+    assert "compete" in res.terms and np.isfinite(res.x).all()
+    first = np.mean([h["first_compete"] for h in res.loss_history])
+    last = np.mean([h["last_compete"] for h in res.loss_history])
+    assert last < first - 0.05, (
+        first,
+        last,
+    )  # 1 - JS fell: the student, in its own front-end, disagrees more
+    assert res.x.shape == (12, 14, 20)  # the set stays in the teacher's front-end
+    assert all(p.requires_grad is False for p in student.model.parameters())  # frozen
+    with pytest.raises(ConfigError, match="needs both a student and w_compete"):
+        invert_teacher(t, dataclasses.replace(cfg, w_compete=0.0), student=student, progress=False)
+    with pytest.raises(ConfigError, match="needs both a student and w_compete"):
+        invert_teacher(t, cfg, progress=False)
+    with pytest.raises(ConfigError, match="with --prior grid"):
+        invert_teacher(t, dataclasses.replace(cfg, prior="grid"), student=student, progress=False)
+    four = load_teacher(make_tiny_teacher(tmp_path / "f", SPEC.replace("n3", "n4"), (*CLASSES, "d")))
+    with pytest.raises(ConfigError, match="classes"):
+        invert_teacher(t, cfg, student=four, progress=False)
+    with pytest.raises(ConfigError, match="w_compete must be >= 0"):
+        InversionConfig(w_compete=-1.0)
+    out = synthesize(
+        teacher_dir,
+        dataclasses.replace(cfg, steps=4),
+        tmp_path / "adi",
+        student_path=tmp_path / "s",
+        progress=False,
+    )
+    meta = json.loads((out / "manifest.json").read_text())
+    assert meta["student"]["sha256"] == load_teacher(tmp_path / "s").sha256
+    assert meta["loss_weights"]["compete"] == 10.0
+    assert "compete" in meta["terms_applied"]

@@ -222,3 +222,36 @@ def test_the_merge_command_reports_the_pool(three, tmp_path):
     assert "2 sets merged: 24 inversions, 0 train and 0 validation mixtures; 24 examples" in r.output
     assert "data add-mixtures" in r.output
     assert json.loads((tmp_path / "o" / "manifest.json").read_text())["n_examples"] == 24
+
+
+def test_warped_mixtures_are_the_same_draw_with_a_voice_and_rate_of_their_own(sets, tmp_path):
+    teacher, _, s, grid = sets
+    plain = load_synth_set(add_mixtures(s.path, 8, tmp_path / "plain", seed=2, progress=False))
+    warped = load_synth_set(add_mixtures(s.path, 8, tmp_path / "warped", seed=2, warp=1.0, progress=False))
+    assert warped.manifest["mixtures"]["added"][-1]["warp"] == 1.0
+    assert "warp" not in plain.manifest["mixtures"]["added"][-1]
+    p, w = (MixtureRecipe.load(g.path / RECIPE_FILE) for g in (plain, warped))
+    assert p.f0_scale is None and w.warped  # old-style recipe still loads without warp arrays
+    for name in ("a", "b", "weight", "shift_s", "time_masks_s", "freq_masks_hz"):
+        assert np.array_equal(getattr(p, name), getattr(w, name))  # the warp is drawn after the rest
+    # the synthesis's own mixtures are kept unwarped (identity rows), the new ones span the range
+    assert (w.f0_scale[:28] == 1).all() and (w.gain_db[:28] == 0).all()
+    new = slice(28, 36)
+    assert (w.f0_scale[new] != 1).all() and 2 ** (-4 / 12) <= w.f0_scale[new].min()
+    assert w.f0_scale[new].max() <= 2 ** (4 / 12) and np.abs(w.gain_db[new]).max() <= 10
+    assert np.array_equal(np.asarray(warped.features.x[:40]), np.asarray(plain.features.x[:40]))
+    assert not np.allclose(np.asarray(warped.features.x[40:]), np.asarray(plain.features.x[40:]))
+    assert np.allclose(
+        warped.teacher_logits[40:], _teacher_logits(teacher, warped.features.x[40:]), atol=1e-4
+    )
+    # the stored recipe renders the warped rows, in the teacher's and in another front-end
+    with np.load(warped.path / PARAMS_FILE) as z:
+        params = {k: z[k] for k in z.files}
+    r = Renderer(params, tuple(warped.manifest["portable"]["span_s"]), warped.features.frontend)
+    assert np.allclose(r.mixtures(w.rows(slice(20, 36))).numpy(), warped.features.x[32:48], atol=1e-4)
+    assert render_synth_features(warped, OTHER_FRONTEND, progress=False).x.shape[0] == 48
+    with pytest.raises(ConfigError, match="stores features only"):
+        add_mixtures(grid.path, 4, tmp_path / "g", warp=1.0, progress=False)
+    with pytest.raises(ConfigError, match=">= 0"):
+        add_mixtures(s.path, 4, tmp_path / "n", warp=-1.0, progress=False)
+    assert not (tmp_path / "g").exists() and not (tmp_path / "n").exists()

@@ -129,3 +129,49 @@ def test_a_data_free_search_space_keeps_front_end_genes_only_for_a_portable_set(
     pinned_by_config = datafree_space(s, (8,), pin_frontend=True)
     for pinned in (pinned_by_config, datafree_space(grid, (8,), pin_frontend=False)):
         assert frontend_is_pinned(pinned) and pinned.fe_kinds == ("logmel",) and pinned.n_mels == (20,)
+
+
+def test_a_warp_moves_pitch_vocal_tract_tempo_and_level_and_identity_is_exact(sets):
+    _, s, _ = sets
+    params, r = _renderer(s)
+    rows = {k: torch.from_numpy(v[[3]]) for k, v in params.items()}
+    cfg, span = s.features.frontend, r.span_s
+
+    def power(**warp):
+        w = {k: torch.tensor([v], dtype=torch.float32) for k, v in warp.items()}
+        return source_filter_power(rows, cfg, span, None, w or None)
+
+    fg, bg = power()
+    fg_id, bg_id = power(f0_scale=1.0, formant_scale=1.0, tempo=1.0, gain_db=0.0)
+    assert torch.equal(fg, fg_id) and torch.equal(bg, bg_id)  # identity rows render bit for bit
+    f = torch.linspace(0.0, cfg.sample_rate_hz / 2, fg.shape[-1])
+
+    def centroid_hz(p):
+        return float((p.sum(1) * f).sum() / p.sum())
+
+    # a shorter vocal tract: formants (voicing alone) and the frication band (frication alone) move up
+    for silent in ("noise_db", "voice_db"):
+        rows = {k: torch.from_numpy(v[[3]]) for k, v in params.items()}
+        rows[silent] = torch.full_like(rows[silent], -20.0)  # -90 dB after the sigmoid
+        assert centroid_hz(power(formant_scale=1.15)[0]) > 1.03 * centroid_hz(power()[0]), silent
+    rows = {k: torch.from_numpy(v[[3]]) for k, v in params.items()}
+    assert torch.allclose(power(gain_db=10.0)[0], 10 * fg) and torch.equal(power(gain_db=10.0)[1], bg)
+    # faster speech: the foreground's energy envelope is narrower around the span's middle
+    frames = torch.arange(fg.shape[1], dtype=torch.float32)
+
+    def spread(p):
+        e = p.sum(-1)[0]
+        m = (e * frames).sum() / e.sum()
+        return float(((e * (frames - m) ** 2).sum() / e.sum()).sqrt())
+
+    assert spread(power(tempo=1.25)[0]) < spread(fg)
+    assert not torch.allclose(power(f0_scale=1.2)[0], fg)
+    mix = MixtureRecipe(
+        a=np.array([3]),
+        b=np.array([3]),
+        weight=np.ones(1, np.float32),
+        shift_s=np.zeros(1, np.float32),
+        time_masks_s=np.zeros((1, 1, 2), np.float32),
+        freq_masks_hz=np.zeros((1, 1, 2), np.float32),
+    )
+    assert np.array_equal(r.mixtures(mix).numpy(), r.mixtures(mix._filled()).numpy())
