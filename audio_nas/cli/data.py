@@ -26,7 +26,7 @@ def make(
     engines: str = typer.Option(
         None,
         "--engines",
-        help="kws only: TTS engines, comma-separated (default espeak,flite,pico; also: festival).",
+        help="kws only: TTS engines, comma-separated (default espeak,flite,pico; also: festival, mbrola).",
     ),
     negatives: str = typer.Option(
         None, "--negatives", help="kws only: extra _unknown_ words, comma-separated (must not be keywords)."

@@ -15,6 +15,11 @@ festival    the Debian/Ubuntu ``festival`` (Festival 2.5) ``text2wave`` script w
 pico        SVOX Pico (``ttspico`` from PyPI, Apache-2.0): its en-US and en-GB voices (two female
             speakers), an HMM-based statistical-parametric synthesiser of its own; virtual speakers as
             for flite.
+mbrola      MBROLA diphone voices (us1 female, us2 and us3 male, en1 British male; Debian contrib/non-free
+            packages ``mbrola`` and ``mbrola-us1`` ...), driven by the Debian ``espeak-ng`` binary
+            (``-v mb-us1``): espeak-ng's text analysis and prosody, recorded diphones instead of its
+            formant synthesiser. The voices' licence allows non-commercial use only: an opt-in engine.
+            Virtual speakers as for flite.
 
 A voice id is ``ENGINE:NAME`` (``espeak:en-us+m3``, ``flite:slt+f1.00+w0.94``), so a manifest row
 says which engine made a clip. ``speak`` returns float32 speech at 16 kHz, silence trimmed.
@@ -356,3 +361,53 @@ class PicoEngine:
             raise DataError(f"SVOX Pico gave no audio for {text!r} with voice {voice}")
         x = np.frombuffer(pcm, np.int16).astype(np.float32) / 32768.0  # Pico speaks at 16 kHz
         return _trim(np.asarray(vtlp(x, warp, SAMPLE_RATE_HZ), np.float32))
+
+
+# --------------------------------------------------------------------------------------
+# MBROLA (through the espeak-ng binary)
+# --------------------------------------------------------------------------------------
+
+# base voice -> Debian package; the voice data lies in MBROLA_DIR/<voice>/<voice>
+MBROLA_BASE_VOICES: dict[str, str] = {
+    "us1": "mbrola-us1",
+    "us2": "mbrola-us2",
+    "us3": "mbrola-us3",
+    "en1": "mbrola-en1",
+}
+MBROLA_DIR = "/usr/share/mbrola"
+
+
+@register_engine("mbrola")
+class MbrolaEngine:
+    name = "mbrola"
+    install_hint = (
+        "install the Debian packages `espeak-ng`, `mbrola` and its English voices (in Debian's contrib and "
+        "non-free components; the voices are for non-commercial use only): apt-get install -y espeak-ng "
+        "mbrola " + " ".join(MBROLA_BASE_VOICES.values())
+    )
+
+    def __init__(self) -> None:
+        self.binary = shutil.which("espeak-ng") if shutil.which("mbrola") else None
+
+    def _installed(self) -> list[str]:
+        return [b for b in MBROLA_BASE_VOICES if os.path.isfile(os.path.join(MBROLA_DIR, b, b))]
+
+    def available(self) -> bool:
+        return self.binary is not None and bool(self._installed())
+
+    def voices(self) -> list[str]:
+        return virtual_voices("mbrola", self._installed())
+
+    def speak(self, text: str, voice: str, rng: np.random.Generator) -> np.ndarray:
+        base, f0, warp = _virtual_voice("mbrola", voice, MBROLA_BASE_VOICES, self.binary, self.install_hint)
+        if base not in self._installed():
+            raise DataError(
+                f"MBROLA voice {base} is not installed: apt-get install -y {MBROLA_BASE_VOICES[base]}"
+            )
+        # espeak-ng's pitch (0-99, 50 = the voice's own) and rate (words per minute, 175 = its default)
+        pitch = int(np.clip(round(50 * f0 * rng.uniform(0.9, 1.1)), 0, 99))
+        rate = int(round(175 / rng.uniform(0.8, 1.3)))
+        with tempfile.TemporaryDirectory(prefix="mbrola-") as tmp:
+            wav = os.path.join(tmp, "out.wav")
+            cmd = [self.binary, "-v", f"mb-{base}", "-p", str(pitch), "-s", str(rate), "-w", wav, text]
+            return _run_tts_binary("mbrola", cmd, wav, text, base, warp)

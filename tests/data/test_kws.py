@@ -71,9 +71,9 @@ def test_negatives_leave_out_homophones_and_find_near_misses():
 
 def test_engine_errors():
     with pytest.raises(DataError, match="unknown engine"):
-        kws.parse_engines("espeak,mbrola")
-    with pytest.raises(DataError, match="unknown TTS engine 'mbrola'; engines: espeak, flite, festival, pi"):
-        get_engine("mbrola")
+        kws.parse_engines("espeak,marytts")
+    with pytest.raises(DataError, match="unknown TTS engine 'marytts'; engines: espeak, flite, festival, pi"):
+        get_engine("marytts")
 
 
 # --------------------------------------------------------------------------------------
@@ -144,6 +144,37 @@ def test_missing_pico_names_the_package(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_ttspico)
     with pytest.raises(DataError, match="pip install ttspico"):
         get_engine("pico")
+
+
+needs_mbrola = pytest.mark.skipif(
+    not ENGINES["mbrola"]().available(),
+    reason="no MBROLA voices (Debian contrib/non-free: apt-get install -y mbrola mbrola-us1)",
+)
+
+
+@needs_mbrola
+def test_mbrola_engine_speaks_its_installed_voices_deterministically():
+    eng = get_engine("mbrola")
+    voices = eng.voices()
+    assert voices and all(v.startswith("mbrola:") for v in voices) and len(set(voices)) == len(voices)
+    base = voices[0].split(":")[1].split("+")[0]
+    voice = f"mbrola:{base}+f1.20+w0.94"
+    x = eng.speak("lights on", voice, np.random.default_rng(0))
+    assert x.dtype == np.float32 and 3000 < len(x) < 24000 and np.isfinite(x).all() and np.abs(x).max() > 0.05
+    assert np.array_equal(x, eng.speak("lights on", voice, np.random.default_rng(0)))
+    assert not np.array_equal(
+        x, eng.speak("lights on", voice, np.random.default_rng(1))
+    )  # rate, pitch jitter
+    with pytest.raises(DataError, match="mbrola has no voice 'fr1'"):
+        eng.speak("oui", "mbrola:fr1+f1.00+w1.00", np.random.default_rng(0))
+
+
+def test_missing_mbrola_names_the_packages_and_the_licence(monkeypatch):
+    import shutil
+
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(DataError, match="non-commercial.*apt-get install -y espeak-ng mbrola mbrola-us1"):
+        get_engine("mbrola")
 
 
 def test_missing_festival_names_the_packages(monkeypatch):
