@@ -344,8 +344,8 @@ def merge_synth_sets(
     manifest["inversion"] = configs[0] if all(c == configs[0] for c in configs) else None
     manifest["seed"] = [s.manifest.get("seed") for s in sets]
     manifest["wall_s"] = round(sum(float(s.manifest.get("wall_s", 0.0)) for s in sets), 1)
-    for key in ("teacher_confidence", "feature_stats", "loss_first_last", "started_utc"):
-        manifest.pop(key, None)  # per-set figures: kept per source under merged_from
+    for key in ("teacher_confidence", "feature_stats", "loss_first_last", "started_utc", "student"):
+        manifest.pop(key, None)  # per-set figures and settings: kept per source under merged_from
     manifest["merged_from"] = [
         {
             "path": str(s.path),
@@ -355,6 +355,7 @@ def merge_synth_sets(
             "train_inversions": int((np.asarray(s.features.split[:n_inv]) == 0).sum()),
             "mixtures": {**(s.manifest.get("mixtures") or {}), "kept": not inversions_only},
             "inversion": s.manifest.get("inversion"),
+            "student": s.manifest.get("student"),  # a steered set's student (synthesize --student)
             "wall_s": s.manifest.get("wall_s"),
             "teacher_confidence": s.manifest.get("teacher_confidence"),
         }

@@ -171,6 +171,7 @@ def test_merged_sets_keep_every_row_and_their_recipes_render_the_merged_rows(thr
     assert np.array_equal(x[24:52], xa[12:]) and np.array_equal(x[52:], xb[12:])
     assert m.manifest["mixtures"]["n"] == 24 + 10 and m.manifest["mixtures"]["validation"] == 4 + 2
     assert [f["seed"] for f in m.manifest["merged_from"]] == [0, 1]
+    assert [f["student"] for f in m.manifest["merged_from"]] == [None, None] and "student" not in m.manifest
     assert m.manifest["inversion"]["steps"] == 6 and "seed" not in m.manifest["inversion"]  # shared settings
     recipe = MixtureRecipe.load(m.path / RECIPE_FILE)
     assert len(recipe) == len(x) - 24 and (recipe.a[28:] >= 12).all() and (recipe.a[:28] < 12).all()
