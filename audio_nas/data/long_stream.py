@@ -52,6 +52,8 @@ class Event:
     label: str
     onset_s: float
     offset_s: float
+    clip_index: int = -1  # the dataset-wide index of the clip the event was made from (-1: unknown)
+    gain: float = 1.0  # the clip's gain in the stream
 
 
 @dataclass
@@ -212,10 +214,12 @@ def build_long_stream(
         if kind == "keyword":
             i = int(r.choice(kind_of["keyword"]))
             used.append(i)
-            x = wav[i] * r.uniform(0.4, 1.0)
-            seg += x[: len(seg)]
+            gain = r.uniform(0.4, 1.0)
+            seg += (wav[i] * gain)[: len(seg)]
             on, off = dataset.foreground_span(i)
-            events.append(Event(names[dataset.labels[i]], (start + on) / sr, (start + off) / sr))
+            events.append(
+                Event(names[dataset.labels[i]], (start + on) / sr, (start + off) / sr, i, float(gain))
+            )
         elif kind == "words" and kind_of["unknown"]:
             i = int(r.choice(kind_of["unknown"]))
             used.append(i)

@@ -78,6 +78,9 @@ def test_long_stream_is_deterministic_and_has_the_stated_composition():
     for e in a.events:
         seg = a.audio[int(e.onset_s * SR) : int(e.offset_s * SR) + 1]
         assert np.abs(seg).max() > 0.1
+    # each event records its source clip (a test clip of its label) and its gain, for per-event diagnosis
+    assert all(ds.split[e.clip_index] == SPLIT_IDS["test"] for e in a.events)
+    assert all(ds.class_names[ds.labels[e.clip_index]] == e.label and 0.4 <= e.gain <= 1 for e in a.events)
 
 
 def test_grid_scores_equal_the_recognizer_and_match():
