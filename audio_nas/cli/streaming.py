@@ -226,3 +226,9 @@ def register(app: typer.Typer) -> None:
             if x.get("test_false_alarms_by_source"):
                 src = ", ".join(f"{k} {n}" for k, n in x["test_false_alarms_by_source"].items())
                 typer.echo(f"  test false alarms by source: {src}")
+            if x.get("test_misses_by_cause"):
+                m = x["test_misses_by_cause"]
+                typer.echo(
+                    f"  test misses: {m['missed']} (the clip alone missed too: {m['clip_alone']}; "
+                    f"lost in the stream only: {m['in_stream']})"
+                )

@@ -81,25 +81,30 @@ def evaluate_exported(
     front-end config)."""
     jobs = {}
     calib: dict[str, np.ndarray] = {}
+    clips: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     out = {k: r for k, d in model_dirs.items() if (r := cached_result(d, streams.key())) is not None}
     for key, d in model_dirs.items():
         if key in out:
             continue
         fe = ArchSpec.from_str(_spec_of(d)).frontend
         if repr(fe) not in calib:  # the exporter's calibration set: 200 training clips
-            calib[repr(fe)] = np.asarray(compute_features(dataset, fe).subset("train").x[:200])
-        jobs[key] = (str(d), tuple(dataset.class_names), calib[repr(fe)], fe)
+            feats = compute_features(dataset, fe)
+            calib[repr(fe)] = np.asarray(feats.subset("train").x[:200])
+            # the test events' clips alone, for the causes of the misses
+            idx = np.unique([e.clip_index for e in streams.test.events if e.clip_index >= 0]).astype(np.int64)
+            clips[repr(fe)] = (idx, np.asarray(feats.x[idx]))
+        jobs[key] = (str(d), tuple(dataset.class_names), calib[repr(fe)], fe, clips[repr(fe)])
     with Progress("streaming FRR at FA/h", len(jobs), unit="model", logger=log, enabled=bool(jobs)) as bar:
         if workers <= 1 or len(jobs) <= 1:
-            for key, (d, names, cal, fe) in jobs.items():
-                out[key] = evaluate_model(d, streams, names, cal, fe)
+            for key, (d, names, cal, fe, cl) in jobs.items():
+                out[key] = evaluate_model(d, streams, names, cal, fe, cl)
                 bar.update(1, **{"FRR@1FA/h": f"{out[key]['targets']['1']['frr']:.3f}"})
             return out
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=ctx, initializer=_one_thread) as pool:
             futs = {
-                pool.submit(evaluate_model, d, streams.light(fe), names, cal, fe): key
-                for key, (d, names, cal, fe) in jobs.items()
+                pool.submit(evaluate_model, d, streams.light(fe), names, cal, fe, cl): key
+                for key, (d, names, cal, fe, cl) in jobs.items()
             }
             for fut in as_completed(futs):
                 out[futs[fut]] = fut.result()

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from audio_nas.data.dataset import BACKGROUND_CLASSES
 from audio_nas.data.long_stream import LongStream
 from audio_nas.errors import StreamingError
 from audio_nas.features.config import FrontEndConfig
@@ -48,6 +49,7 @@ SMOOTHING_S: tuple[float, ...] = (0.2, 0.3, 0.5)
 STRIDE_MS = 100.0
 WARMUP_FRAMES = 100
 CHUNK_FRAMES = 6000
+RESULT_FORMAT = 2  # 2: test misses by cause (stored results of an older format are recomputed)
 MAX_SIM_DIFF = 0.02  # int8 SOFTMAX inside a model (MQA) is simulated in float: 1 LSB off at most
 
 
@@ -107,7 +109,15 @@ class StreamPair:
         if self._key is None:
             comp = json.dumps([self.val.composition(), self.test.composition()], sort_keys=True)
             grid = json.dumps(
-                [FA_TARGETS, THRESHOLDS, SMOOTHING_S, STRIDE_MS, MATCH_TOLERANCE_S, LATE_GRACE_S]
+                [
+                    FA_TARGETS,
+                    THRESHOLDS,
+                    SMOOTHING_S,
+                    STRIDE_MS,
+                    MATCH_TOLERANCE_S,
+                    LATE_GRACE_S,
+                    RESULT_FORMAT,
+                ]
             )
             self._key = hashlib.sha256((comp + grid).encode()).hexdigest()[:16]
         return self._key
@@ -189,6 +199,42 @@ def false_alarm_sources(
     return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 
+def miss_causes(
+    times: np.ndarray,
+    probs: np.ndarray,
+    stream: LongStream,
+    class_names: tuple[str, ...],
+    threshold: float,
+    smoothing_s: float,
+    clip_probs: dict[int, np.ndarray],
+) -> dict[str, int]:
+    """Why one recognizer misses the events it misses: ``clip_alone`` when the event's clip on its own (one
+    window, the clip as the test split holds it) would not be detected either (its best keyword is another
+    label, or its posterior is below ``threshold``): the classifier's limit; ``in_stream`` when the clip alone
+    would be detected but the stream (the clip at a lower level over the background bed, between other
+    segments, windows at another alignment) loses it. Events without a clip record are ``unknown``."""
+    best, score = smoothed_top(times, probs, class_names, smoothing_s)
+    idx = detect_fast(times, best, score, threshold)
+    det_t, det_lab = np.asarray(times)[idx], np.asarray(class_names)[best[idx]]
+    fg = np.flatnonzero([n not in BACKGROUND_CLASSES for n in class_names])
+    out = {"missed": 0, "clip_alone": 0, "in_stream": 0, "unknown": 0}
+    for e in stream.events:
+        near = (det_t >= e.onset_s) & (det_t <= e.offset_s + MATCH_TOLERANCE_S) & (det_lab == e.label)
+        if near.any():
+            continue  # the first right-label detection in the window is the hit (events never overlap)
+        out["missed"] += 1
+        p = clip_probs.get(e.clip_index)
+        if p is None:
+            out["unknown"] += 1
+            continue
+        top = fg[int(np.argmax(p[fg]))]
+        alone = class_names[top] == e.label and p[top] >= threshold
+        out["in_stream" if alone else "clip_alone"] += 1
+    if not out["unknown"]:
+        del out["unknown"]
+    return out
+
+
 def choose_and_report(
     val_probs: np.ndarray,
     test_probs: np.ndarray,
@@ -196,8 +242,11 @@ def choose_and_report(
     cfg: FrontEndConfig,
     class_names: tuple[str, ...],
     stride_frames: int,
+    clip_probs: dict[int, np.ndarray] | None = None,
 ) -> dict:
-    """For each FA/h target: the recognizer chosen on validation, and its FRR / FA/h on test."""
+    """For each FA/h target: the recognizer chosen on validation, and its FRR / FA/h on test (with the
+    causes of its test misses when ``clip_probs``, {dataset clip index: posteriors of that clip alone}, has
+    the test events' clips)."""
     out: dict = {}
     grids, times = {}, {}
     for name, probs, s in (("val", val_probs, streams.val), ("test", test_probs, streams.test)):
@@ -231,6 +280,10 @@ def choose_and_report(
                 times["test"], test_probs, streams.test, class_names, th, win
             ),
         }
+        if clip_probs:
+            out[k]["test_misses_by_cause"] = miss_causes(
+                times["test"], test_probs, streams.test, class_names, th, win, clip_probs
+            )
     return out
 
 
@@ -256,8 +309,12 @@ def evaluate_model(
     class_names: tuple[str, ...],
     calib_x: np.ndarray | None,
     cfg: FrontEndConfig,
+    clips: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict:
-    """One exported model on the stream pair (cached in ``model_dir/stream_eval.json`` per stream key)."""
+    """One exported model on the stream pair (cached in ``model_dir/stream_eval.json`` per stream key).
+
+    ``clips`` = (dataset indices, their feature windows) of the test stream's event clips: the model scores
+    each clip alone too, to split its test misses by cause (``miss_causes``)."""
     model_dir = Path(model_dir)
     cache = model_dir / "stream_eval.json"
     key = streams.key()
@@ -268,11 +325,14 @@ def evaluate_model(
     stride_frames = max(1, int(round(STRIDE_MS / cfg.hop_ms)))
     val_frames, test_frames = streams.features(cfg)
     t1 = time.perf_counter()
-    (vp, tp), how = model_posteriors(
-        model_dir, [windows_of(f, cfg, stride_frames) for f in (val_frames, test_frames)], calib_x
-    )
+    windows = [windows_of(f, cfg, stride_frames) for f in (val_frames, test_frames)]
+    if clips is not None:
+        windows.insert(0, np.asarray(clips[1], np.float32))  # not last: the TFLM check samples the last
+    probs, how = model_posteriors(model_dir, windows, calib_x)
+    vp, tp = probs[-2:]
+    clip_probs = dict(zip(np.asarray(clips[0]).tolist(), probs[0])) if clips is not None else None
     t2 = time.perf_counter()
-    res = choose_and_report(vp, tp, streams, cfg, class_names, stride_frames)
+    res = choose_and_report(vp, tp, streams, cfg, class_names, stride_frames, clip_probs)
     out = {
         "key": key,
         "model_sha256": model_sha256(model_dir),

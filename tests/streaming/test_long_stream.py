@@ -164,8 +164,8 @@ def test_recognizer_is_chosen_on_validation_and_reported_on_test():
     cfg = FrontEndConfig(kind="mfcc", window_ms=30, hop_ms=20, n_mfcc=10, clip_ms=1000)
     ev_t = list(np.arange(10.0, 3500, 20.0))
 
-    def stream(split):
-        events = [Event("yes", t, t + 0.5) for t in ev_t]
+    def stream(split):  # events from two clips: clip 0 scores 1.0 on its own, clip 1 only 0.5
+        events = [Event("yes", t, t + 0.5, clip_index=k % 2) for k, t in enumerate(ev_t)]
         return SimpleNamespace(
             events=events, negative_s=3600.0, split=split, kind_at=lambda t: np.full(len(t), "noise")
         )
@@ -180,6 +180,11 @@ def test_recognizer_is_chosen_on_validation_and_reported_on_test():
     assert one["threshold"] > 0.94  # chosen where validation needs it, not where test would do best (0.93)
     assert one["fa_h"] == 0 and one["frr"] == 1.0  # ... so on test every keyword is missed
     assert one["test_false_alarms_by_source"] == {}
+    assert "test_misses_by_cause" not in one  # only with the clips' own posteriors
+    clip_probs = {0: np.array([1.0, 0.0]), 1: np.array([0.5, 0.5])}
+    why = choose_and_report(val, test, streams, cfg, names, 5, clip_probs)["1"]["test_misses_by_cause"]
+    n = len(ev_t)
+    assert why == {"missed": n, "clip_alone": n // 2, "in_stream": n - n // 2}
     swapped = choose_and_report(test, val, streams, cfg, names, stride_frames=5)
     assert swapped["1"]["threshold"] < 0.94 and swapped["1"]["val_frr"] == 0
 
@@ -224,6 +229,8 @@ def test_evaluate_front_columns_cache_and_composition(exported_run, monkeypatch)
     assert "int8 simulation" in md  # the fast path, checked against TFLM on sampled windows
     cached = json.loads((home / "run" / "pareto" / "trial-0007" / "stream_eval.json").read_text())
     assert cached["windows"] > 0
+    why = cached["targets"]["1"]["test_misses_by_cause"]  # every miss has a cause
+    assert why["missed"] == why["clip_alone"] + why["in_stream"]
     again = search_eval.evaluate_front(runner, front, negative_hours=1.5 / 60, events_per_hour=360)
     assert again.values == rep.values  # from the cache
 
@@ -328,6 +335,7 @@ def test_cli_stream_eval_prints_frr_at_each_target(exported_run, monkeypatch):
     assert "test stream" in r.output and "int8 simulation" in r.output
     for t in ("0.5", "1", "2"):
         assert f"FRR at {t} FA/h: " in r.output
+    assert "test misses: " in r.output and "lost in the stream only" in r.output
 
 
 def test_false_alarm_sources_add_up_to_the_grids_false_alarms_and_name_segment_kinds():
