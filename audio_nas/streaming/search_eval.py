@@ -169,16 +169,18 @@ def evaluate_front(
     rep.markdown += [
         "",
         "| trial | FRR @0.5 FA/h (test FA/h) | FRR @1 FA/h (test FA/h) | FRR @2 FA/h (test FA/h) "
-        "| threshold / smoothing s at 1 FA/h | posteriors |",
-        "|---|---|---|---|---|---|",
+        "| threshold / smoothing s at 1 FA/h | misses at 1 FA/h: clip alone / in the stream | posteriors |",
+        "|---|---|---|---|---|---|---|",
     ]
     for tid in sorted(results, key=lambda i: float(results[i]["targets"]["1"]["frr"])):
         r = results[tid]["targets"]
         cells = [f"{r[target_key(t)]['frr']:.3f} ({r[target_key(t)]['fa_h']:.1f})" for t in FA_TARGETS]
         one = r["1"]
+        why = one.get("test_misses_by_cause")
+        misses = f"{why['clip_alone']} / {why['in_stream']}" if why else "-"
         rep.markdown.append(
             f"| {tid} | {' | '.join(cells)} | {one['threshold']:.3f}{'' if one['val_reached'] else '*'} / "
-            f"{one['smoothing_s']:.1f} | {results[tid]['posteriors']} |"
+            f"{one['smoothing_s']:.1f} | {misses} | {results[tid]['posteriors']} |"
         )
     rep.markdown += [
         "",
@@ -186,6 +188,9 @@ def evaluate_front(
         f"{list(THRESHOLDS)} x smoothing windows {list(SMOOTHING_S)} s (refractory 1 s, model every "
         f"{STRIDE_MS:g} ms as `audio-nas stream`), then applied unchanged to the test stream; `*` = no "
         "recognizer reached the target on validation (the one with the fewest false alarms is reported)",
+        "- misses: `clip alone` = the event's keyword clip on its own is not detected either (the "
+        "classifier's limit), `in the stream` = detected alone, lost in the stream (level, background, "
+        "neighbours)",
         f"- a detection is a hit within {MATCH_TOLERANCE_S:g} s after its keyword ends; the right label "
         f"later, up to {LATE_GRACE_S:g} s after the end, is a miss but no false alarm (MLPerf Tiny's "
         "streaming wake-word rule; `streaming/metrics.py`)",

@@ -227,6 +227,7 @@ def test_evaluate_front_columns_cache_and_composition(exported_run, monkeypatch)
     md = "\n".join(rep.markdown)
     assert "validation stream" in md and "test stream" in md and "h of negatives" in md
     assert "int8 simulation" in md  # the fast path, checked against TFLM on sampled windows
+    assert "clip alone / in the stream" in md
     cached = json.loads((home / "run" / "pareto" / "trial-0007" / "stream_eval.json").read_text())
     assert cached["windows"] > 0
     why = cached["targets"]["1"]["test_misses_by_cause"]  # every miss has a cause
