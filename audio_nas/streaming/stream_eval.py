@@ -168,6 +168,15 @@ def model_posteriors(
     return out, "TFLM host interpreter"
 
 
+def detections(
+    times: np.ndarray, probs: np.ndarray, class_names: tuple[str, ...], threshold: float, smoothing_s: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(times, labels) of one recognizer's detections on stored posteriors."""
+    best, score = smoothed_top(times, probs, class_names, smoothing_s)
+    idx = detect_fast(times, best, score, threshold)
+    return np.asarray(times)[idx], np.asarray(class_names)[best[idx]]
+
+
 def false_alarm_sources(
     times: np.ndarray,
     probs: np.ndarray,
@@ -181,9 +190,7 @@ def false_alarm_sources(
     inside a keyword clip before its active part), or ``keyword_wrong_label`` (another keyword's label
     between a keyword's onset and ``LATE_GRACE_S`` after its offset). Late detections of the right label
     are not false alarms (``metrics``' rule), so they are not counted here."""
-    best, score = smoothed_top(times, probs, class_names, smoothing_s)
-    idx = detect_fast(times, best, score, threshold)
-    det_t, det_lab = np.asarray(times)[idx], np.asarray(class_names)[best[idx]]
+    det_t, det_lab = detections(times, probs, class_names, threshold, smoothing_s)
     on = np.array([e.onset_s for e in stream.events])
     off = np.array([e.offset_s for e in stream.events])
     lab = np.array([e.label for e in stream.events])
@@ -213,9 +220,7 @@ def miss_causes(
     label, or its posterior is below ``threshold``): the classifier's limit; ``in_stream`` when the clip alone
     would be detected but the stream (the clip at a lower level over the background bed, between other
     segments, windows at another alignment) loses it. Events without a clip record are ``unknown``."""
-    best, score = smoothed_top(times, probs, class_names, smoothing_s)
-    idx = detect_fast(times, best, score, threshold)
-    det_t, det_lab = np.asarray(times)[idx], np.asarray(class_names)[best[idx]]
+    det_t, det_lab = detections(times, probs, class_names, threshold, smoothing_s)
     fg = np.flatnonzero([n not in BACKGROUND_CLASSES for n in class_names])
     out = {"missed": 0, "clip_alone": 0, "in_stream": 0, "unknown": 0}
     for e in stream.events:
