@@ -393,3 +393,19 @@ def test_demo_picks_by_the_validation_stream_not_the_test_stream(tmp_path, monke
         (run / "pareto" / f"trial-{tid:04d}" / "stream_eval.json").unlink()
     path, why = pick_model()
     assert path == run / "pareto" / "trial-0001" and "test stream" in why
+
+
+def test_bench_stream_misses_counts_every_test_event(exported_run, monkeypatch):
+    """`python -m audio_nas.bench.stream_misses CHECKPOINT`: the per-event view of the misses section."""
+    from audio_nas.bench import stream_misses
+
+    ds, home = exported_run
+    monkeypatch.setenv("AUDIO_NAS_HOME", str(home))
+    monkeypatch.setattr(stream_misses, "load_dataset", lambda name, **kw: ds)
+    out = stream_misses.event_rows(
+        str(home / "run" / "pareto" / "trial-0007" / "checkpoint"), "noise-kws", 0.85, 0.2
+    )
+    assert out["events"] > 0 and 0 <= out["stream_detected"] <= 1
+    assert out["clip_detected"] <= out["clip_right_class"]  # p >= 0.85 on a keyword makes it the top class
+    assert out["lost_in_stream"] <= round(out["clip_detected"] * out["events"])
+    assert set(k for k in out if k.startswith("gain_")) == {"gain_0.4_0.6", "gain_0.6_0.8", "gain_0.8_1"}
