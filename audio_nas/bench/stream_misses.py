@@ -20,10 +20,17 @@ import numpy as np
 import torch
 
 from audio_nas.data import load_dataset
+from audio_nas.data.long_stream import build_long_stream
 from audio_nas.features import compute_features
 from audio_nas.streaming.metrics import MATCH_TOLERANCE_S, smoothed_top
-from audio_nas.streaming.search_eval import build_streams
-from audio_nas.streaming.stream_eval import STRIDE_MS, stream_features, window_times, windows_of
+from audio_nas.streaming.search_eval import EVENTS_PER_HOUR, NEGATIVE_HOURS, STREAM_SEED
+from audio_nas.streaming.stream_eval import (
+    STRIDE_MS,
+    clip_detected,
+    stream_features,
+    window_times,
+    windows_of,
+)
 from audio_nas.training.checkpoint import load_checkpoint
 from audio_nas.training.metrics import predict_logits
 
@@ -35,7 +42,9 @@ def event_rows(checkpoint: str, dataset: str, threshold: float, smoothing_s: flo
     fe = spec.frontend
     ds = load_dataset(dataset)
     names = tuple(ds.class_names)
-    test = build_streams(ds, 1.0, 360.0, 0).test
+    test = build_long_stream(  # the test stream of stream-eval (the validation one is not needed here)
+        ds, "test", negative_hours=NEGATIVE_HOURS, events_per_hour=EVENTS_PER_HOUR, seed=STREAM_SEED
+    )
     stride = max(1, int(round(STRIDE_MS / fe.hop_ms)))
     frames = stream_features(test.audio, fe)
     probs = torch.softmax(torch.as_tensor(predict_logits(model, windows_of(frames, fe, stride))), 1).numpy()
@@ -43,16 +52,14 @@ def event_rows(checkpoint: str, dataset: str, threshold: float, smoothing_s: flo
     best, score = smoothed_top(times, probs, names, smoothing_s)
     idx = np.array([e.clip_index for e in test.events])
     clip = torch.softmax(torch.as_tensor(predict_logits(model, compute_features(ds, fe).x[idx])), 1).numpy()
-    fg = np.flatnonzero([not n.startswith("_") for n in names])
     rows = []
     for e, p in zip(test.events, clip):
         lab = names.index(e.label)
-        top = fg[int(np.argmax(p[fg]))]
         m = (times >= e.onset_s) & (times <= e.offset_s + MATCH_TOLERANCE_S) & (best == lab)
         rows.append(
             (
                 int(np.argmax(p)) == lab,  # the right class among all (keywords and background)
-                top == lab and p[lab] >= threshold,
+                clip_detected(p, e.label, names, threshold),
                 bool(m.any() and score[m].max() >= threshold),
                 e.gain,
             )

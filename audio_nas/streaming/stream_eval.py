@@ -206,6 +206,14 @@ def false_alarm_sources(
     return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 
+def clip_detected(p: np.ndarray, label: str, class_names: tuple[str, ...], threshold: float) -> bool:
+    """Whether a clip's posteriors ``p`` alone (one window) would be detected as ``label``: its best keyword
+    is ``label`` and scores at least ``threshold`` (the recognizer's rule on a single window)."""
+    fg = np.flatnonzero([n not in BACKGROUND_CLASSES for n in class_names])
+    top = fg[int(np.argmax(p[fg]))]
+    return bool(class_names[top] == label and p[top] >= threshold)
+
+
 def miss_causes(
     times: np.ndarray,
     probs: np.ndarray,
@@ -221,7 +229,6 @@ def miss_causes(
     would be detected but the stream (the clip at a lower level over the background bed, between other
     segments, windows at another alignment) loses it. Events without a clip record are ``unknown``."""
     det_t, det_lab = detections(times, probs, class_names, threshold, smoothing_s)
-    fg = np.flatnonzero([n not in BACKGROUND_CLASSES for n in class_names])
     out = {"missed": 0, "clip_alone": 0, "in_stream": 0, "unknown": 0}
     for e in stream.events:
         near = (det_t >= e.onset_s) & (det_t <= e.offset_s + MATCH_TOLERANCE_S) & (det_lab == e.label)
@@ -232,9 +239,7 @@ def miss_causes(
         if p is None:
             out["unknown"] += 1
             continue
-        top = fg[int(np.argmax(p[fg]))]
-        alone = class_names[top] == e.label and p[top] >= threshold
-        out["in_stream" if alone else "clip_alone"] += 1
+        out["in_stream" if clip_detected(p, e.label, class_names, threshold) else "clip_alone"] += 1
     if not out["unknown"]:
         del out["unknown"]
     return out
