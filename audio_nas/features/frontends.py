@@ -31,6 +31,10 @@ PCEN_DEFAULTS = dict(gain=0.98, bias=2.0, power=0.5, time_constant_s=0.4, eps=1e
 
 class FrontEnd(Protocol):
     cfg: FrontEndConfig
+    # True when a frame's features depend on audio before its own window (PCEN's smoothing filter): on a
+    # stream such a front-end carries the seconds before a keyword, so the feature cache computes its
+    # clips after a lead-in (features/cache.py).
+    carries_state: bool
 
     def __call__(self, waveforms: np.ndarray) -> np.ndarray:
         """[N, S] float32 audio -> [N, T, F] float32 features."""
@@ -39,6 +43,8 @@ class FrontEnd(Protocol):
 class MelFrontEnd(abc.ABC):
     """Framing, power spectrum and mel filterbank shared by every front-end; subclasses map mel power to
     their features."""
+
+    carries_state: bool = False
 
     def __init__(self, cfg: FrontEndConfig):
         self.cfg = cfg
@@ -97,6 +103,8 @@ class MFCC(MelFrontEnd):
 class PCEN(MelFrontEnd):
     """Per-channel energy normalisation of the mel *magnitude*-scaled power, as librosa.pcen."""
 
+    carries_state = True  # the smoother's state: the level of the audio before the frame
+
     def __init__(self, cfg: FrontEndConfig, **params: float):
         super().__init__(cfg)
         self.p = {**PCEN_DEFAULTS, **params}
@@ -120,6 +128,11 @@ class PCEN(MelFrontEnd):
 
 
 FRONTENDS: dict[str, Callable[[FrontEndConfig], FrontEnd]] = {"logmel": LogMel, "mfcc": MFCC, "pcen": PCEN}
+
+
+def carries_state(cfg: FrontEndConfig) -> bool:
+    """Whether ``cfg``'s front-end keeps state across frames (see ``FrontEnd.carries_state``)."""
+    return bool(getattr(FRONTENDS.get(cfg.kind), "carries_state", False))
 
 
 def make_frontend(cfg: FrontEndConfig) -> FrontEnd:

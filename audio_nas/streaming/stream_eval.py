@@ -36,7 +36,7 @@ from audio_nas.streaming.metrics import (
     grid_scores,
     smoothed_top,
 )
-from audio_nas.streaming.pipeline import TflmModel
+from audio_nas.streaming.pipeline import STATE_WARMUP_FRAMES, TflmModel
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ THRESHOLDS: tuple[float, ...] = (
 )
 SMOOTHING_S: tuple[float, ...] = (0.2, 0.3, 0.5)
 STRIDE_MS = 100.0
-WARMUP_FRAMES = 100
+WARMUP_FRAMES = STATE_WARMUP_FRAMES
 CHUNK_FRAMES = 6000
 RESULT_FORMAT = 2  # 2: test misses by cause (stored results of an older format are recomputed)
 MAX_SIM_DIFF = 0.02  # int8 SOFTMAX inside a model (MQA) is simulated in float: 1 LSB off at most

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 
 import librosa
@@ -189,3 +190,42 @@ def test_features_from_a_power_spectrum_are_differentiable_and_match_the_audio_p
     assert np.allclose(feats.detach().numpy(), fe(x), atol=1e-4)  # the same features as from audio
     feats.sum().backward()
     assert power.grad is not None and torch.isfinite(power.grad).all() and power.grad.abs().sum() > 0
+
+
+def test_stateful_front_end_is_cached_after_a_lead_in_from_its_own_split(tmp_path, monkeypatch):
+    # PCEN's smoother carries the level of the audio before a frame: on a stream that is the seconds before
+    # the keyword, so the cache computes PCEN clips after a lead-in of other clips of the same split (and
+    # log-mel / MFCC, which keep no state, on the clip alone).
+    from audio_nas.features import cache
+    from audio_nas.features.frontends import carries_state
+
+    assert carries_state(FrontEndConfig(kind="pcen")) and not carries_state(FrontEndConfig(kind="logmel"))
+    ds = fake_dataset(n=40)
+    pcen = FrontEndConfig(kind="pcen")
+    feats = np.asarray(compute_features(ds, pcen, tmp_path).x)
+    alone = make_frontend(pcen)(ds.waveforms)
+    assert feats.shape == alone.shape and not np.allclose(feats, alone, atol=1e-3)
+    # The clip's frames are exactly the last n_frames of lead-in + clip (the lead-in is whole hops).
+    lead_n = cache.lead_in_samples(pcen)
+    assert lead_n % pcen.hop_samples == 0 and abs(lead_n / pcen.sample_rate_hz - cache.LEAD_IN_S) < 0.05
+    pools = {int(s): np.flatnonzero(ds.split == s) for s in np.unique(ds.split)}
+    before = cache.lead_in_audio(ds.waveforms, pools, ds.split, np.arange(3), lead_n)
+    again = make_frontend(pcen)(np.concatenate([before, ds.waveforms[:3]], axis=1))[:, -pcen.n_frames :]
+    np.testing.assert_allclose(feats[:3], again, rtol=1e-5, atol=1e-6)
+    # Deterministic per clip, whatever the batch size; and uncached == cached.
+    monkeypatch.setattr(cache, "BATCH", 7)
+    np.testing.assert_allclose(np.asarray(compute_features(ds, pcen, use_cache=False).x), feats, rtol=1e-5)
+    # Never another split's audio: with the validation clips silent, their lead-ins are silent too.
+    w = ds.waveforms.copy()
+    w[ds.split == 1] = 0.0
+    lead = cache.lead_in_audio(w, pools, ds.split, np.flatnonzero(ds.split == 1), lead_n)
+    assert not lead.any()
+    lead = cache.lead_in_audio(w, pools, ds.split, np.flatnonzero(ds.split == 0), lead_n)
+    assert np.abs(lead).max() > 0.01
+    # Stateless front-ends: unchanged features and an unchanged cache key.
+    mel = FrontEndConfig()
+    np.testing.assert_array_equal(
+        np.asarray(compute_features(ds, mel, tmp_path).x), make_frontend(mel)(ds.waveforms)
+    )
+    meta = [json.loads(p.read_text()) for p in tmp_path.glob("*.json")]
+    assert {m["frontend"]["kind"]: m["lead_in"] is not None for m in meta} == {"pcen": True, "logmel": False}

@@ -14,7 +14,7 @@ import torch
 from audio_nas.errors import StreamingError
 from audio_nas.features import FrontEndConfig, make_frontend
 from audio_nas.streaming.metrics import evaluate, frr_at_fa_per_hour, match
-from audio_nas.streaming.pipeline import IncrementalFrontEnd, TflmModel, run_stream
+from audio_nas.streaming.pipeline import STATE_WARMUP_FRAMES, IncrementalFrontEnd, TflmModel, run_stream
 from audio_nas.streaming.recognizer import Detection, Recognizer
 from audio_nas.streaming.sources import Event, chunked, file_source, mic_source, synthetic_stream
 
@@ -37,6 +37,28 @@ def test_incremental_frontend_equals_offline_for_any_chunking():
         got = np.concatenate(frames)
         assert got.shape == offline.shape
         np.testing.assert_allclose(got, offline, atol=1e-4)  # float32 round-off only
+
+
+def test_incremental_pcen_carries_its_filter_state_across_chunks():
+    # PCEN's smoother holds the level of the audio before a frame: restarted in every chunk (as before) its
+    # frames were those of a fresh filter; now they follow the offline front-end over the whole stream, up
+    # to what STATE_WARMUP_FRAMES of history leave of the filter's start state.
+    cfg = FrontEndConfig(kind="pcen", window_ms=40, hop_ms=20, n_mels=40, clip_ms=6000)
+    rng = np.random.default_rng(0)
+    level = np.repeat(rng.uniform(0.01, 0.5, 12), cfg.clip_samples // 12)  # a level that jumps every 0.5 s
+    audio = (rng.normal(0, 1, cfg.clip_samples) * level).astype(np.float32)
+    offline = make_frontend(cfg)(audio[None])[0]
+    inc = IncrementalFrontEnd(cfg)
+    frames, i = [], 0
+    while i < len(audio):
+        n = int(rng.integers(200, 3000))
+        frames.append(inc.push(audio[i : i + n]))
+        i += n
+    got = np.concatenate(frames)
+    assert got.shape == offline.shape
+    np.testing.assert_allclose(got[:STATE_WARMUP_FRAMES], offline[:STATE_WARMUP_FRAMES], rtol=1e-4, atol=1e-4)
+    rel = np.abs(got - offline) / (np.abs(offline) + 1e-3)
+    assert np.median(rel) < 1e-3 and rel.max() < 0.05
 
 
 def test_recognizer_threshold_smoothing_refractory_and_background():
