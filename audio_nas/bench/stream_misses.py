@@ -8,7 +8,9 @@ Float posteriors of the checkpoint (not the int8 export: the per-model `stream-e
 streams are `stream-eval`'s (1 h of negatives, 360 events per hour, seed 0). An event counts as detected
 alone when its clip's best keyword is its own and >= the threshold, in the stream when the best keyword of
 the averaged posteriors is its own and >= the threshold somewhere between its onset and 0.5 s after its end
-(the docs/benchmarks.md table "Training for the stream: where the misses come from").
+(the docs/benchmarks.md table "Training for the stream: where the misses come from"). ``by_voice`` splits
+the same two rates by the voice family of each event's clip (its group up to the first ``+``: espeak-ng's
+language phonology in synth-kws, ``engine:voice`` in a ``data make kws`` set): [events, alone, in stream].
 """
 
 from __future__ import annotations
@@ -52,8 +54,9 @@ def event_rows(checkpoint: str, dataset: str, threshold: float, smoothing_s: flo
     best, score = smoothed_top(times, probs, names, smoothing_s)
     idx = np.array([e.clip_index for e in test.events])
     clip = torch.softmax(torch.as_tensor(predict_logits(model, compute_features(ds, fe).x[idx])), 1).numpy()
-    rows = []
+    rows, families = [], []
     for e, p in zip(test.events, clip):
+        families.append(voice_family(ds.groups, e.clip_index))
         lab = names.index(e.label)
         m = (times >= e.onset_s) & (times <= e.offset_s + MATCH_TOLERANCE_S) & (best == lab)
         rows.append(
@@ -78,7 +81,24 @@ def event_rows(checkpoint: str, dataset: str, threshold: float, smoothing_s: flo
             round(float(r[sel, 1].mean()), 2),
             round(float(r[sel, 2].mean()), 2),
         ]
+    fam = np.array(families)
+    by = {
+        f: [
+            int((fam == f).sum()),
+            round(float(r[fam == f, 1].mean()), 2),
+            round(float(r[fam == f, 2].mean()), 2),
+        ]
+        for f in np.unique(fam)
+    }
+    out["by_voice"] = dict(sorted(by.items(), key=lambda kv: (kv[1][1], kv[0])))
     return out
+
+
+def voice_family(groups: np.ndarray | None, index: int) -> str:
+    """The voice family of clip ``index``: its group up to the first ``+`` ("-" when the set has none)."""
+    if groups is None or not str(groups[index]):
+        return "-"
+    return str(groups[index]).split("+", 1)[0]
 
 
 def main(argv: list[str] | None = None) -> None:

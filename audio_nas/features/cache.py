@@ -40,7 +40,12 @@ SPLITS = ("train", "validation", "test")
 LEAD_IN_S = 2.0  # the PCEN smoother's time constant is 0.4 s: 2 s is five of them
 LEAD_IN_GAIN = (0.05, 1.0)  # one gain per lead-in, uniform: from near silence to full level
 LEAD_IN_SEED = 17  # per clip: default_rng((LEAD_IN_SEED, clip index)), whatever the batching
-LEAD_IN_VERSION = 1  # in the cache key of stateful front-ends only
+# Lead-ins come from the first LEAD_IN_POOL clips of a split (dataset order). Derived sets (negatives:,
+# more:, stream-windows:) append train clips at the end, so a base clip keeps the same lead-in, and the
+# same features, in all of them: the exporter's calibration clips of a checkpoint trained on
+# negatives:more:synth-kws are then the ones stream-eval rebuilds from synth-kws.
+LEAD_IN_POOL = 1024
+LEAD_IN_VERSION = 2  # in the cache key of stateful front-ends only; 2: the pool is a split's first clips
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,12 +83,17 @@ def lead_in_samples(cfg: FrontEndConfig) -> int:
     return max(1, round(LEAD_IN_S * cfg.sample_rate_hz / cfg.hop_samples)) * cfg.hop_samples
 
 
+def lead_in_pools(split: np.ndarray) -> dict[int, np.ndarray]:
+    """{split id: the indices lead-ins are drawn from}: the first ``LEAD_IN_POOL`` clips of each split."""
+    return {int(s): np.flatnonzero(split == s)[:LEAD_IN_POOL] for s in np.unique(split)}
+
+
 def lead_in_audio(
     waveforms: np.ndarray, pools: dict[int, np.ndarray], split: np.ndarray, index: np.ndarray, n: int
 ) -> np.ndarray:
     """[len(index), n] audio to put before each clip in ``index``: the end of as many random clips of the
-    clip's own split (``pools[split]``: never another split's audio) as ``n`` samples need, at one gain
-    drawn from ``LEAD_IN_GAIN``; deterministic per clip index."""
+    clip's own split (``pools[split]``, from ``lead_in_pools``: never another split's audio) as ``n``
+    samples need, at one gain drawn from ``LEAD_IN_GAIN``; deterministic per clip index."""
     clip = waveforms.shape[1]
     k = -(-n // clip)
     out = np.empty((len(index), n), np.float32)
@@ -124,7 +134,7 @@ def extract(
     stateful = carries_state(cfg)
     if stateful:
         split = np.zeros(n, np.uint8) if split is None else np.asarray(split)
-        pools = {int(s): np.flatnonzero(split == s) for s in np.unique(split)}
+        pools = lead_in_pools(split)
         lead = lead_in_samples(cfg)
     starts = range(0, n, BATCH)
     desc = f"features {cfg.kind} {cfg.output_shape} of {n} clips" + (" (after a lead-in)" if stateful else "")

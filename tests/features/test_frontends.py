@@ -208,7 +208,7 @@ def test_stateful_front_end_is_cached_after_a_lead_in_from_its_own_split(tmp_pat
     # The clip's frames are exactly the last n_frames of lead-in + clip (the lead-in is whole hops).
     lead_n = cache.lead_in_samples(pcen)
     assert lead_n % pcen.hop_samples == 0 and abs(lead_n / pcen.sample_rate_hz - cache.LEAD_IN_S) < 0.05
-    pools = {int(s): np.flatnonzero(ds.split == s) for s in np.unique(ds.split)}
+    pools = cache.lead_in_pools(ds.split)
     before = cache.lead_in_audio(ds.waveforms, pools, ds.split, np.arange(3), lead_n)
     again = make_frontend(pcen)(np.concatenate([before, ds.waveforms[:3]], axis=1))[:, -pcen.n_frames :]
     np.testing.assert_allclose(feats[:3], again, rtol=1e-5, atol=1e-6)
@@ -222,6 +222,13 @@ def test_stateful_front_end_is_cached_after_a_lead_in_from_its_own_split(tmp_pat
     assert not lead.any()
     lead = cache.lead_in_audio(w, pools, ds.split, np.flatnonzero(ds.split == 0), lead_n)
     assert np.abs(lead).max() > 0.01
+    # Train clips appended to the set (as negatives: and more: do) leave the first clips' features alone.
+    monkeypatch.setattr(cache, "LEAD_IN_POOL", 8)
+    base = np.asarray(compute_features(ds, pcen, use_cache=False).x)
+    grown = ds.with_train_clips(
+        name="grown", content_hash="grown", waveforms=audio(5, seed=9), labels=np.zeros(5, np.int64)
+    )
+    np.testing.assert_array_equal(np.asarray(compute_features(grown, pcen, use_cache=False).x)[:40], base)
     # Stateless front-ends: unchanged features and an unchanged cache key.
     mel = FrontEndConfig()
     np.testing.assert_array_equal(

@@ -409,3 +409,10 @@ def test_bench_stream_misses_counts_every_test_event(exported_run, monkeypatch):
     assert out["clip_detected"] <= out["clip_right_class"]  # p >= 0.85 on a keyword makes it the top class
     assert out["lost_in_stream"] <= round(out["clip_detected"] * out["events"])
     assert set(k for k in out if k.startswith("gain_")) == {"gain_0.4_0.6", "gain_0.6_0.8", "gain_0.8_1"}
+    assert sum(n for n, _, _ in out["by_voice"].values()) == out["events"]
+    rates = [alone for _, alone, _ in out["by_voice"].values()]
+    assert rates == sorted(rates)
+    assert stream_misses.voice_family(np.array(["fr+m3", "mbrola:us1+f1.00", ""]), 0) == "fr"
+    assert stream_misses.voice_family(np.array(["fr+m3", "mbrola:us1+f1.00", ""]), 1) == "mbrola:us1"
+    assert stream_misses.voice_family(np.array(["fr+m3", "mbrola:us1+f1.00", ""]), 2) == "-"
+    assert stream_misses.voice_family(None, 0) == "-"
