@@ -22,19 +22,23 @@ pytestmark = pytest.mark.xdist_group("streaming")
 CLASSES = ("yes", "no", "_silence_")
 
 
+def push_in_chunks(inc: IncrementalFrontEnd, audio: np.ndarray, rng, sizes: tuple[int, int]) -> np.ndarray:
+    """All frames of ``audio`` pushed in chunks of random sizes in [sizes[0], sizes[1])."""
+    frames, i = [], 0
+    while i < len(audio):
+        n = int(rng.integers(*sizes))
+        frames.append(inc.push(audio[i : i + n]))
+        i += n
+    return np.concatenate(frames)
+
+
 def test_incremental_frontend_equals_offline_for_any_chunking():
     cfg = FrontEndConfig(kind="mfcc", window_ms=40, hop_ms=20, n_mfcc=10, clip_ms=3000)
     audio = np.random.default_rng(0).normal(0, 0.1, cfg.clip_samples).astype(np.float32)
     offline = make_frontend(cfg)(audio[None])[0]
     rng = np.random.default_rng(1)
     for _ in range(5):
-        inc = IncrementalFrontEnd(cfg)
-        frames, i = [], 0
-        while i < len(audio):
-            n = int(rng.integers(1, 2000))
-            frames.append(inc.push(audio[i : i + n]))
-            i += n
-        got = np.concatenate(frames)
+        got = push_in_chunks(IncrementalFrontEnd(cfg), audio, rng, (1, 2000))
         assert got.shape == offline.shape
         np.testing.assert_allclose(got, offline, atol=1e-4)  # float32 round-off only
 
@@ -48,13 +52,7 @@ def test_incremental_pcen_carries_its_filter_state_across_chunks():
     level = np.repeat(rng.uniform(0.01, 0.5, 12), cfg.clip_samples // 12)  # a level that jumps every 0.5 s
     audio = (rng.normal(0, 1, cfg.clip_samples) * level).astype(np.float32)
     offline = make_frontend(cfg)(audio[None])[0]
-    inc = IncrementalFrontEnd(cfg)
-    frames, i = [], 0
-    while i < len(audio):
-        n = int(rng.integers(200, 3000))
-        frames.append(inc.push(audio[i : i + n]))
-        i += n
-    got = np.concatenate(frames)
+    got = push_in_chunks(IncrementalFrontEnd(cfg), audio, rng, (200, 3000))
     assert got.shape == offline.shape
     np.testing.assert_allclose(got[:STATE_WARMUP_FRAMES], offline[:STATE_WARMUP_FRAMES], rtol=1e-4, atol=1e-4)
     rel = np.abs(got - offline) / (np.abs(offline) + 1e-3)
