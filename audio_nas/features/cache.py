@@ -198,6 +198,7 @@ def compute_features(
                         "seconds": lead_in_samples(cfg) / cfg.sample_rate_hz,
                         "gain": list(LEAD_IN_GAIN),
                         "seed": LEAD_IN_SEED,
+                        "pool": LEAD_IN_POOL,
                         "version": LEAD_IN_VERSION,
                     }
                     if carries_state(cfg)

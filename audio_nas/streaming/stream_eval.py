@@ -49,7 +49,8 @@ SMOOTHING_S: tuple[float, ...] = (0.2, 0.3, 0.5)
 STRIDE_MS = 100.0
 WARMUP_FRAMES = STATE_WARMUP_FRAMES
 CHUNK_FRAMES = 6000
-RESULT_FORMAT = 2  # 2: test misses by cause (stored results of an older format are recomputed)
+RESULT_FORMAT = 3  # 2: test misses by cause; 3: a stateful front-end scores its clips alone after the
+# feature cache's lead-in (stored results of an older format are recomputed)
 MAX_SIM_DIFF = 0.02  # int8 SOFTMAX inside a model (MQA) is simulated in float: 1 LSB off at most
 
 
