@@ -207,7 +207,7 @@ def register(app: typer.Typer) -> None:
         validation stream, reported on the test stream), as the search report gives it."""
         from audio_nas.data import load_dataset
         from audio_nas.streaming.search_eval import build_streams, composition_lines, evaluate_exported
-        from audio_nas.streaming.stream_eval import FA_TARGETS, target_key
+        from audio_nas.streaming.stream_eval import FA_TARGETS, overshoot_note, target_key
 
         ds = load_dataset(dataset, on_error=on_error_value(on_error))
         streams = build_streams(ds, hours, events_per_hour, seed)
@@ -232,3 +232,6 @@ def register(app: typer.Typer) -> None:
                     f"  test misses: {m['missed']} (the clip alone missed too: {m['clip_alone']}; "
                     f"lost in the stream only: {m['in_stream']})"
                 )
+        note = overshoot_note(r["targets"], hours)
+        if note:
+            typer.echo(note)

@@ -59,6 +59,27 @@ def target_key(target: float) -> str:
     return f"{target:g}".replace(".", "p")
 
 
+OVERSHOOT_FACTOR = 2.0  # test FA/h above this many times its target: the validation choice did not hold
+STEADY_HOURS = 3.0
+
+
+def overshoot_note(targets: dict, hours: float) -> str | None:
+    """A line for the user when the recognizer chosen on validation for 1 FA/h gives more than
+    ``OVERSHOOT_FACTOR`` times that on the test stream and the streams are shorter than ``STEADY_HOURS``.
+
+    Measured (docs/benchmarks.md, "PCEN after a lead-in, and how far the goal is"): on 1-h streams the
+    choice overshot to 3-8 test FA/h for most DS-CNN-S models; on 3-h streams it landed at 0-3, with an
+    FRR 7-14 points higher."""
+    x = targets.get(target_key(1.0))
+    if not x or hours >= STEADY_HOURS or x["fa_h"] <= OVERSHOOT_FACTOR * 1.0:
+        return None
+    return (
+        f"note: the recognizer chosen on {hours:g} h of validation negatives for 1 FA/h gives "
+        f"{x['fa_h']:.2f} FA/h on the test stream, so its FRR is optimistic; --hours {STEADY_HOURS:g} "
+        "chooses it more steadily (about twice the time)"
+    )
+
+
 def stream_features(audio: np.ndarray, cfg: FrontEndConfig) -> np.ndarray:
     """All feature frames of ``audio`` [n_frames_total, bins], as the offline front-end frames it."""
     fe = make_frontend(cfg)

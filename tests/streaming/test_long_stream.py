@@ -339,6 +339,17 @@ def test_cli_stream_eval_prints_frr_at_each_target(exported_run, monkeypatch):
     assert "test misses: " in r.output and "lost in the stream only" in r.output
 
 
+def test_overshoot_note_only_when_short_streams_miss_the_1_fa_h_target_on_test():
+    from audio_nas.streaming.stream_eval import overshoot_note
+
+    over, near = {"1": {"fa_h": 6.0}}, {"1": {"fa_h": 2.0}}
+    note = overshoot_note(over, 1.0)
+    assert note and "6.00 FA/h on the test stream" in note and "--hours 3" in note
+    assert overshoot_note(near, 1.0) is None  # within twice the target
+    assert overshoot_note(over, 3.0) is None  # already long streams
+    assert overshoot_note({}, 1.0) is None
+
+
 def test_false_alarm_sources_add_up_to_the_grids_false_alarms_and_name_segment_kinds():
     from audio_nas.streaming.stream_eval import false_alarm_sources
 
