@@ -88,14 +88,17 @@ def _mbqm_fast(x: np.ndarray, m: np.ndarray, shift: np.ndarray) -> np.ndarray:
     real = m.astype(np.float64) * np.exp2(shift.astype(np.float64) - 31)  # exact: m < 2**31
     right = np.where(shift < 0, -shift, 0)
     margin = np.where(right > 0, 0.5 * np.exp2(-right.astype(np.float64)), 0.0) + 1e-6
+    x = np.ascontiguousarray(x, dtype=np.float64)  # C order: y.reshape(-1) below must be a view of y
     v = x * real
     y = np.rint(v)
     d = np.subtract(v, y, out=v)
     near = np.abs(d, out=d) >= 0.5 - margin
     if near.any():
-        idx = np.nonzero(near)
-        ch = idx[-1] if len(m) > 1 else np.zeros(len(idx[0]), np.int64)
-        y[idx] = _mbqm_per_element(x[idx].astype(np.int64), m[ch], shift[ch]).astype(np.float64)
+        flat = np.flatnonzero(near)  # flat indices: ten times faster than np.nonzero's one array per axis
+        ch = flat % len(m) if len(m) > 1 else np.zeros(len(flat), np.int64)  # m per last-axis channel
+        y.reshape(-1)[flat] = _mbqm_per_element(
+            np.ravel(x)[flat].astype(np.int64), m[ch], shift[ch]
+        ).astype(np.float64)
     return y
 
 
