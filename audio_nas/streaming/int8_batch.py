@@ -96,9 +96,8 @@ def _mbqm_fast(x: np.ndarray, m: np.ndarray, shift: np.ndarray) -> np.ndarray:
     if near.any():
         flat = np.flatnonzero(near)  # flat indices: ten times faster than np.nonzero's one array per axis
         ch = flat % len(m) if len(m) > 1 else np.zeros(len(flat), np.int64)  # m per last-axis channel
-        y.reshape(-1)[flat] = _mbqm_per_element(
-            np.ravel(x)[flat].astype(np.int64), m[ch], shift[ch]
-        ).astype(np.float64)
+        exact = _mbqm_per_element(np.ravel(x)[flat].astype(np.int64), m[ch], shift[ch])
+        y.reshape(-1)[flat] = exact.astype(np.float64)
     return y
 
 
