@@ -26,7 +26,8 @@ def make(
     engines: str = typer.Option(
         None,
         "--engines",
-        help="kws only: TTS engines, comma-separated (default espeak,flite,pico; also: festival, mbrola).",
+        help="kws only: TTS engines, comma-separated "
+        "(default espeak,flite,pico; also: festival, mbrola, rhvoice).",
     ),
     negatives: str = typer.Option(
         None, "--negatives", help="kws only: extra _unknown_ words, comma-separated (must not be keywords)."

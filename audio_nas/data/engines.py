@@ -20,6 +20,12 @@ mbrola      MBROLA diphone voices (us1 female, us2 and us3 male, en1 British mal
             (``-v mb-us1``): espeak-ng's text analysis and prosody, recorded diphones instead of its
             formant synthesiser. The voices' licence allows non-commercial use only: an opt-in engine.
             Virtual speakers as for flite.
+rhvoice     RHVoice 1.8 (Debian non-free packages ``rhvoice`` and ``rhvoice-english``; its
+            ``RHVoice-test`` binary): HTS statistical-parametric voices with RHVoice's own text analysis,
+            lexicon and prosody models and its own vocoder. Six English voices: alan, bdl, clb, slt
+            (LGPL-2.1+; trained on CMU ARCTIC recordings, so bdl, clb and slt are speakers that flite and
+            festival also have) and evgeniy-eng, lyubov (CC-BY-NC-ND-4.0: non-commercial use only, as
+            MBROLA's). Opt-in, like mbrola; virtual speakers as for flite.
 
 A voice id is ``ENGINE:NAME`` (``espeak:en-us+m3``, ``flite:slt+f1.00+w0.94``), so a manifest row
 says which engine made a clip. ``speak`` returns float32 speech at 16 kHz, silence trimmed.
@@ -411,3 +417,56 @@ class MbrolaEngine:
             wav = os.path.join(tmp, "out.wav")
             cmd = [self.binary, "-v", f"mb-{base}", "-p", str(pitch), "-s", str(rate), "-w", wav, text]
             return _run_tts_binary("mbrola", cmd, wav, text, base, warp)
+
+
+# --------------------------------------------------------------------------------------
+# RHVoice (its RHVoice-test binary)
+# --------------------------------------------------------------------------------------
+
+# base voice -> licence of its data (Debian's copyright file of rhvoice-english)
+RHVOICE_BASE_VOICES: dict[str, str] = {
+    "alan": "LGPL-2.1+",
+    "bdl": "LGPL-2.1+",
+    "clb": "LGPL-2.1+",
+    "slt": "LGPL-2.1+",
+    "evgeniy-eng": "CC-BY-NC-ND-4.0",
+    "lyubov": "CC-BY-NC-ND-4.0",
+}
+RHVOICE_DIR = "/usr/share/RHVoice/voices"
+
+
+@register_engine("rhvoice")
+class RhvoiceEngine:
+    name = "rhvoice"
+    install_hint = (
+        "install the Debian packages `rhvoice` and `rhvoice-english` (in Debian's non-free component; "
+        "two of the six English voices are for non-commercial use only): "
+        "apt-get install -y rhvoice rhvoice-english"
+    )
+
+    def __init__(self) -> None:
+        self.binary = shutil.which("RHVoice-test")
+
+    def _installed(self) -> list[str]:
+        return [b for b in RHVOICE_BASE_VOICES if os.path.isdir(os.path.join(RHVOICE_DIR, b))]
+
+    def available(self) -> bool:
+        return self.binary is not None and bool(self._installed())
+
+    def voices(self) -> list[str]:
+        return virtual_voices("rhvoice", self._installed())
+
+    def speak(self, text: str, voice: str, rng: np.random.Generator) -> np.ndarray:
+        base, f0, warp = _virtual_voice("rhvoice", voice, RHVOICE_BASE_VOICES, self.binary, self.install_hint)
+        if base not in self._installed():
+            raise DataError(f"RHVoice voice {base} is not installed: apt-get install -y rhvoice-english")
+        # RHVoice's pitch percent scales f0 by about its square root (measured: 50 / 150 / 300 % gave
+        # 0.69 / 1.22 / 1.72 x the voice's median f0); its rate percent scales duration inversely
+        pitch = int(np.clip(round(100 * (f0 * rng.uniform(0.9, 1.1)) ** 2), 30, 300))
+        rate = int(round(100 * rng.uniform(0.8, 1.3)))
+        with tempfile.TemporaryDirectory(prefix="rhvoice-") as tmp:
+            wav, txt = os.path.join(tmp, "out.wav"), os.path.join(tmp, "in.txt")
+            with open(txt, "w", encoding="utf-8") as f:
+                f.write(text)
+            cmd = [self.binary, "-p", base, "-t", str(pitch), "-r", str(rate), "-i", txt, "-o", wav]
+            return _run_tts_binary("rhvoice", cmd, wav, text, base, warp)

@@ -177,6 +177,32 @@ def test_missing_mbrola_names_the_packages_and_the_licence(monkeypatch):
         get_engine("mbrola")
 
 
+needs_rhvoice = pytest.mark.skipif(
+    not ENGINES["rhvoice"]().available(),
+    reason="no RHVoice (Debian non-free: apt-get install -y rhvoice rhvoice-english)",
+)
+
+
+@needs_rhvoice
+def test_rhvoice_engine_speaks_its_installed_voices_deterministically():
+    eng = get_engine("rhvoice")
+    voices = eng.voices()
+    assert voices and all(v.startswith("rhvoice:") for v in voices) and len(set(voices)) == len(voices)
+    voice = "rhvoice:bdl+f1.20+w0.94"
+    x = eng.speak("lights on", voice, np.random.default_rng(0))
+    assert x.dtype == np.float32 and 3000 < len(x) < 24000 and np.isfinite(x).all() and np.abs(x).max() > 0.05
+    assert np.array_equal(x, eng.speak("lights on", voice, np.random.default_rng(0)))
+    assert not np.array_equal(x, eng.speak("lights on", voice, np.random.default_rng(1)))  # rate, pitch
+    with pytest.raises(DataError, match="rhvoice has no voice 'anna'"):
+        eng.speak("hello", "rhvoice:anna+f1.00+w1.00", np.random.default_rng(0))
+
+
+def test_missing_rhvoice_names_the_packages_and_the_licence(monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda _name: None)
+    with pytest.raises(DataError, match="non-commercial.*apt-get install -y rhvoice rhvoice-english"):
+        get_engine("rhvoice")
+
+
 def test_missing_festival_names_the_packages(monkeypatch):
     monkeypatch.setattr(shutil, "which", lambda _name: None)
     with pytest.raises(DataError, match="apt-get install -y festival festvox-kallpc16k"):
