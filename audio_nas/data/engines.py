@@ -369,6 +369,23 @@ class PicoEngine:
         return _trim(np.asarray(vtlp(x, warp, SAMPLE_RATE_HZ), np.float32))
 
 
+class _InstalledVoices:
+    """An engine run as a binary, with base voices installed as packages (mbrola, rhvoice): usable when
+    the binary and at least one voice are there; virtual speakers over the installed voices."""
+
+    name: str
+    binary: str | None
+
+    def _installed(self) -> list[str]:
+        raise NotImplementedError
+
+    def available(self) -> bool:
+        return self.binary is not None and bool(self._installed())
+
+    def voices(self) -> list[str]:
+        return virtual_voices(self.name, self._installed())
+
+
 # --------------------------------------------------------------------------------------
 # MBROLA (through the espeak-ng binary)
 # --------------------------------------------------------------------------------------
@@ -384,7 +401,7 @@ MBROLA_DIR = "/usr/share/mbrola"
 
 
 @register_engine("mbrola")
-class MbrolaEngine:
+class MbrolaEngine(_InstalledVoices):
     name = "mbrola"
     install_hint = (
         "install the Debian packages `espeak-ng`, `mbrola` and its English voices (in Debian's contrib and "
@@ -397,12 +414,6 @@ class MbrolaEngine:
 
     def _installed(self) -> list[str]:
         return [b for b in MBROLA_BASE_VOICES if os.path.isfile(os.path.join(MBROLA_DIR, b, b))]
-
-    def available(self) -> bool:
-        return self.binary is not None and bool(self._installed())
-
-    def voices(self) -> list[str]:
-        return virtual_voices("mbrola", self._installed())
 
     def speak(self, text: str, voice: str, rng: np.random.Generator) -> np.ndarray:
         base, f0, warp = _virtual_voice("mbrola", voice, MBROLA_BASE_VOICES, self.binary, self.install_hint)
@@ -436,7 +447,7 @@ RHVOICE_DIR = "/usr/share/RHVoice/voices"
 
 
 @register_engine("rhvoice")
-class RhvoiceEngine:
+class RhvoiceEngine(_InstalledVoices):
     name = "rhvoice"
     install_hint = (
         "install the Debian packages `rhvoice` and `rhvoice-english` (in Debian's non-free component; "
@@ -449,12 +460,6 @@ class RhvoiceEngine:
 
     def _installed(self) -> list[str]:
         return [b for b in RHVOICE_BASE_VOICES if os.path.isdir(os.path.join(RHVOICE_DIR, b))]
-
-    def available(self) -> bool:
-        return self.binary is not None and bool(self._installed())
-
-    def voices(self) -> list[str]:
-        return virtual_voices("rhvoice", self._installed())
 
     def speak(self, text: str, voice: str, rng: np.random.Generator) -> np.ndarray:
         base, f0, warp = _virtual_voice("rhvoice", voice, RHVOICE_BASE_VOICES, self.binary, self.install_hint)
