@@ -39,6 +39,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Protocol
 
@@ -369,15 +370,16 @@ class PicoEngine:
         return _trim(np.asarray(vtlp(x, warp, SAMPLE_RATE_HZ), np.float32))
 
 
-class _InstalledVoices:
+class _InstalledVoices(ABC):
     """An engine run as a binary, with base voices installed as packages (mbrola, rhvoice): usable when
     the binary and at least one voice are there; virtual speakers over the installed voices."""
 
     name: str
     binary: str | None
 
+    @abstractmethod
     def _installed(self) -> list[str]:
-        raise NotImplementedError
+        """The base voices whose data is installed, in a fixed order."""
 
     def available(self) -> bool:
         return self.binary is not None and bool(self._installed())
