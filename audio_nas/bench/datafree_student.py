@@ -62,14 +62,17 @@ def student_row(
     x, split = np.asarray(fs.x), np.asarray(fs.split)
     n_train_mix = int(synth.manifest["mixtures"]["n"])
     n_val_mix = int(synth.manifest["mixtures"].get("validation", 0))
-    n_inv = len(x) - n_train_mix - n_val_mix
+    n_inv = len(x) - n_train_mix - n_val_mix - synth.n_proxy
     agree = predict_logits(res.model, x).argmax(1) == synth.teacher_logits.argmax(1)
-    inv = np.arange(len(x)) < n_inv
+    row = np.arange(len(x))
+    inv = row < n_inv
+    proxy = row >= len(x) - synth.n_proxy  # proxy speech (audio-nas data add-proxy): the last rows
     groups = {
         "train_inv": inv & (split == 0),
         "val_inv": inv & (split == 1),
-        "train_mix": ~inv & (split == 0),
+        "train_mix": ~inv & ~proxy & (split == 0),
         "val_mix": ~inv & (split == 1),
+        "train_proxy": proxy,
     }
     return {
         "tag": tag,

@@ -189,9 +189,74 @@ def merge_synth_cmd(
     typer.echo(f"-> {path}  (train on it with --dataset synth:{path})")
 
 
+def add_proxy_cmd(
+    synth_set: str = typer.Argument(..., help="The synthesised set (DIR or synth:DIR)."),
+    audio: str = typer.Option(
+        ...,
+        "--audio",
+        help="Public speech that is not the private data (any dataset name, e.g. kws:DIR made by `audio-nas "
+        "data make kws` with other words and engines). Its labels are never used; clips that say a teacher "
+        "keyword or sound like one are dropped.",
+    ),
+    n: int = typer.Option(
+        ..., "--n", help="Proxy examples: every clip once, then teacher-labelled pairs of clips."
+    ),
+    replace_mixtures: int = typer.Option(
+        0,
+        "--replace-mixtures",
+        help="Drop this many random train mixtures first (the measured setting replaced half of them).",
+    ),
+    out: Path = typer.Option(
+        None, "--out", help="Output directory (default <set>-px<N>, with -r<replaced> when mixtures go)."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed; the same seed, set and audio give the same set (CPU)."),
+    max_shift_s: float = typer.Option(
+        0.25, "--max-shift-s", help="Largest circular shift of a pair's second clip, seconds."
+    ),
+    teacher: Path = typer.Option(
+        None,
+        "--teacher",
+        help="Teacher checkpoint (default: the one the manifest names; its hash must match).",
+    ),
+    device: str = typer.Option("auto", "--device", help="auto (a GPU when present, else CPU), cpu or cuda."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output directory."),
+) -> None:
+    """Write a copy of a synthesised set with teacher-labelled public proxy speech in its train split (a
+    relaxed data-free setting: the teacher plus speech that is neither the private data nor its words)."""
+    import json
+
+    from audio_nas.training.proxy_speech import add_proxy
+
+    path = add_proxy(
+        synth_set,
+        audio,
+        n,
+        out,
+        replace_mixtures=replace_mixtures,
+        seed=seed,
+        max_shift_s=max_shift_s,
+        teacher_path=teacher,
+        device=device,
+        overwrite=overwrite,
+    )
+    meta = json.loads((path / "manifest.json").read_text())
+    px = meta["proxy"]
+    typer.echo(
+        f"+ {px['n']} teacher-labelled proxy examples ({px['clips']} clips of {px['audio']}, "
+        f"{px['pairs']} pairs; {px['dropped_keyword_clips']} clips dropped as teacher keywords) in "
+        f"{px['wall_s']} s; {px['replaced_mixtures']} train mixtures replaced; {meta['n_examples']} examples"
+    )
+    typer.echo(
+        f"teacher's top probability on them: median {px['teacher_top_probability_median']}; its classes: "
+        + ", ".join(f"{c} {k}" for c, k in zip(meta["class_names"], px["teacher_class_counts"], strict=True))
+    )
+    typer.echo(f"-> {path}  (train on it with --dataset synth:{path})")
+
+
 def register(app: typer.Typer) -> None:
     from audio_nas.cli.data import data_app
 
     data_app.command("synthesize")(synthesize_cmd)
     data_app.command("add-mixtures")(add_mixtures_cmd)
     data_app.command("merge-synth")(merge_synth_cmd)
+    data_app.command("add-proxy")(add_proxy_cmd)

@@ -55,6 +55,12 @@ class SynthSet:
         sets also hold ``manifest["mixtures"]["validation"]`` mixtures in the validation split."""
         return int((self.manifest.get("mixtures") or {}).get("n", 0))
 
+    @property
+    def n_proxy(self) -> int:
+        """Teacher-labelled proxy speech examples (``audio-nas data add-proxy``): the set's last rows, train
+        split; 0 for sets without."""
+        return int((self.manifest.get("proxy") or {}).get("n", 0))
+
     def train_logits(self) -> np.ndarray:
         """The soft labels of the train split, in the order the trainer reads the train split."""
         return self.teacher_logits[np.asarray(self.features.split) == 0]

@@ -71,7 +71,7 @@ def default_grown_dir(synth: SynthSet, n_add: int, n_validation: int = 0, warp: 
     return synth.path.with_name(name)
 
 
-def _teacher_of(synth: SynthSet, teacher_path: str | Path | None) -> Teacher:
+def teacher_of(synth: SynthSet, teacher_path: str | Path | None) -> Teacher:
     recorded = synth.manifest.get("teacher") or {}
     path = teacher_path or recorded.get("path")
     if not path:
@@ -119,6 +119,7 @@ def add_mixtures(
     if device not in ("auto", "cpu", "cuda"):
         raise ConfigError(f"device must be auto, cpu or cuda, got {device!r}")
     synth = load_synth_set(set_path)
+    _refuse_proxy(synth, "add mixtures to")
     if warp < 0:
         raise ConfigError(f"the warp strength must be >= 0, got {warp}")
     if warp and not is_portable(synth):
@@ -144,7 +145,7 @@ def add_mixtures(
                 f"{synth.path}: {len(rows)} {name} inversions found ({len(x)} rows, {n_train_mix} + "
                 f"{n_val_mix} mixtures by its manifest); mixing needs at least 2"
             )
-    teacher = _teacher_of(synth, teacher_path)
+    teacher = teacher_of(synth, teacher_path)
     dev = resolve_device(device)
     t0 = time.perf_counter()
     extra: dict[str, dict[str, np.ndarray]] = {}
@@ -225,11 +226,21 @@ def add_mixtures(
     return path
 
 
-def _layout(synth: SynthSet) -> tuple[int, int, int]:
-    """(inversions, train mixtures, validation mixtures) of a set, by its manifest."""
+def _refuse_proxy(synth: SynthSet, what: str) -> None:
+    """Proxy speech rows come last (``training.proxy_speech``): new rows would land after them."""
+    if synth.n_proxy:
+        raise DataError(
+            f"{synth.path} holds proxy speech (audio-nas data add-proxy); {what} the set it was made from "
+            f"({(synth.manifest.get('proxy') or {}).get('from')}) and add the proxy speech last"
+        )
+
+
+def layout(synth: SynthSet) -> tuple[int, int, int]:
+    """(inversions, train mixtures, validation mixtures) of a set, by its manifest; proxy speech rows
+    (the last ``synth.n_proxy``) are none of them."""
     meta_mix = synth.manifest.get("mixtures") or {}
     n_train, n_val = int(meta_mix.get("n", 0)), int(meta_mix.get("validation", 0))
-    n_inv = len(synth.features.labels) - n_train - n_val
+    n_inv = len(synth.features.labels) - n_train - n_val - synth.n_proxy
     if n_inv < 1:
         raise DataError(
             f"{synth.path}: {len(synth.features.labels)} rows but {n_train} + {n_val} mixtures by its "
@@ -242,7 +253,7 @@ def _check_mergeable(sets: list[SynthSet]) -> None:
     first = sets[0]
     seen: dict[str, Path] = {}
     for s in sets:
-        n_inv = _layout(s)[0]
+        n_inv = layout(s)[0]
         h = hashlib.sha256(np.ascontiguousarray(s.features.x[:n_inv], np.float32).tobytes()).hexdigest()
         if h in seen:
             raise DataError(
@@ -289,6 +300,8 @@ def merge_synth_sets(
     if len(set_paths) < 2:
         raise ConfigError(f"merging needs at least two synthesised sets, got {len(set_paths)}")
     sets = [load_synth_set(p) for p in set_paths]
+    for s in sets:
+        _refuse_proxy(s, "merge")
     out = Path(out_dir)
     for s in sets:
         if out.resolve() == s.path.resolve():
@@ -296,7 +309,7 @@ def merge_synth_sets(
     if out.exists() and not overwrite:
         raise DataError(f"{out} already exists; choose another --out or pass --overwrite")
     _check_mergeable(sets)
-    layouts = [_layout(s) for s in sets]
+    layouts = [layout(s) for s in sets]
     portable = is_portable(sets[0])
     inv_rows, mix_rows, recipes, params = [], [], [], []
     offset = 0

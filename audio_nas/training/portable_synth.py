@@ -16,6 +16,10 @@ in the teacher's feature space. Here they are defined where every front-end can 
   and, for mixtures drawn with a ``WarpRange`` (``add-mixtures --warp``), both sounds re-voiced: pitch,
   vocal-tract length, tempo and foreground level of the mixture's own (``source_filter_power``'s ``warp``)
 
+Proxy speech (``training.proxy_speech``, ``audio-nas data add-proxy``): clips of public speech and pairs of
+them, stored as int16 audio with their pair recipe (``ProxyRecipe``), come after the mixtures and render
+through any front-end as audio does.
+
 The teacher labels each mixture once, on its rendering in the teacher's front-end; a candidate's rendering
 of the same mixture gets that label. Renderings for other front-ends are written once into
 ``DIR/rendered/`` (atomic) and memory-mapped by every later trial.
@@ -55,6 +59,8 @@ RECIPE_FILE = "mixture_recipe.npz"
 RENDER_DIR = "rendered"
 RENDER_VERSION = 1  # bump when the rendering changes: old files under rendered/ are then not reused
 CHUNK = 256  # examples rendered per forward pass
+PROXY_FILE = "proxy_audio.npz"  # proxy speech clips and pair recipe (training.proxy_speech)
+INT16_SCALE = 32767.0
 
 
 @dataclass(frozen=True)
@@ -157,6 +163,47 @@ class WarpRange:
             "tempo": log_uniform(self.tempo_ratio),
             "gain_db": rng.uniform(-self.gain_db, self.gain_db, n).astype(np.float32),
         }
+
+
+@dataclass(frozen=True)
+class ProxyRecipe:
+    """The proxy clips and how each proxy example is made from them."""
+
+    clips: np.ndarray  # int16 [P, samples]: the proxy clips at the teacher's rate and clip length
+    a: np.ndarray  # int64 [n]: first clip
+    b: np.ndarray  # int64 [n]: second clip (== a with weight 1 for a clip alone)
+    weight: np.ndarray  # float32 [n]: power weight of a; b gets 1 - weight
+    shift_samples: np.ndarray  # int64 [n]: circular shift of b
+
+    def __len__(self) -> int:
+        return len(self.a)
+
+    def audio(self, sl: slice) -> np.ndarray:
+        """float32 [k, samples] waveforms of the examples ``sl``."""
+        a, b = self.a[sl], self.b[sl]
+        first = self.clips[a].astype(np.float32) / INT16_SCALE
+        second = (
+            np.stack(
+                [np.roll(self.clips[j], int(s)) for j, s in zip(b, self.shift_samples[sl], strict=True)]
+            ).astype(np.float32)
+            / INT16_SCALE
+        )
+        w = self.weight[sl].astype(np.float32)[:, None]
+        return np.sqrt(w) * first + np.sqrt(1.0 - w) * second
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def load(cls, path: Path) -> ProxyRecipe:
+        with np.load(path) as z:
+            return cls(**{f.name: z[f.name] for f in fields(cls)})
+
+
+def render_proxy(recipe: ProxyRecipe, frontend: FrontEndConfig, sl: slice) -> np.ndarray:
+    """The proxy examples ``sl`` in ``frontend`` (float32 [k, T, F]). A stateful front-end (PCEN) starts
+    from its steady state in every clip here: no lead-in, unlike the real-data feature cache."""
+    return np.asarray(make_frontend(frontend)(recipe.audio(sl)), np.float32)
 
 
 def _hz_to_mel(f: np.ndarray) -> np.ndarray:
@@ -324,8 +371,9 @@ def check_renderable(synth: SynthSet, frontend: FrontEndConfig) -> None:
 
 
 def render_synth_features(synth: SynthSet, frontend: FrontEndConfig, *, progress: bool = True) -> FeatureSet:
-    """The set's examples (inversions, then mixtures, in the stored order) in ``frontend``; the teacher's
-    own front-end returns the stored features. Cached under ``DIR/rendered/`` (written atomically)."""
+    """The set's examples (inversions, then mixtures, then proxy speech, in the stored order) in
+    ``frontend``; the teacher's own front-end returns the stored features. Cached under ``DIR/rendered/``
+    (written atomically)."""
     check_renderable(synth, frontend)
     if frontend == synth.features.frontend:
         return synth.features
@@ -353,6 +401,18 @@ def render_synth_features(synth: SynthSet, frontend: FrontEndConfig, *, progress
     )
 
 
+def _load_proxy(synth: SynthSet) -> ProxyRecipe | None:
+    if not synth.n_proxy:
+        return None
+    try:
+        return ProxyRecipe.load(synth.path / synth.manifest["proxy"]["file"])
+    except (ValueError, OSError, KeyError) as exc:
+        raise TrainingError(
+            f"{synth.path}: the stored proxy speech cannot be read ({exc}); add it again with `audio-nas "
+            "data add-proxy`, or train on the teacher's front-end"
+        ) from exc
+
+
 def _render_all(
     synth: SynthSet, meta: dict, frontend: FrontEndConfig, shape: tuple, target: Path, progress: bool
 ) -> np.ndarray:
@@ -366,13 +426,15 @@ def _render_all(
             f"{synth.path}: the stored source-filter parameters or mixture recipe cannot be read ({exc}); "
             "synthesise the set again, or train on the teacher's front-end"
         ) from exc
+    proxy = _load_proxy(synth)
     renderer = Renderer(params, tuple(meta["span_s"]), frontend)
     n_inv = len(next(iter(params.values())))
     n_mix = len(recipe) if recipe is not None else 0
-    if n_inv + n_mix != shape[0]:
+    n_proxy = len(proxy) if proxy is not None else 0
+    if n_inv + n_mix + n_proxy != shape[0]:
         raise TrainingError(
-            f"{synth.path}: {n_inv} stored parameter rows and {n_mix} mixtures do not make its {shape[0]} "
-            "examples; synthesise the set again"
+            f"{synth.path}: {n_inv} stored parameter rows, {n_mix} mixtures and {n_proxy} proxy examples do "
+            f"not make its {shape[0]} examples; synthesise the set again"
         )
     out = np.empty(shape, np.float32)
     bar = Progress(
@@ -390,6 +452,10 @@ def _render_all(
         for s in range(0, n_mix, CHUNK):
             part = recipe.rows(slice(s, s + CHUNK))
             out[n_inv + s : n_inv + s + len(part)] = renderer.mixtures(part).numpy()
+            bar.update(len(part))
+        for s in range(0, n_proxy, CHUNK):
+            part = render_proxy(proxy, frontend, slice(s, s + CHUNK))
+            out[n_inv + n_mix + s : n_inv + n_mix + s + len(part)] = part
             bar.update(len(part))
     target.parent.mkdir(exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".npy.tmp")

@@ -211,12 +211,12 @@ DATAFREE_DISTILL_ALPHA = 0.9  # distill_alpha used on a synthesised set when the
 def datafree_train_config(cfg: TrainConfig, synth: SynthSet | None = None) -> TrainConfig:
     """Training on a synthesised set always distils to the stored soft labels: a recipe without
     distillation (``distill_alpha`` 0) gets ``DATAFREE_DISTILL_ALPHA``. On a set with teacher-labelled
-    mixtures (``training.function_matching``) SpecAugment and Freq-MixStyle are switched off: each mixture
-    already is an augmented input, and changing it again would break the match between the input and its
-    stored label."""
+    mixtures (``training.function_matching``) or proxy speech (``training.proxy_speech``) SpecAugment and
+    Freq-MixStyle are switched off: each mixture already is an augmented input, and changing it (or a proxy
+    clip) would break the match between the input and its stored label."""
     if cfg.distill_alpha <= 0:
         cfg = dataclasses.replace(cfg, distill_alpha=DATAFREE_DISTILL_ALPHA)
-    if synth is not None and synth.n_mixtures > 0:
+    if synth is not None and (synth.n_mixtures > 0 or synth.n_proxy > 0):
         cfg = dataclasses.replace(
             cfg, specaugment=SpecAugmentConfig(time_masks=0, freq_masks=0), freq_mixstyle=FreqMixStyleConfig()
         )
