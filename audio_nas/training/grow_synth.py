@@ -71,6 +71,14 @@ def default_grown_dir(synth: SynthSet, n_add: int, n_validation: int = 0, warp: 
     return synth.path.with_name(name)
 
 
+def check_out_dir(out: Path, source: SynthSet, overwrite: bool) -> None:
+    """A grown copy goes to a new directory: never the source set, never an existing one unasked."""
+    if out.resolve() == source.path.resolve():
+        raise DataError(f"--out {out} is the source set; write the new set to another directory")
+    if out.exists() and not overwrite:
+        raise DataError(f"{out} already exists; choose another --out or pass --overwrite")
+
+
 def teacher_of(synth: SynthSet, teacher_path: str | Path | None) -> Teacher:
     recorded = synth.manifest.get("teacher") or {}
     path = teacher_path or recorded.get("path")
@@ -128,10 +136,7 @@ def add_mixtures(
             "cannot be warped; leave out --warp, or synthesise with the source-filter prior"
         )
     out = Path(out_dir) if out_dir else default_grown_dir(synth, n_add, n_validation, warp)
-    if out.resolve() == synth.path.resolve():
-        raise DataError(f"--out {out} is the source set; write the larger set to another directory")
-    if out.exists() and not overwrite:
-        raise DataError(f"{out} already exists; choose another --out or pass --overwrite")
+    check_out_dir(out, synth, overwrite)
     meta_mix = dict(synth.manifest.get("mixtures") or {})
     n_train_mix, n_val_mix = int(meta_mix.get("n", 0)), int(meta_mix.get("validation", 0))
     x = np.asarray(synth.features.x, np.float32)

@@ -45,7 +45,7 @@ from audio_nas.data.words import too_similar
 from audio_nas.errors import ConfigError, DataError
 from audio_nas.features.synthset import SynthSet, load_synth_set, write_synth_set
 from audio_nas.progress import Progress
-from audio_nas.training.grow_synth import DERIVED_KEYS, layout, teacher_of
+from audio_nas.training.grow_synth import DERIVED_KEYS, check_out_dir, layout, teacher_of
 from audio_nas.training.inversion import resolve_device
 from audio_nas.training.portable_synth import (
     CHUNK,
@@ -139,10 +139,7 @@ def add_proxy(
             f"it was made from ({(synth.manifest.get('proxy') or {}).get('from')}) instead"
         )
     out = Path(out_dir) if out_dir else default_proxy_dir(synth, n, replace_mixtures)
-    if out.resolve() == synth.path.resolve():
-        raise DataError(f"--out {out} is the source set; write the new set to another directory")
-    if out.exists() and not overwrite:
-        raise DataError(f"{out} already exists; choose another --out or pass --overwrite")
+    check_out_dir(out, synth, overwrite)
     n_inv, n_train_mix, n_val_mix = layout(synth)
     split = np.asarray(synth.features.split, np.uint8)
     mix_train = n_inv + np.flatnonzero(split[n_inv : n_inv + n_train_mix + n_val_mix] == 0)
