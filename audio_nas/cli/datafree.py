@@ -213,6 +213,12 @@ def add_proxy_cmd(
     max_shift_s: float = typer.Option(
         0.25, "--max-shift-s", help="Largest circular shift of a pair's second clip, seconds."
     ),
+    select_from: int = typer.Option(
+        1,
+        "--select-from",
+        help="Draw this many candidates per proxy example and keep N, class-balanced by the teacher's top "
+        "class, most confident first (1: no selection).",
+    ),
     teacher: Path = typer.Option(
         None,
         "--teacher",
@@ -235,6 +241,7 @@ def add_proxy_cmd(
         replace_mixtures=replace_mixtures,
         seed=seed,
         max_shift_s=max_shift_s,
+        select_from=select_from,
         teacher_path=teacher,
         device=device,
         overwrite=overwrite,
@@ -242,8 +249,9 @@ def add_proxy_cmd(
     meta = json.loads((path / "manifest.json").read_text())
     px = meta["proxy"]
     typer.echo(
-        f"+ {px['n']} teacher-labelled proxy examples ({px['clips']} clips of {px['audio']}, "
-        f"{px['pairs']} pairs; {px['dropped_keyword_clips']} clips dropped as teacher keywords) in "
+        f"+ {px['n']} teacher-labelled proxy examples ({px['alone']} clips alone and {px['pairs']} pairs, "
+        f"of {px['clips']} clips of {px['audio']}; {px['dropped_keyword_clips']} clips dropped as teacher "
+        "keywords) in "
         f"{px['wall_s']} s; {px['replaced_mixtures']} train mixtures replaced; {meta['n_examples']} examples"
     )
     typer.echo(

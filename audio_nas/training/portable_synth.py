@@ -191,6 +191,12 @@ class ProxyRecipe:
         w = self.weight[sl].astype(np.float32)[:, None]
         return np.sqrt(w) * first + np.sqrt(1.0 - w) * second
 
+    def subset(self, rows: np.ndarray) -> ProxyRecipe:
+        """The examples ``rows`` (the clips stay as they are)."""
+        return ProxyRecipe(
+            self.clips, self.a[rows], self.b[rows], self.weight[rows], self.shift_samples[rows]
+        )
+
     def arrays(self) -> dict[str, np.ndarray]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 

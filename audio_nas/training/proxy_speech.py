@@ -100,10 +100,30 @@ def draw_proxy(n: int, n_clips: int, max_shift: int, rng: np.random.Generator) -
     return {"a": a, "b": b, "weight": w, "shift_samples": shift}
 
 
-def default_proxy_dir(synth: SynthSet, n: int, replace_mixtures: int) -> Path:
+def balanced_pick(logits: np.ndarray, n: int) -> np.ndarray:
+    """Indices (sorted) of ``n`` rows, as even a share of each teacher top class as the rows allow, the
+    teacher's most confident rows of a class first; a class with too few rows leaves its share to the most
+    confident rows left. The selection of data-free distillation from unlabelled "wild" data (DFND, Chen
+    et al. 2021): the teacher's rare classes - the keywords, on other words - are what the student lacks."""
+    probs = torch.softmax(torch.from_numpy(np.asarray(logits, np.float32)), 1).numpy()
+    top, conf = probs.argmax(1), probs.max(1)
+    n_classes = logits.shape[1]
+    quota = [n // n_classes + (c < n % n_classes) for c in range(n_classes)]
+    chosen = np.zeros(len(logits), bool)
+    for c in range(n_classes):
+        rows = np.flatnonzero(top == c)
+        chosen[rows[np.argsort(-conf[rows], kind="stable")[: quota[c]]]] = True
+    rest = np.flatnonzero(~chosen)
+    chosen[rest[np.argsort(-conf[rest], kind="stable")[: n - int(chosen.sum())]]] = True
+    return np.flatnonzero(chosen)
+
+
+def default_proxy_dir(synth: SynthSet, n: int, replace_mixtures: int, select_from: int = 1) -> Path:
     name = f"{synth.path.name}-px{n}"
     if replace_mixtures:
         name += f"-r{replace_mixtures}"
+    if select_from > 1:
+        name += f"-sel{select_from}"
     return synth.path.with_name(name)
 
 
@@ -116,6 +136,7 @@ def add_proxy(
     replace_mixtures: int = 0,
     seed: int = 0,
     max_shift_s: float = 0.25,
+    select_from: int = 1,
     teacher_path: str | Path | None = None,
     device: str = "auto",
     overwrite: bool = False,
@@ -123,13 +144,17 @@ def add_proxy(
 ) -> Path:
     """Write ``set_path`` with ``n`` teacher-labelled proxy examples of ``audio`` (a dataset name such as
     ``kws:DIR``, or an AudioDataset) appended to its train split, after dropping ``replace_mixtures``
-    random train mixtures, to ``out_dir``; returns it. Deterministic from ``seed`` on CPU."""
+    random train mixtures, to ``out_dir``; returns it. Deterministic from ``seed`` on CPU.
+    ``select_from`` > 1 draws that many candidates per example and keeps ``n`` of them, class-balanced
+    by the teacher's top class (``balanced_pick``)."""
     if n < 1:
         raise ConfigError(f"--n must be >= 1 proxy examples, got {n}")
     if replace_mixtures < 0:
         raise ConfigError(f"--replace-mixtures must be >= 0, got {replace_mixtures}")
     if max_shift_s < 0:
         raise ConfigError(f"the pair shift must be >= 0 s, got {max_shift_s}")
+    if select_from < 1:
+        raise ConfigError(f"--select-from must be >= 1 candidates per proxy example, got {select_from}")
     if device not in ("auto", "cpu", "cuda"):
         raise ConfigError(f"device must be auto, cpu or cuda, got {device!r}")
     synth = load_synth_set(set_path)
@@ -138,7 +163,7 @@ def add_proxy(
             f"{synth.path} already holds {synth.n_proxy} proxy examples; add proxy speech to the set "
             f"it was made from ({(synth.manifest.get('proxy') or {}).get('from')}) instead"
         )
-    out = Path(out_dir) if out_dir else default_proxy_dir(synth, n, replace_mixtures)
+    out = Path(out_dir) if out_dir else default_proxy_dir(synth, n, replace_mixtures, select_from)
     check_out_dir(out, synth, overwrite)
     n_inv, n_train_mix, n_val_mix = layout(synth)
     split = np.asarray(synth.features.split, np.uint8)
@@ -167,16 +192,17 @@ def add_proxy(
     clips16 = np.round(np.clip(clips, -1.0, 1.0) * INT16_SCALE).astype(np.int16)
     rng = np.random.default_rng([int(seed), len(split)])
     drop = np.sort(rng.choice(mix_train, replace_mixtures, replace=False)) if replace_mixtures else []
+    n_draw = n * select_from
     recipe = ProxyRecipe(
-        clips=clips16, **draw_proxy(n, len(clips16), int(round(max_shift_s * fe.sample_rate_hz)), rng)
+        clips=clips16, **draw_proxy(n_draw, len(clips16), int(round(max_shift_s * fe.sample_rate_hz)), rng)
     )
     dev = resolve_device(device)
     xs, logits = [], []
     model = teacher.model.to(dev).eval()
-    bar = Progress(f"label {n} proxy examples", n, unit="example", logger=log, enabled=progress)
+    bar = Progress(f"label {n_draw} proxy examples", n_draw, unit="example", logger=log, enabled=progress)
     try:
         with bar, torch.no_grad():
-            for s in range(0, n, CHUNK):
+            for s in range(0, n_draw, CHUNK):
                 x = render_proxy(recipe, fe, slice(s, s + CHUNK))
                 xs.append(x)
                 logits.append(model(torch.from_numpy(x).to(dev)).float().cpu().numpy())
@@ -184,6 +210,9 @@ def add_proxy(
     finally:
         model.cpu()
     px, pl = np.concatenate(xs), np.concatenate(logits).astype(np.float32)
+    if select_from > 1:
+        chosen = balanced_pick(pl, n)
+        px, pl, recipe = px[chosen], pl[chosen], recipe.subset(chosen)
     keep_rows = np.setdiff1d(np.arange(len(split)), drop)
     manifest = {k: v for k, v in synth.manifest.items() if k not in DERIVED_KEYS}
     extra: dict[str, dict[str, np.ndarray]] = {PROXY_FILE: recipe.arrays()}
@@ -206,11 +235,13 @@ def add_proxy(
         "audio": audio if isinstance(audio, str) else ds.name,
         "audio_content_hash": ds.content_hash,
         "clips": int(len(clips16)),
-        "pairs": int(max(0, n - len(clips16))),
+        "alone": int((recipe.weight == 1.0).sum()),  # examples that are one clip as it is
+        "pairs": int((recipe.weight < 1.0).sum()),
         "dropped_keyword_clips": int(leak.sum()),
         "replaced_mixtures": int(replace_mixtures),
         "seed": int(seed),
         "max_shift_s": float(max_shift_s),
+        "select_from": int(select_from),
         "teacher_class_counts": np.bincount(pl.argmax(1), minlength=pl.shape[1]).tolist(),
         "teacher_top_probability_median": round(float(np.median(probs.max(1))), 4),
         "labels": "the teacher's logits on each example in its front-end; the proxy's own labels unused",

@@ -26,7 +26,7 @@ from audio_nas.training.portable_synth import (
     render_proxy,
     render_synth_features,
 )
-from audio_nas.training.proxy_speech import add_proxy, keyword_clips
+from audio_nas.training.proxy_speech import add_proxy, balanced_pick, keyword_clips
 
 
 def _speech(n: int = 21, rate: int = 16_000, samples: int = 4800, seed: int = 0) -> AudioDataset:
@@ -67,12 +67,8 @@ def test_proxy_examples_replace_mixtures_are_teacher_labelled_and_render_in_any_
     p = load_synth_set(out)
     assert len(p.features.x) == 40 - 10 + 30 and p.n_proxy == 30 and p.n_mixtures == 14
     meta = p.manifest["proxy"]
-    assert (meta["clips"], meta["pairs"], meta["dropped_keyword_clips"], meta["replaced_mixtures"]) == (
-        14,
-        16,
-        7,
-        10,
-    )
+    assert (meta["clips"], meta["alone"], meta["pairs"], meta["dropped_keyword_clips"]) == (14, 14, 16, 7)
+    assert meta["replaced_mixtures"] == 10
     assert p.manifest["mixtures"]["validation"] == 4 and p.manifest["split_counts"] == {
         "train": 30 - 4 - 3 + 30,
         "validation": 7,
@@ -182,7 +178,9 @@ def test_the_command_reads_a_dataset_by_name_and_reports_the_set(sets, tmp_path)
         + ["--replace-mixtures", "4", "--out", str(out), "--device", "cpu"],
     )
     assert r.exit_code == 0, r.output
-    assert "+ 20 teacher-labelled proxy examples (14 clips of folder:" in r.output
+    assert (
+        "+ 20 teacher-labelled proxy examples (14 clips alone and 6 pairs, of 14 clips of folder:" in r.output
+    )
     assert "7 clips dropped as teacher keywords" in r.output and "4 train mixtures replaced" in r.output
     meta = json.loads((out / "manifest.json").read_text())
     assert meta["proxy"]["audio"] == f"folder:{root}" and meta["n_examples"] == 56
@@ -208,3 +206,28 @@ def test_a_student_trains_on_a_proxy_set_in_another_front_end_without_augmentati
         arch, f"synth:{p.path}", tmp_path / "st", TrainConfig(epochs=1, batch_size=8)
     )
     assert spec.frontend.kind == "mfcc" and 0.0 <= res.val_accuracy <= 1.0
+
+
+def test_balanced_pick_shares_the_teachers_classes_most_confident_first():
+    # 10 rows of class 0 (confidence rising with the row), 2 of class 1, none of class 2
+    logits = np.zeros((12, 3), np.float32)
+    logits[:10, 0] = np.linspace(1, 5, 10)
+    logits[10:, 1] = [2.0, 3.0]
+    picked = balanced_pick(logits, 6)
+    # class 1 gets both its rows, class 0 its share (2) plus class 2's unused share (2): its 4 most confident
+    assert picked.tolist() == [6, 7, 8, 9, 10, 11]
+    assert balanced_pick(logits, 12).tolist() == list(range(12))
+
+
+def test_selection_keeps_n_of_the_candidates_and_its_labels_match_its_rows(sets, tmp_path):
+    p = load_synth_set(
+        add_proxy(sets.sf.path, _speech(), 10, tmp_path / "sel", select_from=3, progress=False)
+    )
+    recipe = ProxyRecipe.load(p.path / PROXY_FILE)
+    assert p.n_proxy == 10 and len(recipe) == 10 and p.manifest["proxy"]["select_from"] == 3
+    assert p.manifest["proxy"]["alone"] + p.manifest["proxy"]["pairs"] == 10
+    px = np.asarray(p.features.x[-10:])
+    assert np.allclose(render_proxy(recipe, p.features.frontend, slice(0, 10)), px, atol=1e-5)
+    assert np.allclose(p.teacher_logits[-10:], _teacher_logits(sets.teacher, px), atol=1e-4)
+    with pytest.raises(ConfigError, match="--select-from must be >= 1"):
+        add_proxy(sets.sf.path, _speech(), 5, tmp_path / "bad", select_from=0, progress=False)
