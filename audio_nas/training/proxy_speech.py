@@ -63,12 +63,15 @@ log = logging.getLogger(__name__)
 
 
 def _clip_words(audio: str | AudioDataset, ds: AudioDataset) -> list[str]:
-    """The word each clip says: a generated kws set's per-clip ``word``, else its class name."""
+    """The word each clip says: a generated kws set's per-clip ``word``, else its class name; "" where it
+    says none (``_silence_``, ``_unknown_`` and other reserved class names are not words)."""
+    names = ["" if c.startswith("_") else c for c in ds.class_names]
+    by_class = [names[int(lab)] for lab in ds.labels]
     if isinstance(audio, str) and audio.startswith("kws:"):
         _, rows = read_manifest(audio.split(":", 1)[1])
         if len(rows) == len(ds) and all("word" in r for r in rows):
-            return [r["word"] or ds.class_names[int(lab)] for r, lab in zip(rows, ds.labels, strict=True)]
-    return [ds.class_names[int(lab)] for lab in ds.labels]
+            return [r["word"] or w for r, w in zip(rows, by_class, strict=True)]
+    return by_class
 
 
 def keyword_clips(words: list[str], keywords: tuple[str, ...]) -> np.ndarray:
