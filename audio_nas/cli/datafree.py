@@ -250,8 +250,8 @@ def add_proxy_cmd(
     px = meta["proxy"]
     typer.echo(
         f"+ {px['n']} teacher-labelled proxy examples ({px['alone']} clips alone and {px['pairs']} pairs, "
-        f"of {px['clips']} clips of {px['audio']}; {px['dropped_keyword_clips']} clips dropped as teacher "
-        "keywords) in "
+        f"of {px['clips']} clips of {px['audio']}; dropped as teacher keywords: "
+        f"{px['dropped_keyword_clips']}) in "
         f"{px['wall_s']} s; {px['replaced_mixtures']} train mixtures replaced; {meta['n_examples']} examples"
     )
     typer.echo(

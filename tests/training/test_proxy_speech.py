@@ -181,7 +181,7 @@ def test_the_command_reads_a_dataset_by_name_and_reports_the_set(sets, tmp_path)
     assert (
         "+ 20 teacher-labelled proxy examples (14 clips alone and 6 pairs, of 14 clips of folder:" in r.output
     )
-    assert "7 clips dropped as teacher keywords" in r.output and "4 train mixtures replaced" in r.output
+    assert "dropped as teacher keywords: 7)" in r.output and "4 train mixtures replaced" in r.output
     meta = json.loads((out / "manifest.json").read_text())
     assert meta["proxy"]["audio"] == f"folder:{root}" and meta["n_examples"] == 56
     assert "relaxed" in meta["proxy"]["setting"]
