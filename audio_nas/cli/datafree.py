@@ -1,12 +1,31 @@
 """``audio-nas data synthesize``: a dataset recovered from a teacher checkpoint (data-free);
 ``audio-nas data add-mixtures``: more teacher-labelled mixtures for such a set;
-``audio-nas data merge-synth``: one larger inversion pool from sets synthesised separately."""
+``audio-nas data merge-synth``: one larger inversion pool from sets synthesised separately;
+``audio-nas data add-proxy``: teacher-labelled public proxy speech in such a set."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import typer
+
+
+# options of several data-free commands
+def _device_option():
+    return typer.Option("auto", "--device", help="auto (a GPU when present, else CPU), cpu or cuda.")
+
+
+def _overwrite_option():
+    return typer.Option(False, "--overwrite", help="Replace an existing output directory.")
+
+
+def _manifest_teacher_option():
+    """``--teacher`` of the commands that grow an existing set (its manifest names the teacher)."""
+    return typer.Option(
+        None,
+        "--teacher",
+        help="Teacher checkpoint (default: the one the manifest names; its hash must match).",
+    )
 
 
 def synthesize_cmd(
@@ -55,8 +74,8 @@ def synthesize_cmd(
     compete: float = typer.Option(
         1.0, "--compete", help="Weight of the competition term (with --student; the CE term weighs 1)."
     ),
-    device: str = typer.Option("auto", "--device", help="auto (a GPU when present, else CPU), cpu or cuda."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output directory."),
+    device: str = _device_option(),
+    overwrite: bool = _overwrite_option(),
 ) -> None:
     """Invert a trained teacher into a class-balanced feature set with soft labels (use it as synth:DIR)."""
     import json
@@ -124,13 +143,9 @@ def add_mixtures_cmd(
         help="Give each new mixture its own pitch, vocal tract, tempo and level (source-filter sets): 1 = "
         "up to +-4 semitones, x1.15, x1.25, +-10 dB; 0 = none.",
     ),
-    teacher: Path = typer.Option(
-        None,
-        "--teacher",
-        help="Teacher checkpoint (default: the one the manifest names; its hash must match).",
-    ),
-    device: str = typer.Option("auto", "--device", help="auto (a GPU when present, else CPU), cpu or cuda."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output directory."),
+    teacher: Path = _manifest_teacher_option(),
+    device: str = _device_option(),
+    overwrite: bool = _overwrite_option(),
 ) -> None:
     """Write a copy of a synthesised set with more teacher-labelled train mixtures (no new inversion)."""
     import json
@@ -168,7 +183,7 @@ def merge_synth_cmd(
         "--inversions-only",
         help="Keep the inversions only (then add mixtures of the whole pool with `data add-mixtures`).",
     ),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output directory."),
+    overwrite: bool = _overwrite_option(),
 ) -> None:
     """Merge synthesised sets of one teacher into one larger inversion pool (run `data synthesize` with
     different --seed in several processes or machines, then merge)."""
@@ -219,13 +234,9 @@ def add_proxy_cmd(
         help="Draw this many candidates per proxy example and keep N, class-balanced by the teacher's top "
         "class, most confident first (1: no selection).",
     ),
-    teacher: Path = typer.Option(
-        None,
-        "--teacher",
-        help="Teacher checkpoint (default: the one the manifest names; its hash must match).",
-    ),
-    device: str = typer.Option("auto", "--device", help="auto (a GPU when present, else CPU), cpu or cuda."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output directory."),
+    teacher: Path = _manifest_teacher_option(),
+    device: str = _device_option(),
+    overwrite: bool = _overwrite_option(),
 ) -> None:
     """Write a copy of a synthesised set with teacher-labelled public proxy speech in its train split (a
     relaxed data-free setting: the teacher plus speech that is neither the private data nor its words)."""
