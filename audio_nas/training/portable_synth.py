@@ -45,7 +45,7 @@ from torch import nn
 from audio_nas.errors import ConfigError, TrainingError
 from audio_nas.features.cache import FeatureSet
 from audio_nas.features.config import FrontEndConfig
-from audio_nas.features.frontends import MelFrontEnd, make_frontend
+from audio_nas.features.frontends import FrontEnd, MelFrontEnd, make_frontend
 from audio_nas.features.synthset import SynthSet, frontend_value_range
 from audio_nas.progress import Progress
 from audio_nas.space.spec import frontend_to_str
@@ -206,10 +206,11 @@ class ProxyRecipe:
             return cls(**{f.name: z[f.name] for f in fields(cls)})
 
 
-def render_proxy(recipe: ProxyRecipe, frontend: FrontEndConfig, sl: slice) -> np.ndarray:
-    """The proxy examples ``sl`` in ``frontend`` (float32 [k, T, F]). A stateful front-end (PCEN) starts
-    from its steady state in every clip here: no lead-in, unlike the real-data feature cache."""
-    return np.asarray(make_frontend(frontend)(recipe.audio(sl)), np.float32)
+def render_proxy(recipe: ProxyRecipe, frontend: FrontEnd, sl: slice) -> np.ndarray:
+    """The proxy examples ``sl`` through ``frontend`` (built once by the caller: a filterbank per chunk
+    would be rebuilt for nothing; float32 [k, T, F]). A stateful front-end (PCEN) starts from its steady
+    state in every clip here: no lead-in, unlike the real-data feature cache."""
+    return np.asarray(frontend(recipe.audio(sl)), np.float32)
 
 
 def _hz_to_mel(f: np.ndarray) -> np.ndarray:
@@ -459,8 +460,9 @@ def _render_all(
             part = recipe.rows(slice(s, s + CHUNK))
             out[n_inv + s : n_inv + s + len(part)] = renderer.mixtures(part).numpy()
             bar.update(len(part))
+        proxy_fe = make_frontend(frontend)
         for s in range(0, n_proxy, CHUNK):
-            part = render_proxy(proxy, frontend, slice(s, s + CHUNK))
+            part = render_proxy(proxy, proxy_fe, slice(s, s + CHUNK))
             out[n_inv + n_mix + s : n_inv + n_mix + s + len(part)] = part
             bar.update(len(part))
     target.parent.mkdir(exist_ok=True)

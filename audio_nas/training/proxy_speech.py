@@ -43,6 +43,7 @@ from audio_nas.data.engines import phonemes
 from audio_nas.data.kws import read_manifest
 from audio_nas.data.words import too_similar
 from audio_nas.errors import ConfigError, DataError
+from audio_nas.features.frontends import make_frontend
 from audio_nas.features.synthset import SynthSet, load_synth_set, write_synth_set
 from audio_nas.progress import Progress
 from audio_nas.training.grow_synth import DERIVED_KEYS, check_out_dir, layout, teacher_of
@@ -200,13 +201,14 @@ def add_proxy(
         clips=clips16, **draw_proxy(n_draw, len(clips16), int(round(max_shift_s * fe.sample_rate_hz)), rng)
     )
     dev = resolve_device(device)
+    frontend = make_frontend(fe)
     xs, logits = [], []
     model = teacher.model.to(dev).eval()
     bar = Progress(f"label {n_draw} proxy examples", n_draw, unit="example", logger=log, enabled=progress)
     try:
         with bar, torch.no_grad():
             for s in range(0, n_draw, CHUNK):
-                x = render_proxy(recipe, fe, slice(s, s + CHUNK))
+                x = render_proxy(recipe, frontend, slice(s, s + CHUNK))
                 xs.append(x)
                 logits.append(model(torch.from_numpy(x).to(dev)).float().cpu().numpy())
                 bar.update(len(x))

@@ -83,7 +83,7 @@ def test_proxy_examples_replace_mixtures_are_teacher_labelled_and_render_in_any_
     assert sorted(recipe.a[:14].tolist()) == list(range(14)) and (recipe.weight[:14] == 1).all()
     fe = p.features.frontend
     px = np.asarray(p.features.x[-30:])
-    assert np.allclose(render_proxy(recipe, fe, slice(0, 30)), px, atol=1e-5)
+    assert np.allclose(render_proxy(recipe, make_frontend(fe), slice(0, 30)), px, atol=1e-5)
     assert np.allclose(p.teacher_logits[-30:], _teacher_logits(sets.teacher, px), atol=1e-4)
     assert np.array_equal(p.features.labels[-30:], p.teacher_logits[-30:].argmax(1))
     # a clip alone is the proxy clip itself (int16-rounded)
@@ -227,7 +227,7 @@ def test_selection_keeps_n_of_the_candidates_and_its_labels_match_its_rows(sets,
     assert p.n_proxy == 10 and len(recipe) == 10 and p.manifest["proxy"]["select_from"] == 3
     assert p.manifest["proxy"]["alone"] + p.manifest["proxy"]["pairs"] == 10
     px = np.asarray(p.features.x[-10:])
-    assert np.allclose(render_proxy(recipe, p.features.frontend, slice(0, 10)), px, atol=1e-5)
+    assert np.allclose(render_proxy(recipe, make_frontend(p.features.frontend), slice(0, 10)), px, atol=1e-5)
     assert np.allclose(p.teacher_logits[-10:], _teacher_logits(sets.teacher, px), atol=1e-4)
     with pytest.raises(ConfigError, match="--select-from must be >= 1"):
         add_proxy(sets.sf.path, _speech(), 5, tmp_path / "bad", select_from=0, progress=False)
